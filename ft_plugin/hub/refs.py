@@ -1,0 +1,90 @@
+"""`hf://` references: a file in a Hub repo, resolved through the Hub cache.
+
+``hf://OWNER/REPO[@REVISION]/PATH`` names a file in a model repo;
+``hf://datasets/OWNER/REPO[@REVISION]/PATH`` and ``hf://spaces/…`` name files in
+dataset and Space repos. Resolution goes through ``huggingface_hub.hf_hub_download``,
+so ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` and the cache behave as usual.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from ft_plugin.errors import UserError
+
+PREFIX = "hf://"
+_REPO_TYPES = {"datasets": "dataset", "spaces": "space", "models": "model"}
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """A parsed ``hf://`` reference."""
+
+    repo_id: str
+    path: str
+    revision: str | None = None
+    repo_type: str = "model"
+
+    def __str__(self) -> str:
+        kind = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"{PREFIX}{kind}{self.repo_id}{rev}/{self.path}"
+
+    def sibling(self, relative: str) -> HubRef:
+        """The reference for ``relative`` resolved against this file's folder."""
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(self.path), relative))
+        if joined.startswith(".."):
+            raise UserError(f"{relative}: points outside the Hub repo {self.repo_id}")
+        return HubRef(self.repo_id, joined, self.revision, self.repo_type)
+
+
+def is_hub_ref(text: str) -> bool:
+    return text.startswith(PREFIX)
+
+
+def parse_hub_ref(text: str) -> HubRef:
+    """Parse ``hf://[datasets/|spaces/]OWNER/REPO[@REV]/PATH``.
+
+    Example:
+        >>> parse_hub_ref("hf://team/recipes@v1/medical/qlora.yaml")
+        HubRef(repo_id='team/recipes', path='medical/qlora.yaml', revision='v1', repo_type='model')
+    """
+    if not is_hub_ref(text):
+        raise UserError(f"{text}: not an hf:// reference")
+    parts = text[len(PREFIX) :].split("/")
+    repo_type = "model"
+    if parts and parts[0] in _REPO_TYPES:
+        repo_type = _REPO_TYPES[parts.pop(0)]
+    if len(parts) < 3 or not all(parts):
+        raise UserError(f"{text}: expected hf://OWNER/REPO[@REVISION]/PATH")
+    owner, repo, *rest = parts
+    repo, _, revision = repo.partition("@")
+    return HubRef(f"{owner}/{repo}", "/".join(rest), revision or None, repo_type)
+
+
+def download(ref: HubRef) -> Path:
+    """Fetch the file (or take it from the cache) and return its local path."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(
+            hf_hub_download(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type)
+        )
+    except RepositoryNotFoundError:
+        raise UserError(f"{ref}: Hub repo {ref.repo_id} not found (or no access)") from None
+    except RevisionNotFoundError:
+        raise UserError(f"{ref}: revision {ref.revision} not found") from None
+    except LocalEntryNotFoundError:  # before its base class EntryNotFoundError
+        raise UserError(
+            f"{ref}: not in the local Hub cache and the Hub is offline or unreachable"
+        ) from None
+    except EntryNotFoundError:
+        raise UserError(f"{ref}: no file {ref.path} in {ref.repo_id}") from None

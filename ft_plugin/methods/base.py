@@ -1,0 +1,71 @@
+"""What every fine-tuning method provides (one file or folder per method, one registry).
+
+A method turns a loaded base model into the model that trains: it may ask for a
+quantized load, wraps the model in a PEFT adapter or freezes parameters, and says
+whether its result can be merged into plain weights. Methods are registered by name in
+:mod:`ft_plugin.registry` (builtins) or through the ``ft_plugin.methods`` entry point.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftConfig
+    from transformers import PreTrainedModel
+
+    from ft_plugin.config import Recipe
+
+
+class FineTuningMethod:
+    """Base class for fine-tuning methods.
+
+    Subclasses set :attr:`name` and either override :meth:`peft_config` (PEFT methods)
+    or :meth:`prepare` (methods that train the model's own weights).
+    """
+
+    name: ClassVar[str]
+    #: True when the result is a PEFT adapter saved next to, not inside, the base weights.
+    uses_peft: ClassVar[bool] = True
+    #: True when `ft-plugin merge` can fold the result into plain weights.
+    mergeable: ClassVar[bool] = True
+    #: Why merging is impossible, shown by `ft-plugin merge` when ``mergeable`` is False.
+    not_mergeable_reason: ClassVar[str] = ""
+
+    def quantization_config(self, recipe: Recipe, compute_dtype: torch.dtype) -> Any | None:
+        """A `BitsAndBytesConfig` when the base must be loaded quantized, else None."""
+        return None
+
+    def peft_config(self, recipe: Recipe, model: PreTrainedModel) -> PeftConfig:
+        """The PEFT configuration for this recipe (PEFT methods only)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement peft_config or prepare")
+
+    def prepare(self, model: PreTrainedModel, recipe: Recipe) -> torch.nn.Module:
+        """Return the model that trains: by default, ``model`` wrapped in this method's adapter."""
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config(recipe, model))
+
+
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Names (last component) of every Linear layer except the output head.
+
+    This is Axolotl's `lora_target_linear: true`; bitsandbytes' 4- and 8-bit linears count.
+    """
+    import torch
+
+    kinds: tuple[type, ...] = (torch.nn.Linear,)
+    try:
+        import bitsandbytes as bnb
+
+        kinds += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    except ImportError:
+        pass
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, kinds) and module is not output
+    }
+    return sorted(names)
