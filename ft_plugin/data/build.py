@@ -1,0 +1,117 @@
+"""Build the train and eval datasets for a recipe (the data stage's output)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ft_plugin.errors import DataError
+
+from .formats import Example, convert_rows
+from .reading import read_rows
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ft_plugin.config import Recipe
+    from ft_plugin.config.schema import DatasetSection
+
+
+@dataclass
+class TrainingData:
+    """What the train stage consumes: TRL-ready datasets plus what was dropped."""
+
+    train: Dataset
+    eval: Dataset | None
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def _examples_for(
+    spec: DatasetSection, index: int, seed: int
+) -> tuple[list[Example], Counter[str]]:
+    rows = read_rows(
+        spec.path,
+        split=spec.split,
+        name=spec.name,
+        data_files=spec.data_files,
+        revision=spec.revision,
+    )
+    if spec.type not in ("alpaca", "chat_template", "completion"):
+        raise DataError(
+            f"datasets.{index}.type: template {spec.type!r} is not supported by this version"
+        )
+    converted = convert_rows(rows, spec)
+    if not converted.examples:
+        reasons = (
+            ", ".join(f"{k}: {v}" for k, v in converted.dropped.items()) or "the file is empty"
+        )
+        raise DataError(f"{spec.path}: no usable rows for type {spec.type} ({reasons})")
+    examples = converted.examples
+    rng = random.Random(seed + index)
+    if spec.max_rows is not None:
+        rng.shuffle(examples)
+        examples = examples[: spec.max_rows]
+    return examples, converted.dropped
+
+
+def _weighted(examples: list[Example], weight: float, rng: random.Random) -> list[Example]:
+    """Weight 2 repeats every row twice, 0.5 keeps a random half: rows drawn ∝ weight."""
+    whole, part = divmod(weight, 1)
+    picked = examples * int(whole)
+    picked += rng.sample(examples, round(part * len(examples)))
+    return picked
+
+
+def _kind(example: Example) -> str:
+    return "text" if "text" in example else "conversational"
+
+
+def build_examples(specs: list[DatasetSection], seed: int) -> tuple[list[Example], Counter[str]]:
+    """Read, convert and mix datasets (shuffled, seeded)."""
+    rng = random.Random(seed)
+    mixed: list[Example] = []
+    dropped: Counter[str] = Counter()
+    kinds = set()
+    for index, spec in enumerate(specs):
+        examples, reasons = _examples_for(spec, index, seed)
+        dropped.update(reasons)
+        kinds.add(_kind(examples[0]))
+        mixed += _weighted(examples, spec.weight, rng) if len(specs) > 1 else examples
+    if len(kinds) > 1:
+        raise DataError(
+            "datasets: cannot mix raw-text (completion) and chat/instruction datasets in one run"
+        )
+    rng.shuffle(mixed)
+    return mixed, dropped
+
+
+def build_training_data(recipe: Recipe) -> TrainingData:
+    """Train/eval datasets for ``recipe``: explicit `test_datasets`, or a seeded `val_set_size` split.
+
+    Example:
+        >>> from ft_plugin.config import load_recipe
+        >>> data = build_training_data(load_recipe("medical-lora").recipe)
+        >>> sorted(data.train.column_names)
+        ['completion', 'prompt']
+    """
+    from datasets import Dataset
+
+    seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
+    examples, dropped = build_examples(recipe.datasets, seed)
+    held_out: list[Example] = []
+    if recipe.test_datasets:
+        held_out, more = build_examples(recipe.test_datasets, seed)
+        dropped.update(more)
+    elif recipe.val_set_size:
+        size = recipe.val_set_size
+        count = int(size) if size >= 1 else max(1, round(len(examples) * size))
+        if count >= len(examples):
+            raise DataError(
+                f"val_set_size: {size} leaves no training rows (only {len(examples)} rows)"
+            )
+        held_out, examples = examples[:count], examples[count:]
+    return TrainingData(
+        Dataset.from_list(examples), Dataset.from_list(held_out) if held_out else None, dropped
+    )

@@ -1,0 +1,103 @@
+"""Row shapes → training examples in TRL's conversational prompt/completion form.
+
+Every chat-style row becomes ``{"prompt": [messages…], "completion": [assistant]}``:
+TRL applies the model's chat template and computes the loss on the completion only,
+exactly the answer tokens (``train_on_inputs: true`` turns that off). We chose this
+over TRL's ``assistant_only_loss``, which refuses chat templates without
+``{% generation %}`` markers, such as SmolLM2's ChatML. Raw text (``completion``) becomes
+``{"text": …}`` with loss on every token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ft_plugin.config.schema import DatasetSection
+
+Example = dict[str, Any]
+
+
+@dataclass
+class Conversion:
+    """Examples made from one dataset, and the rows dropped (reason → count)."""
+
+    examples: list[Example]
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def _text(row: dict[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def alpaca_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
+    """instruction (+ input) → user turn, output → assistant turn; a str is a drop reason."""
+    instruction = _text(row, spec.field_instruction or "instruction")
+    output = _text(row, spec.field_output or "output")
+    if instruction is None:
+        return "missing_instruction"
+    if output is None:
+        return "missing_output"
+    extra = _text(row, spec.field_input or "input")
+    user = f"{instruction}\n\n{extra}" if extra else instruction
+    prompt = [{"role": "user", "content": user}]
+    system = _text(row, spec.field_system) if spec.field_system else None
+    if system:
+        prompt.insert(0, {"role": "system", "content": system})
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": output}]}
+
+
+def chat_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
+    """A messages list → everything before the last assistant turn is the prompt."""
+    messages = row.get(spec.field_messages or "messages")
+    if not isinstance(messages, list) or not messages:
+        return "missing_messages"
+    mapping = spec.message_property_mappings or {}
+    role_key, content_key = mapping.get("role", "role"), mapping.get("content", "content")
+    roles = {"human": "user", "gpt": "assistant", "bot": "assistant"}
+    turns = []
+    for message in messages:
+        if not isinstance(message, dict):
+            return "malformed_message"
+        role = roles.get(str(message.get(role_key)), message.get(role_key))
+        content = message.get(content_key)
+        if role not in ("system", "user", "assistant") or not isinstance(content, str):
+            return "malformed_message"
+        turns.append({"role": role, "content": content})
+    if turns[-1]["role"] != "assistant" or not turns[-1]["content"].strip():
+        return "no_final_assistant_turn"
+    if len(turns) < 2:
+        return "no_prompt"
+    return {"prompt": turns[:-1], "completion": turns[-1:]}
+
+
+def completion_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
+    text = _text(row, spec.field_text or "text")
+    return {"text": text} if text else "missing_text"
+
+
+CONVERTERS = {
+    "alpaca": alpaca_example,
+    "chat_template": chat_example,
+    "completion": completion_example,
+}
+
+
+def convert_rows(rows: list[dict[str, Any]], spec: DatasetSection) -> Conversion:
+    """Convert rows of one dataset; rows that cannot be used are counted, never raised."""
+    convert = CONVERTERS[spec.type]
+    result = Conversion([])
+    for row in rows:
+        example = convert(row, spec)
+        if isinstance(example, str):
+            result.dropped[example] += 1
+        else:
+            result.examples.append(example)
+    return result

@@ -1,0 +1,398 @@
+"""Train stage: a recipe in, a run directory out (see DESIGN.md for its layout).
+
+``ft-plugin train RECIPE`` and ``accelerate launch -m ft_plugin.train RECIPE`` both end
+here. The trainer is TRL's ``SFTTrainer``; this module maps the recipe onto an
+``SFTConfig`` (one visible table), loads the base model through the recipe's method,
+and writes the run directory's contract files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ft_plugin import registry
+from ft_plugin.config import LoadedRecipe, load_recipe
+from ft_plugin.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from trl import SFTConfig
+
+    from ft_plugin.config import Recipe
+
+# Axolotl recipe key -> SFTConfig / TrainingArguments field. Everything else is derived
+# in build_sft_config (precision, evaluation and save strategy, loss masking).
+AXOLOTL_TO_SFT: dict[str, str] = {
+    "micro_batch_size": "per_device_train_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "num_epochs": "num_train_epochs",
+    "learning_rate": "learning_rate",
+    "lr_scheduler": "lr_scheduler_type",
+    "optimizer": "optim",
+    "warmup_steps": "warmup_steps",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "max_grad_norm",
+    "sequence_len": "max_length",
+    "sample_packing": "packing",
+    "logging_steps": "logging_steps",
+    "save_total_limit": "save_total_limit",
+    "seed": "seed",
+    "dataloader_num_workers": "dataloader_num_workers",
+}
+
+# Gradient checkpointing recomputes activations (~20-30% slower). TRL turns it on by
+# default; we turn it on only where memory needs it: models of this size and up.
+GRADIENT_CHECKPOINTING_MIN_PARAMS = 1_000_000_000
+
+# Keys that may differ between a run directory's recipe and a resumed/re-run recipe.
+_RUN_IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Mixed-precision choice: autocast flags and the dtype to load base weights in."""
+
+    bf16: bool
+    fp16: bool
+    load_dtype: torch.dtype
+
+    @property
+    def label(self) -> str:
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+
+@dataclass
+class RunResult:
+    """What a finished training run produced."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bf16 matrix units (AMX or AVX512-BF16).
+
+    Measured on a 2-core AMX machine: bf16 matmul 2.7x fp32 (BENCHMARKS.md). Without
+    these units bf16 is emulated and slower than fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def choose_precision(recipe: Recipe, uses_peft: bool) -> Precision:
+    """Resolve `bf16: auto` / `fp16` for this machine; base weights stay fp32 on CPUs."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if recipe.fp16:
+        bf16, fp16 = False, True
+    elif recipe.bf16 == "auto":
+        bf16, fp16 = (torch.cuda.is_bf16_supported() if cuda else cpu_has_fast_bf16()), False
+    else:
+        bf16, fp16 = bool(recipe.bf16), False
+    # Adapters over a frozen base: keep the base in the half dtype on GPUs (half the
+    # memory); trainable full weights stay fp32 master copies under autocast.
+    load = torch.float32
+    if cuda and uses_peft:
+        load = torch.bfloat16 if bf16 else torch.float16 if fp16 else torch.float32
+    return Precision(bf16, fp16, load)
+
+
+def choose_gradient_checkpointing(recipe: Recipe, total_params: int) -> bool:
+    if recipe.gradient_checkpointing == "auto":
+        return total_params >= GRADIENT_CHECKPOINTING_MIN_PARAMS
+    return bool(recipe.gradient_checkpointing)
+
+
+def build_sft_config(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    precision: Precision,
+    gradient_checkpointing: bool,
+    has_eval: bool,
+) -> SFTConfig:
+    """The `SFTConfig` for a recipe: the table above plus derived settings."""
+    import torch
+    from trl import SFTConfig
+
+    kwargs: dict[str, Any] = {sft: getattr(recipe, key) for key, sft in AXOLOTL_TO_SFT.items()}
+    kwargs.update(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_eval_batch_size=recipe.micro_batch_size,
+        max_steps=recipe.max_steps or -1,
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses CPU bf16 without it
+        gradient_checkpointing=gradient_checkpointing,
+        completion_only_loss=not recipe.train_on_inputs,
+        report_to=[] if recipe.report_to == ["none"] else list(recipe.report_to),
+        packing_strategy="bfd",
+        padding_free=recipe.sample_packing,
+        save_strategy="steps",
+        save_steps=recipe.save_steps or recipe.eval_steps or 100,
+        eval_strategy="steps" if has_eval and recipe.eval_steps else "no",
+        eval_steps=recipe.eval_steps,
+        # Early stopping keeps the best checkpoint, which needs aligned evaluation and saves.
+        load_best_model_at_end=bool(recipe.early_stopping_patience),
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        dataset_num_proc=None,
+        disable_tqdm=False,
+        save_only_model=False,
+        logging_first_step=True,
+    )
+    if recipe.early_stopping_patience and not recipe.eval_steps:
+        kwargs.update(eval_strategy="epoch", save_strategy="epoch")
+    return SFTConfig(**kwargs)
+
+
+def resolve_run_dir(loaded: LoadedRecipe, output_dir: str | None) -> Path:
+    template = output_dir or loaded.recipe.output_dir
+    return Path(template.replace("{recipe}", loaded.name)).expanduser()
+
+
+def _identity(yaml_text: str) -> dict[str, Any]:
+    import yaml
+
+    data = yaml.safe_load(yaml_text) or {}
+    return {k: v for k, v in data.items() if k not in _RUN_IDENTITY_IGNORES}
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    checkpoints = sorted(
+        (
+            p
+            for p in (run_dir / "checkpoints").glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit()
+        ),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return checkpoints[-1] if checkpoints else None
+
+
+def check_run_dir(run_dir: Path, resolved_yaml: str, resume: bool | str) -> Path | None:
+    """Refuse a directory that holds a different run; return the checkpoint to resume from."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--output-dir {run_dir}: exists and is not a directory")
+    previous = run_dir / "recipe.yaml"
+    if previous.is_file():
+        if _identity(previous.read_text(encoding="utf-8")) != _identity(resolved_yaml):
+            raise UserError(
+                f"--output-dir {run_dir}: holds a run of a different recipe ({previous}); "
+                "choose another --output-dir or delete it"
+            )
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise UserError(f"--output-dir {run_dir}: not empty and not an ft-plugin run directory")
+    checkpoint = latest_checkpoint(run_dir)
+    if resume is True and checkpoint is None:
+        raise UserError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} to resume from")
+    if resume and checkpoint is not None:
+        return checkpoint
+    return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(staging, path)
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit packed weights count as their true size."""
+    trainable = total = 0
+    for parameter in model.parameters():
+        count = parameter.numel()
+        if hasattr(parameter, "quant_state"):  # bitsandbytes Params4bit packs two values per byte
+            count = math.prod(parameter.quant_state.shape)
+        total += count
+        trainable += count if parameter.requires_grad else 0
+    return trainable, total
+
+
+def _save_final(trainer: Any, run_dir: Path) -> None:
+    """Save the trained weights and tokenizer next to recipe.yaml, via a staging folder."""
+    staging = Path(tempfile.mkdtemp(prefix=".final-", dir=run_dir))
+    try:
+        trainer.save_model(str(staging))
+        # A pickle of the arguments; recipe.yaml already says everything, and we ship no pickles.
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        for item in staging.iterdir():
+            target = run_dir / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def train(loaded: LoadedRecipe, output_dir: str | None = None, resume: bool = False) -> RunResult:
+    """Train ``loaded`` into its run directory and return the metrics.
+
+    Example:
+        >>> result = train(load_recipe("medical-lora", ["max_steps=2"]), "runs/doc")  # doctest: +SKIP
+        >>> sorted(result.metrics)[:3]  # doctest: +SKIP
+        ['eval_loss', 'eval_perplexity', 'peak_memory_mb']
+    """
+    from ft_plugin import models
+    from ft_plugin.data import build_training_data
+
+    recipe = loaded.recipe
+    resolved_yaml = loaded.to_yaml()
+    run_dir = resolve_run_dir(loaded, output_dir)
+    checkpoint = check_run_dir(run_dir, resolved_yaml, resume or recipe.resume)
+    if recipe.torch_threads:
+        import torch
+
+        torch.set_num_threads(recipe.torch_threads)
+
+    # Everything that can fail on bad input happens before the run directory is touched.
+    method = registry.load_method(recipe.adapter)
+    data = build_training_data(recipe)
+    base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
+    tokenizer = models.load_tokenizer(recipe, base)
+    precision = choose_precision(recipe, method.uses_peft)
+    model = models.load_model(
+        recipe, base, dtype=precision.load_dtype,
+        quantization_config=method.quantization_config(recipe, _compute_dtype(precision)),
+    )  # fmt: skip
+    model = method.prepare(model, recipe)
+    trainable, total = count_parameters(model)
+    print(
+        f"ft-plugin: {recipe.adapter} on {recipe.base_model}: {trainable:,} trainable of {total:,} "
+        f"parameters ({100 * trainable / total:.3f}%), {precision.label}, "
+        f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
+        file=sys.stderr,
+    )
+    if checkpoint is None and (run_dir / "checkpoints").exists():
+        shutil.rmtree(run_dir / "checkpoints")  # a fresh start of the same recipe
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "recipe.yaml", resolved_yaml)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
+
+    trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    wall = time.perf_counter() - started
+    metrics = _collect_metrics(trainer, output, data, wall, trainable, total)
+    if trainer.is_world_process_zero():
+        _save_final(trainer, run_dir)
+        tokenizer.save_pretrained(str(run_dir))
+        trainer.state.save_to_json(str(run_dir / "trainer_state.json"))
+        _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return RunResult(run_dir, metrics)
+
+
+def _compute_dtype(precision: Precision) -> torch.dtype:
+    import torch
+
+    return torch.bfloat16 if precision.bf16 else torch.float16 if precision.fp16 else torch.float32
+
+
+def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total):  # noqa: ANN001, ANN202
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    from ft_plugin.callbacks import PeakMemoryCallback
+
+    args = build_sft_config(
+        recipe, run_dir, precision=precision,
+        gradient_checkpointing=choose_gradient_checkpointing(recipe, total),
+        has_eval=data.eval is not None,
+    )  # fmt: skip
+    callbacks: list[Any] = [PeakMemoryCallback()]
+    if recipe.early_stopping_patience:
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience)
+        )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str, Any]:  # noqa: ANN001
+    from ft_plugin.callbacks import peak_memory_mb
+
+    history = trainer.state.log_history
+    train_tokens = (
+        int(trainer._total_train_tokens) if hasattr(trainer, "_total_train_tokens") else 0
+    )
+    train_runtime = output.metrics.get("train_runtime", wall)
+    metrics: dict[str, Any] = {
+        "train_loss": round(float(output.training_loss), 6),
+        "eval_loss": None,
+        "eval_perplexity": None,
+        "train_tokens": train_tokens,
+        "tokens_per_second": round(train_tokens / train_runtime, 2) if train_runtime else None,
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "wall_seconds": round(wall, 2),
+        "trainable_params": trainable,
+        "total_params": total,
+        "steps": trainer.state.global_step,
+    }
+    if data.eval is not None:
+        evaluation = trainer.evaluate()
+        metrics["eval_loss"] = round(float(evaluation["eval_loss"]), 6)
+        metrics["eval_perplexity"] = round(math.exp(min(evaluation["eval_loss"], 50.0)), 4)
+    last_logged = [h for h in history if "loss" in h]
+    if last_logged:
+        metrics["final_logged_loss"] = last_logged[-1]["loss"]
+    return metrics
+
+
+def summary_line(result: RunResult) -> str:
+    m = result.metrics
+    parts = [f"train_loss {m['train_loss']:.4f}"]
+    if m.get("eval_loss") is not None:
+        parts.append(f"eval_loss {m['eval_loss']:.4f} (ppl {m['eval_perplexity']:.2f})")
+    parts.append(f"{m['tokens_per_second']:.0f} tokens/s")
+    parts.append(f"{m['steps']} steps in {m['wall_seconds']:.0f}s")
+    return f"done: {', '.join(parts)} -> {result.run_dir}"
+
+
+def train_from_cli(args: argparse.Namespace) -> int:
+    """`ft-plugin train` and `python -m ft_plugin.train`: train, then print the summary."""
+    loaded = load_recipe(args.recipe, args.set)
+    result = train(loaded, args.output_dir, args.resume)
+    print(summary_line(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `accelerate launch -m ft_plugin.train RECIPE [--set K=V]...`."""
+    from ft_plugin.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ft_plugin.train", description="Train a recipe."
+    )
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return train_from_cli(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
