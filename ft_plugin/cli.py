@@ -84,6 +84,16 @@ def _train(args: argparse.Namespace) -> int:
     return train_from_cli(args)
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ft_plugin.merge import merge_run
+
+    output = merge_run(Path(args.run_dir), Path(args.output))
+    print(f"merged weights -> {output}")
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -112,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a recipe into a run directory")
     add_train_arguments(train)
     train.set_defaults(handler=_train)
+
+    merge = commands.add_parser("merge", help="merge an adapter into full weights")
+    merge.add_argument(
+        "run_dir", help="a run directory with a mergeable adapter (lora, dora, ia3, qlora)"
+    )
+    merge.add_argument("--output", required=True, help="folder for the merged safetensors model")
+    merge.set_defaults(handler=_merge)
 
     recipes = commands.add_parser("recipes", help="list, show, validate recipes; print the schema")
     recipe_commands = recipes.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -241,29 +241,44 @@ def _save_final(trainer: Any, run_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def train(loaded: LoadedRecipe, output_dir: str | None = None, resume: bool = False) -> RunResult:
-    """Train ``loaded`` into its run directory and return the metrics.
+@dataclass
+class PreparedRun:
+    """Everything checked and loaded, nothing written yet: the trainer ready to start."""
 
-    Example:
-        >>> result = train(load_recipe("medical-lora", ["max_steps=2"]), "runs/doc")  # doctest: +SKIP
-        >>> sorted(result.metrics)[:3]  # doctest: +SKIP
-        ['eval_loss', 'eval_perplexity', 'peak_memory_mb']
+    loaded: LoadedRecipe
+    run_dir: Path
+    checkpoint: Path | None
+    trainer: Any
+    data: Any
+    trainable_params: int
+    total_params: int
+
+
+def prepare_run(
+    loaded: LoadedRecipe,
+    output_dir: str | None = None,
+    resume: bool = False,
+    callbacks: list[Any] | None = None,
+) -> PreparedRun:
+    """Check the run directory, build data, load model and method, make the trainer.
+
+    Everything that can fail on bad input happens here, before anything is written.
     """
     from ft_plugin import models
     from ft_plugin.data import build_training_data
 
     recipe = loaded.recipe
-    resolved_yaml = loaded.to_yaml()
     run_dir = resolve_run_dir(loaded, output_dir)
-    checkpoint = check_run_dir(run_dir, resolved_yaml, resume or recipe.resume)
+    checkpoint = check_run_dir(run_dir, loaded.to_yaml(), resume or recipe.resume)
     if recipe.torch_threads:
         import torch
 
         torch.set_num_threads(recipe.torch_threads)
-
-    # Everything that can fail on bad input happens before the run directory is touched.
     method = registry.load_method(recipe.adapter)
     data = build_training_data(recipe)
+    from transformers import set_seed
+
+    set_seed(recipe.seed)  # adapter initialisation is random: seed it, not only the Trainer
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)
     precision = choose_precision(recipe, method.uses_peft)
@@ -279,23 +294,54 @@ def train(loaded: LoadedRecipe, output_dir: str | None = None, resume: bool = Fa
         f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
         file=sys.stderr,
     )
-    if checkpoint is None and (run_dir / "checkpoints").exists():
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
+    existed = run_dir.exists()
+    try:
+        trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total)
+    finally:
+        if not existed:  # Trainer creates its output folder eagerly; nothing is written yet
+            shutil.rmtree(run_dir, ignore_errors=True)
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+    return PreparedRun(loaded, run_dir, checkpoint, trainer, data, trainable, total)
+
+
+def run(prepared: PreparedRun) -> RunResult:
+    """Train a prepared run and write the run directory's contract files."""
+    run_dir, trainer = prepared.run_dir, prepared.trainer
+    if prepared.checkpoint is None and (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir / "checkpoints")  # a fresh start of the same recipe
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "recipe.yaml", resolved_yaml)
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
-
-    trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total)
+    _write_atomic(run_dir / "recipe.yaml", prepared.loaded.to_yaml())
     started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
+    output = trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.perf_counter() - started
-    metrics = _collect_metrics(trainer, output, data, wall, trainable, total)
+    metrics = _collect_metrics(
+        trainer, output, prepared.data, wall, prepared.trainable_params, prepared.total_params
+    )
     if trainer.is_world_process_zero():
         _save_final(trainer, run_dir)
-        tokenizer.save_pretrained(str(run_dir))
+        trainer.processing_class.save_pretrained(str(run_dir))
         trainer.state.save_to_json(str(run_dir / "trainer_state.json"))
         _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics)
+
+
+def train(
+    loaded: LoadedRecipe,
+    output_dir: str | None = None,
+    resume: bool = False,
+    callbacks: list[Any] | None = None,
+) -> RunResult:
+    """Train ``loaded`` into its run directory and return the metrics.
+
+    Example:
+        >>> result = train(load_recipe("medical-lora", ["max_steps=2"]), "runs/doc")  # doctest: +SKIP
+        >>> result.metrics["steps"]  # doctest: +SKIP
+        2
+    """
+    return run(prepare_run(loaded, output_dir, resume, callbacks))
 
 
 def _compute_dtype(precision: Precision) -> torch.dtype:

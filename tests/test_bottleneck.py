@@ -23,7 +23,7 @@ from ft_plugin.methods.bottleneck import (
 )
 from ft_plugin.methods.bottleneck import registration as reg
 
-HIDDEN = 32  # tiny_llama's hidden size
+HIDDEN = tiny_llama().config.hidden_size
 SIZE = 8
 
 

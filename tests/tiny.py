@@ -59,8 +59,8 @@ def tiny_llama(vocab_size: int = 259, seed: int = 0, layers: int = 2) -> LlamaFo
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # bitsandbytes 4-bit on the CPU fails below 64
+        intermediate_size=128,
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,

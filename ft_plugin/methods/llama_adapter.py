@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .base import FineTuningMethod
 
 if TYPE_CHECKING:
+    import torch
     from peft import AdaptionPromptConfig
     from transformers import PreTrainedModel
 
@@ -29,3 +30,12 @@ class LlamaAdapterMethod(FineTuningMethod):
         return AdaptionPromptConfig(
             task_type="CAUSAL_LM", adapter_len=recipe.adapter_len, adapter_layers=layers
         )
+
+    def prepare(self, model: PreTrainedModel, recipe: Recipe) -> torch.nn.Module:
+        peft_model = super().prepare(model, recipe)
+        wrapper = peft_model.base_model
+        # PEFT's AdaptionPromptModel binds `forward = model.forward` once, at creation, so a
+        # later patch of the inner model's forward (TRL's fused LM head, which SFTTrainer
+        # installs) would be bypassed. Delegate on every call instead.
+        wrapper.forward = lambda *args, **kwargs: wrapper.model.forward(*args, **kwargs)
+        return peft_model

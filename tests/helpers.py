@@ -1,0 +1,69 @@
+"""Recipes and data for training tests on a tiny random Llama."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tiny import save_tiny_model
+
+from ft_plugin.config import LoadedRecipe, load_recipe
+
+ROWS = [
+    {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
+    for a in range(6)
+    for b in range(4)
+] + [
+    {
+        "instruction": "发烧怎么办？",
+        "input": "成人，体温38.5度",
+        "output": "多喝水，注意休息，持续发烧请就医。",
+    },
+    {
+        "instruction": "Explain a cap on liability.",
+        "input": "",
+        "output": "It limits how much one party pays.",
+    },
+]
+
+
+def write_rows(path: Path, rows: list[dict] | None = None) -> Path:
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (rows or ROWS)), encoding="utf-8"
+    )
+    return path
+
+
+def tiny_recipe(
+    tmp_path: Path, adapter: str = "lora", extra: str = "", **overrides: object
+) -> LoadedRecipe:
+    """A recipe file for a tiny model and tiny data under tmp_path, loaded and validated."""
+    model_dir = tmp_path / "tiny-model"
+    if not model_dir.exists():
+        save_tiny_model(model_dir)
+    data = write_rows(tmp_path / "rows.jsonl")
+    text = f"""
+base_model: {model_dir}
+adapter: {adapter}
+datasets:
+  - path: {data}
+    type: alpaca
+sequence_len: 96
+micro_batch_size: 2
+max_steps: 3
+learning_rate: 1.0e-2
+warmup_steps: 0
+logging_steps: 1
+report_to: none
+bf16: false
+lora_r: 4
+lora_alpha: 8
+adapter_layers: 1
+adapter_len: 4
+bottleneck_size: 8
+freeze:
+  top_layers: 1
+{extra}"""
+    path = tmp_path / f"{adapter}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_recipe(str(path), [f"{k}={v}" for k, v in overrides.items()])
