@@ -421,6 +421,15 @@ def train_from_cli(args: argparse.Namespace) -> int:
     loaded = load_recipe(args.recipe, args.set)
     result = train(loaded, args.output_dir, args.resume)
     print(summary_line(result))
+    weights = (
+        "adapter_model.safetensors"
+        if (result.run_dir / "adapter_config.json").exists()
+        else "model.safetensors"
+    )
+    print(f"weights: {result.run_dir / weights}")
+    print(
+        f"metrics: {result.run_dir / 'metrics.json'}   TensorBoard: tensorboard --logdir {result.run_dir / 'logs'}"
+    )
     return 0
 
 

@@ -265,3 +265,12 @@ def test_an_installed_plugin_adds_a_recipe_and_a_method(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert yaml.safe_load(shown.stdout)["adapter"] == "example-lora"
+
+
+def test_shipped_accelerate_configs_parse_with_accelerate() -> None:
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    configs = sorted((Path(registry.BUILTIN_RECIPES_DIR) / "accelerate").glob("*.yaml"))
+    assert {p.stem for p in configs} == {"ddp", "fsdp", "deepspeed_zero3"}
+    kinds = {ClusterConfig.from_yaml_file(str(p)).distributed_type.value for p in configs}
+    assert kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
