@@ -63,8 +63,15 @@ def _recipes_schema(args: argparse.Namespace) -> int:
 
 
 def _templates_list(args: argparse.Namespace) -> int:
-    for name, entry in sorted(registry.templates().items()):
-        print(f"{name}  ({entry.source})")
+    from ft_plugin.data.templates import load_template
+
+    entries = sorted(registry.templates().items())
+    width = max((len(name) for name, _ in entries), default=4)
+    print(f"{'NAME':<{width}}  {'DOMAIN':<8}  {'KIND':<14}  DESCRIPTION")
+    for name, entry in entries:
+        template = load_template(str(entry.path))
+        kind = "classification" if template.labels else "generation"
+        print(f"{name:<{width}}  {template.domain:<8}  {kind:<14}  {template.description}")
     return 0
 
 
@@ -75,6 +82,34 @@ def _templates_show(args: argparse.Namespace) -> int:
             f"{args.name}: no such template; known: {', '.join(sorted(entries)) or 'none'}"
         )
     print(entries[args.name].path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _templates_preview(args: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from ft_plugin.config.schema import DatasetSection
+    from ft_plugin.data.formats import convert_rows
+    from ft_plugin.data.preview import preview_lines
+    from ft_plugin.data.reading import builtin_sample_path, read_rows
+    from ft_plugin.data.templates import load_template
+    from ft_plugin.models import resolve_base_model
+
+    template = load_template(args.name)
+    data = args.data or f"builtin:{template.name}"
+    if data.startswith("builtin:"):
+        builtin_sample_path(data.removeprefix("builtin:"))  # a clear error when absent
+    rows = read_rows(data)[: max(args.n * 4, args.n)]
+    converted = convert_rows(rows, DatasetSection(path=data, type=args.name))
+    if not converted.examples:
+        raise UserError(f"{data}: no row fits template {template.name} ({dict(converted.dropped)})")
+    base = resolve_base_model(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    blocks, warnings = preview_lines(tokenizer, converted.examples[: args.n], args.sequence_len)
+    print(f"template {template.name} on {data}, tokenizer of {args.base_model}\n")
+    print("\n\n".join(blocks))
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -155,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     tshow = template_commands.add_parser("show", help="print a template")
     tshow.add_argument("name")
     tshow.set_defaults(handler=_templates_show)
+    preview = template_commands.add_parser(
+        "preview", help="the exact training text of a few rows, loss-carrying part marked « »"
+    )
+    preview.add_argument("name", help="template name, path or hf:// reference")
+    preview.add_argument("--data", help="rows to render (default: the template's sample data)")
+    preview.add_argument("-n", type=int, default=3, help="rows to show (default 3)")
+    preview.add_argument(
+        "--base-model", default="embedded:smollm2-135m-instruct", help="whose chat template"
+    )
+    preview.add_argument("--sequence-len", type=int, default=512, help="cut-off, as in the recipe")
+    preview.set_defaults(handler=_templates_preview)
     return parser
 
 

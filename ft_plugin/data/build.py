@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ft_plugin.errors import DataError
 
-from .formats import Example, convert_rows
+from .formats import AXOLOTL_FIELDS, Example, convert_rows
 from .reading import read_rows
 
 if TYPE_CHECKING:
@@ -38,10 +38,7 @@ def _examples_for(
         data_files=spec.data_files,
         revision=spec.revision,
     )
-    if spec.type not in ("alpaca", "chat_template", "completion"):
-        raise DataError(
-            f"datasets.{index}.type: template {spec.type!r} is not supported by this version"
-        )
+    _check_mapped_columns(spec, rows, index)
     converted = convert_rows(rows, spec)
     if not converted.examples:
         reasons = (
@@ -54,6 +51,18 @@ def _examples_for(
         rng.shuffle(examples)
         examples = examples[: spec.max_rows]
     return examples, converted.dropped
+
+
+def _check_mapped_columns(spec: DatasetSection, rows: list[dict[str, Any]], index: int) -> None:
+    """A `field_*` mapping naming a column that no row has is a typo: say so, don't drop everything."""
+    columns = set().union(*(row.keys() for row in rows[:1000])) if rows else set()
+    for key in (*AXOLOTL_FIELDS, "field_messages"):
+        column = getattr(spec, key)
+        if column is not None and rows and column not in columns:
+            raise DataError(
+                f"{spec.path}: column {column!r} (datasets.{index}.{key}) not found; "
+                f"columns: {', '.join(sorted(columns))}"
+            )
 
 
 def _weighted(examples: list[Example], weight: float, rng: random.Random) -> list[Example]:

@@ -11,10 +11,13 @@ over TRL's ``assistant_only_loss``, which refuses chat templates without
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ft_plugin.config.schema import DatasetSection
+
+from .templates import Template, load_template
 
 Example = dict[str, Any]
 
@@ -90,12 +93,74 @@ CONVERTERS = {
 }
 
 
+# Axolotl's field_* keys, each with the column name it overrides by default.
+AXOLOTL_FIELDS = {
+    "field_instruction": "instruction",
+    "field_input": "input",
+    "field_output": "output",
+    "field_system": "system",
+    "field_text": "text",
+    "field_label": "label",
+}
+
+
+def template_mapping(template: Template, spec: DatasetSection) -> dict[str, str]:
+    """Recipe `field_*` keys → {canonical field: column} for ``template``.
+
+    `field_instruction: Q` maps column Q onto the template field that accepts an
+    `instruction` column (`question` in medical-pubmedqa), and so on.
+    """
+    mapping: dict[str, str] = {}
+    for key, default_column in AXOLOTL_FIELDS.items():
+        column = getattr(spec, key)
+        if column is None:
+            continue
+        target = next(
+            (
+                f
+                for f, cols in template.fields.items()
+                if f == default_column or default_column in cols
+            ),
+            None,
+        )
+        if target is not None:
+            mapping[target] = column
+    return mapping
+
+
+def template_converter(
+    template: Template, spec: DatasetSection
+) -> Callable[[dict[str, Any]], Example | str]:
+    """Rows in any shape the template accepts → prompt/completion with its system prompt."""
+    mapping = template_mapping(template, spec)
+    messages_column = spec.field_messages or "messages"
+    system = template.system_prompt.strip() if template.system_prompt else None
+
+    def convert(row: dict[str, Any]) -> Example | str:
+        if template.accepts_messages and messages_column in row:
+            example = chat_example(row, spec)
+            if isinstance(example, dict) and system and example["prompt"][0]["role"] != "system":
+                example["prompt"].insert(0, {"role": "system", "content": system})
+            return example
+        return template.render(template.canonical(row, mapping))
+
+    return convert
+
+
+def converter_for(spec: DatasetSection) -> Callable[[dict[str, Any]], Example | str]:
+    """The row converter for a dataset entry: a builtin shape or a domain template."""
+    if spec.type in CONVERTERS:
+        shape = CONVERTERS[spec.type]
+        return lambda row: shape(row, spec)
+    return template_converter(load_template(spec.type), spec)
+
+
 def convert_rows(rows: list[dict[str, Any]], spec: DatasetSection) -> Conversion:
     """Convert rows of one dataset; rows that cannot be used are counted, never raised."""
-    convert = CONVERTERS[spec.type]
+    convert = converter_for(spec)
     result = Conversion([])
     for row in rows:
-        example = convert(row, spec)
+        example = convert(row)
         if isinstance(example, str):
             result.dropped[example] += 1
         else:

@@ -1,0 +1,98 @@
+"""`ft-plugin templates preview`: the exact text a model trains on, loss part marked.
+
+Tokenization follows TRL's SFTTrainer for conversational prompt/completion rows: the
+prompt is rendered with the generation prompt, the full conversation without, and
+the tokens past their common prefix carry loss; rows are cut at ``sequence_len``. A
+test checks this against the masks SFTTrainer itself builds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .formats import Example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+LOSS_OPEN, LOSS_CLOSE = "«", "»"
+
+
+@dataclass
+class RenderedExample:
+    """One training example as token ids with its loss mask."""
+
+    input_ids: list[int]
+    loss_mask: list[int]  # 1 where the token carries loss
+    full_length: int  # before truncation
+
+    @property
+    def truncated(self) -> bool:
+        return self.full_length > len(self.input_ids)
+
+
+def _ids(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]], **kwargs: Any
+) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)
+    return list(out["input_ids"])
+
+
+def render_example(
+    tokenizer: PreTrainedTokenizerBase,
+    example: Example,
+    sequence_len: int,
+    train_on_inputs: bool = False,
+) -> RenderedExample:
+    """Token ids and loss mask of ``example`` exactly as training sees them."""
+    if "text" in example:
+        ids = list(tokenizer(example["text"])["input_ids"]) + [tokenizer.eos_token_id]
+        mask = [1] * len(ids)
+    else:
+        prompt = _ids(tokenizer, example["prompt"], add_generation_prompt=True)
+        ids = _ids(tokenizer, example["prompt"] + example["completion"])
+        common = next(
+            (i for i, (a, b) in enumerate(zip(prompt, ids, strict=False)) if a != b),
+            min(len(prompt), len(ids)),
+        )
+        mask = [1] * len(ids) if train_on_inputs else [0] * common + [1] * (len(ids) - common)
+    return RenderedExample(ids[:sequence_len], mask[:sequence_len], len(ids))
+
+
+def marked_text(tokenizer: PreTrainedTokenizerBase, rendered: RenderedExample) -> str:
+    """The decoded example with each loss-carrying span wrapped in « »."""
+    parts: list[str] = []
+    start = 0
+    ids, mask = rendered.input_ids, rendered.loss_mask
+    while start < len(ids):
+        end = start
+        while end < len(ids) and mask[end] == mask[start]:
+            end += 1
+        text = tokenizer.decode(ids[start:end], skip_special_tokens=False)
+        parts.append(f"{LOSS_OPEN}{text}{LOSS_CLOSE}" if mask[start] else text)
+        start = end
+    return "".join(parts)
+
+
+def preview_lines(
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[Example],
+    sequence_len: int,
+    train_on_inputs: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Printable preview blocks and truncation warnings for ``examples``."""
+    blocks: list[str] = []
+    warnings: list[str] = []
+    for number, example in enumerate(examples, start=1):
+        rendered = render_example(tokenizer, example, sequence_len, train_on_inputs)
+        trained = sum(rendered.loss_mask)
+        header = f"── row {number}: {len(rendered.input_ids)} tokens, {trained} carry loss (between {LOSS_OPEN} {LOSS_CLOSE}) ──"
+        blocks.append(f"{header}\n{marked_text(tokenizer, rendered)}")
+        if rendered.truncated:
+            lost = rendered.full_length - len(rendered.input_ids)
+            warnings.append(
+                f"warning: row {number} has {rendered.full_length} tokens; sequence_len {sequence_len} "
+                f"cuts the last {lost}" + (" and leaves no answer tokens" if trained == 0 else "")
+            )
+    return blocks, warnings
