@@ -113,6 +113,73 @@ def _templates_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ft_plugin.data.prepare import PrepareOptions, prepare_dataset
+    from ft_plugin.data.templates import load_template
+
+    jobs = _prepare_jobs(args)
+    tokenizer = None
+    if args.tokenizer != "none":
+        from transformers import AutoTokenizer
+
+        from ft_plugin.models import resolve_base_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(args.tokenizer).path)
+    for index, (template_ref, inputs, field_map) in enumerate(jobs):
+        output = Path(args.output)
+        if len(jobs) > 1:
+            output = output.with_name(f"{output.stem}.{index}{output.suffix}")
+        options = PrepareOptions(
+            scrub_pii=args.pii,
+            near_dup_threshold="template"
+            if args.near_dup is None
+            else (None if args.near_dup == "off" else float(args.near_dup)),
+            balance=args.balance,
+            target_ratio=args.target_ratio,
+            augment=[k for k in (args.augment or "").split(",") if k],
+            topics=None
+            if args.topics is None
+            else (args.topics if args.topics == "auto" else int(args.topics)),
+            sequence_len=args.sequence_len,
+            seed=args.seed,
+            field_map=field_map,
+        )
+        report_path = Path(args.report) if args.report and len(jobs) == 1 else None
+        result = prepare_dataset(load_template(template_ref), inputs, output, tokenizer=tokenizer,
+                                 options=options, report_path=report_path)  # fmt: skip
+        r = result.report
+        dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "none"
+        print(
+            f"{result.output}: {r['input_rows']} rows in, {r['output_rows']} out (dropped: {dropped})"
+        )
+        print(f"report: {result.report_path} (+ .md, .png)")
+    return 0
+
+
+def _prepare_jobs(args: argparse.Namespace) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(template, inputs, field map) per dataset: from --template/--input, or a recipe's datasets."""
+    if args.recipe is None:
+        if not args.template or not args.input:
+            raise UserError("data prepare: give RECIPE, or --template NAME with --input FILE")
+        return [(args.template, list(args.input), {})]
+    from ft_plugin.config import load_recipe
+    from ft_plugin.data.formats import CONVERTERS, template_mapping
+    from ft_plugin.data.templates import load_template
+
+    recipe = load_recipe(args.recipe, args.set).recipe
+    jobs = []
+    for index, spec in enumerate(recipe.datasets):
+        if spec.type in CONVERTERS:
+            raise UserError(
+                f"datasets.{index}.type: {spec.type} has no template to clean by; "
+                "use a domain template type (ft-plugin templates list) or --template"
+            )
+        jobs.append((spec.type, [spec.path], template_mapping(load_template(spec.type), spec)))
+    return jobs
+
+
 def _train(args: argparse.Namespace) -> int:
     from ft_plugin.train import train_from_cli
 
@@ -201,6 +268,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--sequence-len", type=int, default=512, help="cut-off, as in the recipe")
     preview.set_defaults(handler=_templates_preview)
+
+    data = commands.add_parser("data", help="clean, shape and report datasets")
+    data_commands = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prepare = data_commands.add_parser(
+        "prepare",
+        help="clean a dataset through a template: dedup, PII, balance, augment, topics, report",
+    )
+    prepare.add_argument(
+        "recipe", nargs="?", help="clean this recipe's datasets (instead of --template/--input)"
+    )
+    prepare.add_argument("--template", help="template name, path or hf:// reference")
+    prepare.add_argument(
+        "--input",
+        action="append",
+        help="input file (jsonl/json/csv/tsv/parquet, builtin:NAME); repeatable",
+    )
+    prepare.add_argument("--output", required=True, help="cleaned rows, JSON Lines")
+    prepare.add_argument("--report", help="report path (default: OUTPUT with .report.json)")
+    pii = prepare.add_mutually_exclusive_group()
+    pii.add_argument(
+        "--pii",
+        dest="pii",
+        action="store_true",
+        default=None,
+        help="scrub PII (default: template's choice)",
+    )
+    pii.add_argument("--no-pii", dest="pii", action="store_false", help="keep PII")
+    prepare.add_argument(
+        "--near-dup",
+        metavar="THRESHOLD|off",
+        help="near-duplicate Jaccard threshold (default: template's)",
+    )
+    prepare.add_argument("--balance", choices=["none", "downsample", "oversample"], default="none")
+    prepare.add_argument(
+        "--target-ratio", type=float, default=1.0, help="smallest/largest class after balancing"
+    )
+    prepare.add_argument("--augment", metavar="KINDS", help="comma list: template, synonym")
+    prepare.add_argument(
+        "--topics", metavar="K|auto", help="cluster topics (TF-IDF + k-means) into the report"
+    )
+    prepare.add_argument("--sequence-len", type=int, default=512, help="for length statistics")
+    prepare.add_argument(
+        "--tokenizer",
+        default="embedded:smollm2-135m-instruct",
+        help="base model whose tokenizer counts tokens, or none",
+    )
+    prepare.add_argument("--seed", type=int, default=42)
+    _add_set(prepare)
+    prepare.set_defaults(handler=_data_prepare)
     return parser
 
 

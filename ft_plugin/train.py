@@ -275,12 +275,12 @@ def prepare_run(
 
         torch.set_num_threads(recipe.torch_threads)
     method = registry.load_method(recipe.adapter)
-    data = build_training_data(recipe)
+    base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
+    tokenizer = models.load_tokenizer(recipe, base)
+    data = build_training_data(recipe, tokenizer)
     from transformers import set_seed
 
     set_seed(recipe.seed)  # adapter initialisation is random: seed it, not only the Trainer
-    base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
-    tokenizer = models.load_tokenizer(recipe, base)
     precision = choose_precision(recipe, method.uses_peft)
     model = models.load_model(
         recipe, base, dtype=precision.load_dtype,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ft_plugin.config import Recipe
     from ft_plugin.config.schema import DatasetSection
 
+Chunker = Callable[[str, int], list[str]]
+
 
 @dataclass
 class TrainingData:
@@ -29,7 +32,7 @@ class TrainingData:
 
 
 def _examples_for(
-    spec: DatasetSection, index: int, seed: int
+    spec: DatasetSection, index: int, seed: int, chunker: Chunker | None = None
 ) -> tuple[list[Example], Counter[str]]:
     rows = read_rows(
         spec.path,
@@ -46,6 +49,10 @@ def _examples_for(
         )
         raise DataError(f"{spec.path}: no usable rows for type {spec.type} ({reasons})")
     examples = converted.examples
+    if chunker is not None and spec.type == "completion":
+        examples = [
+            {"text": piece} for e in examples for piece in chunker(e["text"], spec.chunk_overlap)
+        ]
     rng = random.Random(seed + index)
     if spec.max_rows is not None:
         rng.shuffle(examples)
@@ -77,14 +84,16 @@ def _kind(example: Example) -> str:
     return "text" if "text" in example else "conversational"
 
 
-def build_examples(specs: list[DatasetSection], seed: int) -> tuple[list[Example], Counter[str]]:
+def build_examples(
+    specs: list[DatasetSection], seed: int, chunker: Chunker | None = None
+) -> tuple[list[Example], Counter[str]]:
     """Read, convert and mix datasets (shuffled, seeded)."""
     rng = random.Random(seed)
     mixed: list[Example] = []
     dropped: Counter[str] = Counter()
     kinds = set()
     for index, spec in enumerate(specs):
-        examples, reasons = _examples_for(spec, index, seed)
+        examples, reasons = _examples_for(spec, index, seed, chunker)
         dropped.update(reasons)
         kinds.add(_kind(examples[0]))
         mixed += _weighted(examples, spec.weight, rng) if len(specs) > 1 else examples
@@ -96,7 +105,17 @@ def build_examples(specs: list[DatasetSection], seed: int) -> tuple[list[Example
     return mixed, dropped
 
 
-def build_training_data(recipe: Recipe) -> TrainingData:
+def token_chunker(tokenizer: Any, sequence_len: int) -> Chunker:
+    """Cut raw text into `sequence_len`-token windows (room left for the EOS token)."""
+    from .chunking import chunk_text
+
+    window = max(8, sequence_len - 1)
+    return lambda text, overlap: chunk_text(
+        text, tokenizer, window=window, overlap=min(overlap, window - 1)
+    )
+
+
+def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> TrainingData:
     """Train/eval datasets for ``recipe``: explicit `test_datasets`, or a seeded `val_set_size` split.
 
     Example:
@@ -108,10 +127,11 @@ def build_training_data(recipe: Recipe) -> TrainingData:
     from datasets import Dataset
 
     seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
-    examples, dropped = build_examples(recipe.datasets, seed)
+    chunker = token_chunker(tokenizer, recipe.sequence_len) if tokenizer is not None else None
+    examples, dropped = build_examples(recipe.datasets, seed, chunker)
     held_out: list[Example] = []
     if recipe.test_datasets:
-        held_out, more = build_examples(recipe.test_datasets, seed)
+        held_out, more = build_examples(recipe.test_datasets, seed, chunker)
         dropped.update(more)
     elif recipe.val_set_size:
         size = recipe.val_set_size

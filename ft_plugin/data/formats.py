@@ -11,7 +11,6 @@ over TRL's ``assistant_only_loss``, which refuses chat templates without
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,39 +127,62 @@ def template_mapping(template: Template, spec: DatasetSection) -> dict[str, str]
     return mapping
 
 
-def template_converter(
-    template: Template, spec: DatasetSection
-) -> Callable[[dict[str, Any]], Example | str]:
-    """Rows in any shape the template accepts → prompt/completion with its system prompt."""
+def _with_system(example: Example | str, system: str | None) -> Example | str:
+    if isinstance(example, dict) and system and example["prompt"][0]["role"] != "system":
+        example["prompt"].insert(0, {"role": "system", "content": system})
+    return example
+
+
+def template_examples(
+    rows: list[dict[str, Any]], spec: DatasetSection, dropped: Counter[str]
+) -> list[Example]:
+    """Rows in any shape the template accepts → prompt/completion with its system prompt.
+
+    Field rows are renamed to the template's canonical fields, cleaned as the template
+    says (unless the dataset sets `clean: false`) and rendered; chat rows keep their turns.
+    """
+    from .cleaning import CleaningOptions, CleaningReport, clean_rows
+
+    template = load_template(spec.type)
     mapping = template_mapping(template, spec)
-    messages_column = spec.field_messages or "messages"
     system = template.system_prompt.strip() if template.system_prompt else None
-
-    def convert(row: dict[str, Any]) -> Example | str:
-        if template.accepts_messages and messages_column in row:
-            example = chat_example(row, spec)
-            if isinstance(example, dict) and system and example["prompt"][0]["role"] != "system":
-                example["prompt"].insert(0, {"role": "system", "content": system})
-            return example
-        return template.render(template.canonical(row, mapping))
-
-    return convert
-
-
-def converter_for(spec: DatasetSection) -> Callable[[dict[str, Any]], Example | str]:
-    """The row converter for a dataset entry: a builtin shape or a domain template."""
-    if spec.type in CONVERTERS:
-        shape = CONVERTERS[spec.type]
-        return lambda row: shape(row, spec)
-    return template_converter(load_template(spec.type), spec)
+    messages_column = spec.field_messages or "messages"
+    is_chat = [template.accepts_messages and messages_column in row for row in rows]
+    outputs: list[Example | str] = [
+        _with_system(chat_example(r, spec), system) for r, c in zip(rows, is_chat, strict=True) if c
+    ]
+    canonical: Any = (
+        template.canonical(r, mapping) for r, c in zip(rows, is_chat, strict=True) if not c
+    )
+    if spec.clean:
+        cleaning = template.cleaning
+        options = CleaningOptions(
+            scrub_pii=cleaning.scrub_pii, min_chars=cleaning.min_chars,
+            max_chars=cleaning.max_chars, near_dup_threshold=cleaning.near_dup_threshold,
+        )  # fmt: skip
+        report = CleaningReport()
+        canonical = list(clean_rows(canonical, text_fields=template.text_fields,
+                                    required_fields=template.required, options=options, report=report))  # fmt: skip
+        dropped.update(report.dropped)
+    outputs += [template.render(row) for row in canonical]
+    examples = []
+    for output in outputs:
+        if isinstance(output, str):
+            dropped[output] += 1
+        else:
+            examples.append(output)
+    return examples
 
 
 def convert_rows(rows: list[dict[str, Any]], spec: DatasetSection) -> Conversion:
     """Convert rows of one dataset; rows that cannot be used are counted, never raised."""
-    convert = converter_for(spec)
     result = Conversion([])
+    if spec.type not in CONVERTERS:
+        result.examples = template_examples(rows, spec, result.dropped)
+        return result
+    convert = CONVERTERS[spec.type]
     for row in rows:
-        example = convert(row)
+        example = convert(row, spec)
         if isinstance(example, str):
             result.dropped[example] += 1
         else:

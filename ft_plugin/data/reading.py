@@ -58,6 +58,18 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             raise DataError(f"{path}:{number + 1}: not UTF-8 text (binary file?)") from None
 
 
+def iter_rows(path: str, **options: Any) -> Iterator[dict[str, Any]]:
+    """Rows one at a time: JSON Lines (local or builtin) stream; other formats load first."""
+    if path.startswith(BUILTIN_PREFIX):
+        yield from iter_jsonl(builtin_sample_path(path[len(BUILTIN_PREFIX) :]))
+    elif path.endswith(".jsonl"):
+        if not Path(path).expanduser().is_file():
+            raise DataError(f"{path}: no such file")
+        yield from iter_jsonl(Path(path).expanduser())
+    else:
+        yield from read_rows(path, **options)
+
+
 def read_rows(
     path: str,
     *,

@@ -36,6 +36,17 @@ class DatasetSection(Section):
     message_property_mappings: dict[str, str] | None = Field(
         None, description="Rename message keys, e.g. `{role: from, content: value}` (ShareGPT)."
     )
+    chunk_overlap: int = Field(
+        0,
+        ge=0,
+        description="`completion` only: long texts are cut into `sequence_len`-token windows "
+        "that share this many tokens, instead of being truncated.",
+    )
+    clean: bool = Field(
+        True,
+        description="Domain templates: clean rows as the template says (normalise, strip markup, "
+        "PII, duplicates) before training.",
+    )
     max_rows: int | None = Field(
         None, ge=1, description="Use at most this many rows (after shuffling)."
     )

@@ -1,0 +1,254 @@
+"""`ft-plugin data prepare`: clean and shape a dataset through a domain template, with a report.
+
+Pipeline: read (streaming) → canonical fields → clean (normalise, strip markup, PII,
+lengths, exact and near duplicates) → labels checked → [balance] → [augment] → write
+→ token-length statistics, [topics] → report (JSON, Markdown, PNG plots). Without
+balancing, augmentation or topics the rows stream from input to output, so memory does
+not grow with the file size. Outputs are written to temporary files and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ft_plugin.errors import DataError
+
+from .cleaning import CleaningOptions, CleaningReport, clean_rows
+from .reading import iter_rows
+from .templates import Template
+
+Row = dict[str, Any]
+
+
+@dataclass
+class PrepareOptions:
+    """What `prepare_dataset` does beyond the template's cleaning defaults."""
+
+    scrub_pii: bool | None = None  # None: the template's default
+    near_dup_threshold: float | None | Literal["template"] = "template"
+    balance: Literal["none", "downsample", "oversample"] = "none"
+    target_ratio: float = 1.0
+    augment: list[str] = field(default_factory=list)  # "template", "synonym"
+    augment_limit: int | None = 100
+    topics: int | Literal["auto"] | None = None
+    sequence_len: int = 512
+    seed: int = 42
+    field_map: dict[str, str] = field(default_factory=dict)  # canonical field -> column
+
+
+@dataclass
+class PrepareResult:
+    """Where the outputs are, and the report."""
+
+    output: Path
+    report_path: Path
+    report: dict[str, Any]
+
+
+def cleaning_options(template: Template, options: PrepareOptions) -> CleaningOptions:
+    """The template's cleaning defaults, with the command line's overrides."""
+    spec = template.cleaning
+    threshold = (
+        spec.near_dup_threshold
+        if options.near_dup_threshold == "template"
+        else options.near_dup_threshold
+    )
+    return CleaningOptions(
+        scrub_pii=spec.scrub_pii if options.scrub_pii is None else options.scrub_pii,
+        min_chars=spec.min_chars,
+        max_chars=spec.max_chars,
+        near_dup_threshold=threshold,
+    )
+
+
+def _canonical_rows(
+    template: Template, rows: Iterable[Row], mapping: dict[str, str]
+) -> Iterator[Row]:
+    for row in rows:
+        yield template.canonical(row, mapping)
+
+
+def _checked_labels(
+    template: Template, rows: Iterable[Row], report: CleaningReport
+) -> Iterator[Row]:
+    if template.labels is None:
+        yield from rows
+        return
+    label = template.labels.field
+    for row in rows:
+        value = template.labels.normalize(row.get(label))
+        if value is None:
+            report.dropped["unknown_label"] += 1
+            continue
+        yield {**row, label: value}
+
+
+def _augment(template: Template, rows: list[Row], options: PrepareOptions) -> list[Row]:
+    from .augment import fill_slots, synonym_replace
+
+    table = template.augmentation
+    added: list[Row] = []
+    if "template" in options.augment:
+        if not table.patterns:
+            raise DataError(
+                f"--augment template: template {template.name} declares no augmentation.patterns"
+            )
+        added += fill_slots(
+            table.patterns, table.slots, limit=options.augment_limit, seed=options.seed
+        )
+    if "synonym" in options.augment:
+        if not table.synonyms:
+            raise DataError(
+                f"--augment synonym: template {template.name} declares no augmentation.synonyms"
+            )
+        added += synonym_replace(
+            rows, table.synonyms, fields=template.text_fields, seed=options.seed
+        )
+    return rows + added
+
+
+def _write_jsonl(path: Path, rows: Iterable[Row]) -> Iterator[Row]:
+    """Write rows to ``path`` atomically while passing them on (so stats can stream too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                yield row
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+
+
+def length_stats(lengths: list[int], sequence_len: int) -> dict[str, Any]:
+    """min/mean/p50/p95/max of token lengths and how many rows exceed `sequence_len`."""
+    if not lengths:
+        return {"rows": 0}
+    ordered = sorted(lengths)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "rows": len(ordered),
+        "min": ordered[0],
+        "mean": round(statistics.fmean(ordered), 1),
+        "p50": ordered[(len(ordered) - 1) // 2],
+        "p95": p95,
+        "max": ordered[-1],
+        "over_sequence_len": sum(1 for n in ordered if n > sequence_len),
+        "sequence_len": sequence_len,
+    }
+
+
+def prepare_dataset(
+    template: Template,
+    inputs: list[str],
+    output: Path,
+    *,
+    tokenizer: Any | None,
+    options: PrepareOptions,
+    report_path: Path | None = None,
+) -> PrepareResult:
+    """Clean ``inputs`` through ``template`` into ``output`` (JSONL) and write the report.
+
+    Example:
+        >>> from ft_plugin.data.templates import load_template
+        >>> result = prepare_dataset(load_template("finance-sentiment"), ["builtin:finance-sentiment"],
+        ...                          Path("out.jsonl"), tokenizer=None, options=PrepareOptions())  # doctest: +SKIP
+        >>> result.report["output_rows"]  # doctest: +SKIP
+        92
+    """
+    cleaning = CleaningReport()
+    rows: Iterable[Row] = (row for path in inputs for row in iter_rows(path))
+    rows = _canonical_rows(template, rows, options.field_map)
+    rows = clean_rows(
+        rows, text_fields=template.text_fields, required_fields=template.required,
+        options=cleaning_options(template, options), report=cleaning,
+    )  # fmt: skip
+    rows = _checked_labels(template, rows, cleaning)
+    extras: dict[str, Any] = {}
+    label_field = template.labels.field if template.labels else None
+    needs_all = options.balance != "none" or options.augment or options.topics is not None
+    if needs_all:
+        materialized = list(rows)
+        if label_field:
+            from .balance import label_distribution
+
+            extras["labels_before_balance"] = label_distribution(materialized, label_field)
+        if options.balance != "none":
+            if not label_field:
+                raise DataError(f"--balance: template {template.name} has no labels to balance")
+            from .balance import balance_rows
+
+            materialized, balance = balance_rows(
+                materialized, label_field, strategy=options.balance,
+                target_ratio=options.target_ratio, seed=options.seed,
+            )  # fmt: skip
+            extras["balance"] = balance.to_dict()
+        if options.augment:
+            from .augment import AugmentReport
+
+            materialized = _augment(template, materialized, options)
+            extras["augmentation"] = AugmentReport.from_rows(materialized).to_dict()
+        rows = materialized
+    lengths: list[int] = []
+    labels: Counter[str] = Counter()
+    texts: list[str] = []
+    written = 0
+    for row in _write_jsonl(output, rows):
+        written += 1
+        if label_field:
+            labels[row[label_field]] += 1
+        if tokenizer is not None:
+            lengths.append(_token_length(template, row, tokenizer))
+        if options.topics is not None:
+            texts.append(" ".join(str(row.get(f) or "") for f in template.text_fields))
+    cleaning.output_rows = written
+    report = _report(template, inputs, output, cleaning, labels, lengths, options, extras)
+    if options.topics is not None:
+        from .clustering import cluster_topics
+
+        topics = cluster_topics(
+            texts, k=None if options.topics == "auto" else options.topics, seed=options.seed
+        )
+        report["topics"] = {k: v for k, v in topics.to_dict().items() if k != "assignments"}
+        extras["topic_report"] = topics
+    report_path = report_path or output.with_suffix(".report.json")
+    from .report import write_report
+
+    write_report(report, report_path, topic_report=extras.get("topic_report"), lengths=lengths)
+    return PrepareResult(output, report_path, report)
+
+
+def _token_length(template: Template, row: Row, tokenizer: Any) -> int:
+    example = template.render(row)
+    if isinstance(example, str):
+        return 0
+    messages = example["prompt"] + example["completion"]
+    return len(
+        tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    )
+
+
+def _report(template, inputs, output, cleaning, labels, lengths, options, extras) -> dict[str, Any]:  # noqa: ANN001
+    report: dict[str, Any] = {
+        "template": template.name,
+        "inputs": inputs,
+        "output": str(output),
+        **cleaning.to_dict(),
+    }
+    if template.labels:
+        report["labels"] = {label: labels.get(label, 0) for label in template.labels.values}
+    for key in ("labels_before_balance", "balance", "augmentation"):
+        if key in extras:
+            report[key] = extras[key]
+    report["length_tokens"] = length_stats(lengths, options.sequence_len) if lengths else None
+    return report
