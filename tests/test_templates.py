@@ -165,3 +165,24 @@ def test_cli_templates_list_and_show() -> None:
     assert "bearish" in shown.stdout
     missing = cli("templates", "show", "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("error: nope: no such template")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_preview_marks_exactly_the_answer_for_each_builtin(name: str) -> None:
+    tokenizer = tiny_tokenizer()
+    rows = read_rows(f"builtin:{name}")[:3]
+    for example in convert_rows(rows, DatasetSection(path="x", type=name)).examples:
+        text = marked_text(tokenizer, render_example(tokenizer, example, sequence_len=4096))
+        answer = example["completion"][0]["content"]
+        assert text.count(LOSS_OPEN) == 1
+        assert text.endswith(f"<|im_start|>assistant\n{LOSS_OPEN}{answer}<|im_end|>\n{LOSS_CLOSE}")
+
+
+@pytest.mark.parametrize("name", sorted(registry.recipes()))
+def test_every_builtin_recipe_builds_its_training_data(name: str) -> None:
+    from ft_plugin.config import load_recipe
+    from ft_plugin.data import build_training_data
+
+    data = build_training_data(load_recipe(name).recipe)
+    assert len(data.train) >= 50 and data.eval is not None and len(data.eval) >= 5
+    assert set(data.train.column_names) == {"prompt", "completion"}

@@ -31,7 +31,8 @@ word 3-grams for non-CJK text plus CJK characters: single characters when the ro
 fewer than 100 CJK characters (so that 1-2 changed characters in a 30-character Chinese
 sentence keep Jaccard above 0.85), character bigrams from 100 on (single characters
 would make long unrelated texts look alike). LSH finds candidates, and a row is dropped
-when its estimated Jaccard with a kept row reaches the threshold.
+when its estimated Jaccard with a kept row reaches the threshold. Exact duplicates: same
+blake2b hash of the cleaned text fields (other fields, such as labels, are not compared).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def _whitespace(text: str) -> str:
 def normalize_text(text: str) -> str:
     """NFKC, no zero-width or control characters, normalised newlines and spaces, stripped.
 
+    NFKC also maps full-width CJK punctuation to ASCII (``，`` -> ``,``); ``。`` stays.
+
     >>> normalize_text("\\uff28\\uff49\\u200b\\u00a0 there\\r\\n\\tＡＩ  ")
     'Hi there\\nAI'
     """
@@ -174,7 +177,7 @@ _HIDDEN_TAGS = frozenset({"script", "style", "template"})
 class _TextExtractor(HTMLParser):
     """Text of an HTML fragment: entities decoded, script/style dropped, blocks on new lines.
 
-    Tags that are not HTML elements (``List<String>``, ``a<b and c>d``) are kept as text.
+    Tags that are not HTML elements (``List<String>``, ``x<y and z>w``) are kept as text.
     """
 
     def __init__(self) -> None:
@@ -213,11 +216,32 @@ class _TextExtractor(HTMLParser):
             self.parts.append(raw)
 
 
+_TAG = r"""<(?:[a-zA-Z?]|/[a-zA-Z]|![a-zA-Z])(?:[^<>"']|"[^<"]*"|'[^<']*')*>"""
+_TAG_OR_BRACKET = re.compile(f"{_TAG}|<")
+_COMMENT_TAG_OR_BRACKET = re.compile(f"<!--.*?-->|{_TAG}|<", re.DOTALL)
+
+
+def _escape_stray_brackets(text: str) -> str:
+    """Escape each "<" that opens no complete tag or comment, in linear time.
+
+    `HTMLParser` rescans the rest of the text for every unclosed tag, which is quadratic
+    on text like ``a<b`` repeated; after this it only ever sees complete tags.
+    """
+
+    def keep(match: re.Match[str]) -> str:
+        return "&lt;" if match.group() == "<" else match.group()
+
+    split = text.rfind("-->") + 3 if "-->" in text else 0  # no comment closes after this
+    head = _COMMENT_TAG_OR_BRACKET.sub(keep, text[:split])
+    return head + _TAG_OR_BRACKET.sub(keep, text[split:])
+
+
 def strip_markup(text: str) -> str:
     """Text without HTML tags, comments and script/style contents, entities decoded.
 
     Uses `html.parser`; block elements become line breaks and whitespace is normalised.
-    Text without ``<`` or ``&`` is returned unchanged.
+    Text without ``<`` or ``&`` is returned unchanged; a ``<`` that opens no complete tag,
+    and tags that are not HTML elements (``List<String>``), stay as they are.
 
     >>> strip_markup("<p>Fish &amp; chips&nbsp;<b>now</b></p><script>x()</script><p>2 < 3</p>")
     'Fish & chips now\\n2 < 3'
@@ -226,7 +250,7 @@ def strip_markup(text: str) -> str:
         return text
     parser = _TextExtractor()
     try:
-        parser.feed(text)
+        parser.feed(_escape_stray_brackets(text))
         parser.close()
     except Exception:  # the parser is lenient, but must never fail a row
         return text
