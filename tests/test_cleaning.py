@@ -105,8 +105,8 @@ def test_exact_duplicates_english_and_chinese_first_kept() -> None:
     out, report = run(rows)
     assert [row["id"] for row in out] == [1, 4, 6, 7]
     assert report.dropped == {"exact_duplicate": 3}
-    # kept Chinese rows: NFKC turns "，" into ","; the dropped row 3 is not counted
-    assert report.modified == {"unicode_normalized": 2}
+    # Chinese full-width punctuation is kept, so no row needed normalising
+    assert report.modified == {}
 
 
 def test_exact_duplicate_ignores_non_text_fields() -> None:
@@ -288,8 +288,8 @@ def test_unicode_and_whitespace_normalisation() -> None:
     assert report.modified == {"unicode_normalized": 3, "whitespace_normalized": 2}
 
 
-def test_nfkc_maps_full_width_cjk_punctuation() -> None:
-    assert normalize_text("你好，世界！（测试）\u3000ＯＫ") == "你好,世界!(测试) OK"
+def test_nfkc_keeps_full_width_cjk_punctuation() -> None:
+    assert normalize_text("你好，世界！（测试）\u3000ＯＫ？") == "你好，世界！（测试） OK？"
     assert normalize_text("句号。顿号、不变") == "句号。顿号、不变"
 
 
@@ -340,6 +340,7 @@ PII_CASES = [
     ("Call +44 20 7946 0958 now.", "Call [PHONE] now.", "PHONE"),
     ("Call (555) 123-4567 now.", "Call [PHONE] now.", "PHONE"),
     ("Call 555-123-4567 now.", "Call [PHONE] now.", "PHONE"),
+    ("Call 1-800-555-0199 now.", "Call [PHONE] now.", "PHONE"),
     ("手机13812345678请联系", "手机[PHONE]请联系", "PHONE"),
     ("电话+86 138 1234 5678。", "电话[PHONE]。", "PHONE"),
     ("Card 4111 1111 1111 1111 on file.", "Card [CARD] on file.", "CARD"),
@@ -385,6 +386,9 @@ FALSE_POSITIVE_TEXTS = [
     "5.6 mmol/L, ICD-10 E11.9, follow-up on 03/15/2024 at 10:30, ext. 4521.",
     "Under Section 12.3 and clause 4.2(b) of the 2019 Agreement, case no. 2:23-cv-01234, the "
     "tenant owes $3,500.00 by 2024-03-15; see 42 U.S.C. § 1983, ISBN 978-0-306-40615-7.",
+    "Patient ID 12-3456-789, lot 2024-001-0042, NDC 0002-3227-30, ISIN US0378331005, policy "
+    "2023-456-7890, PMID 31452104, DOI 10.1056/NEJMoa2034577, ratio 3:1, pages 12-15, "
+    "1.5-2.0 mg/kg, 1,234,567,890 shares, 13.8% CAGR, IP 192.168.1.254, zip 10001-1234.",
     "2024年第三季度营收同比增长12.5%，每次口服500毫克，每日3次，依据第12.3条，"
     "于2024年3月15日签署，金额为1,250,000.00元。",
 ]
@@ -406,13 +410,13 @@ def test_pii_in_clean_rows_counts_kept_rows() -> None:
     out, report = run(rows, scrub_pii=True)
     assert texts(out)[:3] == [
         "Contact [EMAIL] or [PHONE].",
-        "患者身份证号[NATIONAL_ID],手机[PHONE],出生日期:[DOB]。",  # NFKC'd punctuation
+        "患者身份证号[NATIONAL_ID]，手机[PHONE]，出生日期：[DOB]。",
         "Pay with [CARD], not 4111 1111 1111 1112.",
     ]
-    assert texts(out)[3:6] == FALSE_POSITIVE_TEXTS[:3]
+    assert texts(out)[3:7] == FALSE_POSITIVE_TEXTS[:4]
     assert report.dropped == {"exact_duplicate": 1}
     assert report.pii == {"EMAIL": 1, "PHONE": 2, "NATIONAL_ID": 1, "DOB": 1, "CARD": 1}
-    assert report.modified == {"pii_redacted": 3, "unicode_normalized": 2}
+    assert report.modified == {"pii_redacted": 3}
 
 
 def test_pii_is_kept_unless_asked() -> None:

@@ -17,7 +17,7 @@ PII patterns (`scrub_pii`), applied in this order, each replaced by a typed plac
   ``1985年3月12日``); the keyword is kept.
 - ``[CARD]``: 13-19 digits, plain or grouped by 4 (Amex 4-6-5), first digit 2-6, Luhn-valid.
 - ``[PHONE]``: ``+`` and 8-15 digits (``+44 20 7946 0958``, ``+86 138 1234 5678``);
-  ``(555) 123-4567`` and ``555-123-4567`` / ``555.123.4567``; Chinese mobiles ``13812345678``.
+  ``(555) 123-4567``, ``555-123-4567``, ``1-800-555-0199``; Chinese mobiles ``13812345678``.
 
 Known limits: Latin-script, ASCII patterns only (no IDN e-mails, lower-case IBANs, other
 countries' IDs, landlines without ``+``, space-separated US numbers, spelled-out numbers);
@@ -95,8 +95,10 @@ class CleaningOptions:
 class CleaningReport:
     """What `clean_rows` did. ``input_rows == output_rows + sum(dropped.values())``.
 
-    `dropped` counts rows by reason; `modified` (rows by pass) and `pii` (replaced
-    occurrences by placeholder type) count the rows that were kept.
+    `dropped` counts rows by reason (the first that applies: ``missing_field:<f>``,
+    ``wrong_type:<f>``, ``empty_field:<f>``, ``too_short``, ``too_long``, ``exact_duplicate``,
+    ``near_duplicate``, or ``not_a_dict`` for a row that is no mapping); `modified` (rows by
+    pass) and `pii` (replaced occurrences by placeholder type) count the rows that were kept.
 
     >>> report = CleaningReport(input_rows=2, output_rows=1, dropped=Counter(too_short=1))
     >>> report.to_dict()["dropped"]
@@ -130,10 +132,18 @@ _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
+# Full-width punctuation is how Chinese is written: NFKC would turn "，" into ",", and a
+# model trained on that writes ASCII commas in Chinese. These survive normalisation.
+_CJK_PUNCTUATION = "，！？；：（）～"
+_PROTECT = {ord(c): chr(0xE000 + i) for i, c in enumerate(_CJK_PUNCTUATION)}
+_RESTORE = {ord(v): k for k, v in ((c, _PROTECT[ord(c)]) for c in _CJK_PUNCTUATION)}
+
+
 def _unicode(text: str) -> str:
-    """NFKC, then drop zero-width (not ZWJ/ZWNJ) and control characters, lone surrogates."""
+    """NFKC (CJK punctuation kept), then drop zero-width and control characters, lone surrogates."""
     if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
+        protected = text.translate(_PROTECT)
+        text = unicodedata.normalize("NFKC", protected).translate(_RESTORE)
     return _CONTROLS.sub("", text.translate(_ZERO_WIDTH))
 
 
@@ -147,7 +157,7 @@ def _whitespace(text: str) -> str:
 def normalize_text(text: str) -> str:
     """NFKC, no zero-width or control characters, normalised newlines and spaces, stripped.
 
-    NFKC also maps full-width CJK punctuation to ASCII (``，`` -> ``,``); ``。`` stays.
+    Full-width CJK punctuation (``，！？；：（）～``) is kept: NFKC would make it ASCII.
 
     >>> normalize_text("\\uff28\\uff49\\u200b\\u00a0 there\\r\\n\\tＡＩ  ")
     'Hi there\\nAI'
@@ -302,7 +312,9 @@ _ACCOUNT_KEYWORD = re.compile(
 _CARD = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,18}(?![0-9]|[ -][0-9])", _A)
 _PHONE_INTL = re.compile(r"(?<![\w+])\+[0-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])", _A)
 _PHONE_US = re.compile(
-    r"(?<![\w.-])(?:\([0-9]{3}\) ?|[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}(?![0-9]|[.-][0-9])", _A
+    r"(?<![\w.-])(?:1[ .-])?(?:\([0-9]{3}\) ?|[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}"
+    r"(?![0-9]|[.-][0-9])",
+    _A,
 )
 _PHONE_CN = re.compile(
     r"(?<![\w+])(?<![0-9][ -])1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9]|[ -][0-9])", _A
