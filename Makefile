@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin train medical-lora --output-dir $(DEMO_DIR) \
 		--set max_steps=$(DEMO_STEPS) --set eval_steps=20
+	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin eval $(DEMO_DIR) --baseline --max-new-tokens 48
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ft_plugin import __version__, registry
 from ft_plugin.errors import UserError
@@ -114,8 +115,6 @@ def _templates_preview(args: argparse.Namespace) -> int:
 
 
 def _data_prepare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ft_plugin.data.prepare import PrepareOptions, prepare_dataset
     from ft_plugin.data.templates import load_template
 
@@ -180,6 +179,111 @@ def _prepare_jobs(args: argparse.Namespace) -> list[tuple[str, list[str], dict[s
     return jobs
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    if args.import_ratings:
+        return _import_ratings(args)
+    if args.target is None:
+        raise UserError(
+            "eval: give TARGET (a run directory or a base model), or --import-ratings FILE"
+        )
+    from ft_plugin.evaluate.report import write_eval_report
+    from ft_plugin.evaluate.runner import EvalSettings, run_evaluation
+
+    settings = EvalSettings(
+        data=args.data, template=args.template, baseline=args.baseline or bool(args.human_sheet),
+        metrics=args.metrics.split(",") if args.metrics else None, max_samples=args.max_samples,
+        max_new_tokens=args.max_new_tokens, scoring=args.scoring, price_per_hour=args.price_per_hour,
+    )  # fmt: skip
+    report, results, loaded, data = run_evaluation(args.target, settings)
+    output = Path(args.output) if args.output else _default_eval_dir(args.target)
+    state = loaded.run_dir / "trainer_state.json" if loaded.run_dir else None
+    write_eval_report(
+        report.to_dict(), output, results=results, labels=data.labels, trainer_state=state
+    )
+    if args.human_sheet:
+        from ft_plugin.evaluate.human import write_human_sheet
+
+        _ensure_answers(results, loaded, data, settings)
+        items = [
+            {"prompt": e["prompt"][-1]["content"], "base_answer": b, "tuned_answer": t}
+            for e, b, t in zip(
+                data.examples, results["baseline"].answers, results["target"].answers, strict=False
+            )
+        ]
+        write_human_sheet(items, Path(args.human_sheet))
+        print(
+            f"human sheet: {args.human_sheet} (key: {Path(args.human_sheet).with_suffix('')}.key.csv)"
+        )
+    print(json.dumps(report.models, indent=2))
+    print(f"report: {output / 'report.md'}")
+    return 0
+
+
+def _ensure_answers(results, loaded, data, settings) -> None:  # noqa: ANN001
+    from ft_plugin.evaluate.generation import generate_answers
+
+    chat = [e for e in data.examples if "prompt" in e]
+    for role, result in results.items():
+        if result.answers is None:
+            if role == "baseline":
+                with loaded.baseline() as model:
+                    result.answers = generate_answers(
+                        model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
+                    ).texts
+            else:
+                result.answers = generate_answers(
+                    loaded.model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
+                ).texts
+
+
+def _default_eval_dir(target: str) -> Path:
+    from ft_plugin.evaluate.targets import is_run_dir
+
+    if is_run_dir(target):
+        return Path(target) / "eval"
+    return Path("runs") / "eval" / target.replace(":", "-").replace("/", "--")
+
+
+def _import_ratings(args: argparse.Namespace) -> int:
+    import json
+
+    from ft_plugin.evaluate.human import import_ratings
+
+    try:
+        human = import_ratings([Path(p) for p in args.import_ratings]).to_dict()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.target:
+        from ft_plugin.evaluate.report import markdown
+
+        folder = Path(args.output) if args.output else _default_eval_dir(args.target)
+        path = folder / "report.json"
+        if not path.is_file():
+            raise UserError(
+                f"{path}: no evaluation report to add ratings to; run ft-plugin eval {args.target} first"
+            )
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["human"] = human
+        plots = [p.name for p in sorted(folder.glob("*.png"))]
+        _write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        _write_text_atomic(folder / "report.md", markdown(report, plots))
+        print(f"ratings added to {path}")
+    print(json.dumps(human, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(staging, path)
+
+
 def _train(args: argparse.Namespace) -> int:
     from ft_plugin.train import train_from_cli
 
@@ -187,8 +291,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ft_plugin.merge import merge_run
 
     output = merge_run(Path(args.run_dir), Path(args.output))
@@ -268,6 +370,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--sequence-len", type=int, default=512, help="cut-off, as in the recipe")
     preview.set_defaults(handler=_templates_preview)
+
+    evaluation = commands.add_parser(
+        "eval", help="evaluate a run or a base model: perplexity, BLEU/ROUGE, accuracy, latency"
+    )
+    evaluation.add_argument(
+        "target", nargs="?", help="run directory, or base model (embedded:…, path, Hub id)"
+    )
+    evaluation.add_argument(
+        "--data", help="rows to evaluate on (default: the run's held-out split)"
+    )
+    evaluation.add_argument("--template", help="template for --data (default: the run's)")
+    evaluation.add_argument(
+        "--baseline", action="store_true", help="also evaluate the base model, side by side"
+    )
+    evaluation.add_argument(
+        "--metrics",
+        help="comma list: perplexity,bleu,chrf,rouge1,rouge2,rougeL,accuracy,macro_f1,latency",
+    )
+    evaluation.add_argument("--max-samples", type=int, default=200)
+    evaluation.add_argument("--max-new-tokens", type=int, default=128)
+    evaluation.add_argument("--scoring", choices=["loglik", "generate"], default="loglik",
+                            help="classification: label log-likelihood (default) or parse generated text")  # fmt: skip
+    evaluation.add_argument(
+        "--price-per-hour", type=float, help="machine price, for cost per 1,000 requests"
+    )
+    evaluation.add_argument("--output", help="report folder (default: RUN_DIR/eval)")
+    evaluation.add_argument(
+        "--human-sheet", metavar="FILE.csv", help="write base and tuned answers for raters"
+    )
+    evaluation.add_argument(
+        "--import-ratings", nargs="+", metavar="FILE.csv", help="aggregate filled sheets"
+    )
+    evaluation.set_defaults(handler=_eval)
 
     data = commands.add_parser("data", help="clean, shape and report datasets")
     data_commands = data.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -23,7 +23,9 @@ class Generations:
         return sum(self.new_tokens) / seconds if seconds else 0.0
 
 
-def generate_answers(model: Any, tokenizer: Any, examples: list[Example], *, max_new_tokens: int) -> Generations:
+def generate_answers(
+    model: Any, tokenizer: Any, examples: list[Example], *, max_new_tokens: int
+) -> Generations:
     """One request at a time (batch 1), greedy, timed from prompt to last token."""
     out = Generations()
     device = next(model.parameters()).device

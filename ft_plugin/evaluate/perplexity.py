@@ -34,7 +34,9 @@ def _nll(model: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
     """Summed NLL of the tokens at positions where ``scored`` is 1 (position 0 never is)."""
     device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)
-    labels = torch.tensor([[t if s else -100 for t, s in zip(ids, scored, strict=True)]], device=device)
+    labels = torch.tensor(
+        [[t if s else -100 for t, s in zip(ids, scored, strict=True)]], device=device
+    )
     labels[0, 0] = -100
     count = int((labels[0, 1:] != -100).sum())
     if count == 0:

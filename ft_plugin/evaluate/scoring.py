@@ -16,7 +16,9 @@ from ft_plugin.data.formats import Example
 from ft_plugin.data.preview import render_example
 
 
-def label_log_likelihoods(model: Any, tokenizer: Any, example: Example, labels: list[str]) -> list[float]:
+def label_log_likelihoods(
+    model: Any, tokenizer: Any, example: Example, labels: list[str]
+) -> list[float]:
     """Summed log-probability of each label as the answer to ``example``'s prompt."""
     rendered = [
         render_example(

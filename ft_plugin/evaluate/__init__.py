@@ -1,0 +1,1 @@
+"""Evaluate stage: perplexity, text metrics, classification, serving metrics, human ratings."""

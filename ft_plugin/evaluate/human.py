@@ -1,0 +1,395 @@
+"""Blind human evaluation: rating sheets for raters, and the report from the filled sheets.
+
+:func:`write_human_sheet` writes one CSV row per prompt with the base and the tuned
+model's answers as ``answer_a`` and ``answer_b``, in an order drawn per row from
+``seed``. Which is which goes to a separate key file, ``<stem>.key.csv`` (columns
+``id, a, b``, values ``base``/``tuned``), that raters never see. Raters fill
+``relevance_*``, ``accuracy_*`` and ``readability_*`` with integers 1-5, ``preference``
+with ``a``, ``b`` or ``tie``, and optionally ``rater`` and ``comment``.
+
+:func:`import_ratings` reads the filled copies (one per rater), unblinds them with the
+key, and reports, per model and criterion, the mean score (1-5 scale) with a 95%
+t-interval, the preference shares (0-1), and the inter-rater agreement as
+Krippendorff's alpha (-1..1, 1 = perfect; :func:`krippendorff_alpha`, implemented
+here after Krippendorff, "Computing Krippendorff's Alpha-Reliability", 2011).
+Text metrics elsewhere use 0-100 (bleu, chrf, rouge*) and classification 0-1.
+
+Files are UTF-8 without a BOM (a BOM written back by a spreadsheet is accepted on
+reading), and are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import re
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "CRITERIA",
+    "SHEET_COLUMNS",
+    "HumanReport",
+    "ScoreStats",
+    "import_ratings",
+    "key_path_for",
+    "krippendorff_alpha",
+    "write_human_sheet",
+]
+
+MODELS = ("base", "tuned")
+CRITERIA = ("relevance", "accuracy", "readability")
+SCORE_COLUMNS = [f"{c}_{slot}" for slot in ("a", "b") for c in CRITERIA]
+SHEET_COLUMNS = [
+    "id",
+    "prompt",
+    "answer_a",
+    "answer_b",
+    *SCORE_COLUMNS,
+    "preference",
+    "rater",
+    "comment",
+]
+KEY_COLUMNS = ["id", "a", "b"]
+_SCORE_RE = re.compile(r"([1-5])(?:\.0*)?")
+_PREFERENCES = ("a", "b", "tie")
+LEVELS = ("nominal", "ordinal", "interval", "ratio")
+
+
+def key_path_for(sheet: str | Path) -> Path:
+    """Where the unblinding key of ``sheet`` lives: ``<stem>.key.csv`` next to it.
+
+    Example:
+        >>> key_path_for("eval/ratings.csv").as_posix()
+        'eval/ratings.key.csv'
+    """
+    sheet = Path(sheet)
+    return sheet.with_name(f"{sheet.stem}.key.csv")
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write a UTF-8 CSV atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the sheet from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_human_sheet(items: list[dict[str, Any]], path: str | Path, *, seed: int = 0) -> Path:
+    """Write a blind rating sheet to ``path`` and its key to ``<stem>.key.csv``.
+
+    Each item needs ``prompt``, ``base_answer`` and ``tuned_answer``; its ``id`` is
+    ``item["id"]`` when given, else its 1-based position. Which answer is ``a`` is drawn
+    per row from ``random.Random(seed)``, so the same items and seed give the same sheet.
+
+    Example:
+        >>> items = [{"prompt": "2+2?", "base_answer": "5", "tuned_answer": "4"}]
+        >>> write_human_sheet(items, tmp / "ratings.csv", seed=1).name  # doctest: +SKIP
+        'ratings.csv'
+    """
+    if not items:
+        raise ValueError("no items to write to the human evaluation sheet")
+    path, rng = Path(path), random.Random(seed)
+    sheet, key, seen = [], [], set()
+    for i, item in enumerate(items):
+        missing = [k for k in ("prompt", "base_answer", "tuned_answer") if k not in item]
+        if missing:
+            raise ValueError(f"item {i + 1}: missing {', '.join(missing)}")
+        item_id = str(item.get("id", i + 1))
+        if item_id in seen:
+            raise ValueError(f"item {i + 1}: duplicate id {item_id!r}")
+        seen.add(item_id)
+        a, b = ("tuned", "base") if rng.random() < 0.5 else ("base", "tuned")
+        answers = {"base": item["base_answer"], "tuned": item["tuned_answer"]}
+        sheet.append([item_id, item["prompt"], answers[a], answers[b]] + [""] * 9)
+        key.append([item_id, a, b])
+    _write_csv(key_path_for(path), KEY_COLUMNS, key)
+    _write_csv(path, SHEET_COLUMNS, sheet)
+    return path
+
+
+def krippendorff_alpha(
+    units: Sequence[Sequence[float | None]], level: str = "ordinal"
+) -> float | None:
+    """Krippendorff's alpha of reliability data given as one list of values per unit.
+
+    A unit holds the values the raters gave it (None or absent = not rated); units with
+    fewer than two values are not pairable and are ignored. ``level`` is ``nominal``,
+    ``ordinal``, ``interval`` or ``ratio``. Returns None when alpha is undefined (no
+    pairable unit, or all values identical so there is no expected disagreement).
+
+    Example (two raters, four items):
+        >>> krippendorff_alpha([[1, 1], [2, 2], [3, 3], [4, 4]])
+        1.0
+        >>> round(krippendorff_alpha([[1, 2], [2, 2], [3, 3], [4, 3]], "interval"), 3)
+        0.708
+    """
+    pairable = [[v for v in unit if v is not None] for unit in units]
+    pairable = [u for u in pairable if len(u) >= 2]
+    values = sorted({v for u in pairable for v in u})
+    index = {v: i for i, v in enumerate(values)}
+    o = np.zeros((len(values), len(values)))  # coincidence matrix
+    for u in pairable:
+        for i, a in enumerate(u):
+            for j, b in enumerate(u):
+                if i != j:
+                    o[index[a], index[b]] += 1 / (len(u) - 1)
+    n_c = o.sum(axis=1)
+    n = n_c.sum()
+    v = np.array(values, dtype=float)
+    if level == "nominal":
+        delta = (v[:, None] != v[None, :]).astype(float)
+    elif level == "ordinal":
+        # (sum of n_g for g from c to k, minus (n_c + n_k) / 2) squared, with c <= k
+        cum, rank = np.cumsum(n_c), np.arange(len(v))
+        lo, hi = np.minimum.outer(rank, rank), np.maximum.outer(rank, rank)
+        delta = (cum[hi] - cum[lo] + n_c[lo] - (n_c[lo] + n_c[hi]) / 2) ** 2
+    elif level == "interval":
+        delta = (v[:, None] - v[None, :]) ** 2
+    elif level == "ratio":
+        total = v[:, None] + v[None, :]
+        delta = np.divide(
+            (v[:, None] - v[None, :]) ** 2, total**2, out=np.zeros_like(o), where=total != 0
+        )
+    else:
+        raise ValueError(f"unknown level {level!r}: use one of {LEVELS}")
+    expected = float((np.outer(n_c, n_c) * delta).sum())
+    if n == 0 or expected == 0:
+        return None
+    return float(1 - (n - 1) * (o * delta).sum() / expected)
+
+
+@dataclass
+class ScoreStats:
+    """Mean rating (1-5) with its 95% t-interval ``ci95 = (low, high)`` and count ``n``.
+
+    ``mean`` and ``ci95`` are None when nobody rated; with one rating ``ci95`` is
+    ``(mean, mean)``.
+    """
+
+    mean: float | None
+    ci95: tuple[float, float] | None
+    n: int
+
+    @classmethod
+    def of(cls, values: list[int]) -> ScoreStats:
+        """Summarise ratings: ``mean ± t(0.975, n-1) * stdev / sqrt(n)``.
+
+        Example:
+            >>> s = ScoreStats.of([4, 5]); s.mean, tuple(round(x, 2) for x in s.ci95)
+            (4.5, (-1.85, 10.85))
+        """
+        n = len(values)
+        if n == 0:
+            return cls(None, None, 0)
+        mean = sum(values) / n
+        if n == 1:
+            return cls(mean, (mean, mean), 1)
+        half = float(stats.t.ppf(0.975, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+        return cls(mean, (mean - half, mean + half), n)
+
+
+@dataclass
+class HumanReport:
+    """Unblinded human ratings of the base and the tuned model.
+
+    ``scores[model][criterion]`` (models ``base``, ``tuned``; criteria ``relevance``,
+    ``accuracy``, ``readability``) is a :class:`ScoreStats` over every rating given, one
+    per rater and item (treated as independent observations, so with several raters
+    per item the interval is somewhat optimistic). ``preference`` holds the shares (0-1) of ``tuned``, ``base`` and
+    ``tie`` among the ``preference_n`` preferences given (all 0.0 when none).
+    ``agreement[criterion]`` is Krippendorff's alpha at ``agreement_level`` over the
+    (item, model) units rated by two raters or more; it is empty when no unit was, and a
+    value is None when alpha is undefined (every rating the same).
+    """
+
+    scores: dict[str, dict[str, ScoreStats]]
+    preference: dict[str, float]
+    preference_n: int
+    raters: int
+    rater_names: list[str]
+    items: int
+    agreement: dict[str, float | None] = field(default_factory=dict)
+    agreement_level: str = "ordinal"
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Flat map: ``<model>_<criterion>_{mean,ci95_low,ci95_high,n}``, ``preference_*``,
+        ``raters``, ``items`` and ``alpha_<criterion>``."""
+        out: dict[str, float | int | None] = {}
+        for model, by_criterion in self.scores.items():
+            for criterion, s in by_criterion.items():
+                low, high = s.ci95 if s.ci95 else (None, None)
+                out |= {f"{model}_{criterion}_mean": s.mean, f"{model}_{criterion}_ci95_low": low}
+                out |= {f"{model}_{criterion}_ci95_high": high, f"{model}_{criterion}_n": s.n}
+        out |= {f"preference_{k}": v for k, v in self.preference.items()}
+        out |= {"preference_n": self.preference_n, "raters": self.raters, "items": self.items}
+        out |= {f"alpha_{c}": a for c, a in self.agreement.items()}
+        return out
+
+
+def _read_key(path: Path) -> dict[str, dict[str, str]]:
+    """``{id: {"a": model, "b": model}}`` from a key file, checked."""
+    key = {}
+    for where, row in _read_rows(path, KEY_COLUMNS):
+        if sorted((row["a"], row["b"])) != list(MODELS):
+            raise ValueError(
+                f"{where}: a, b: expected base and tuned, got {row['a']!r}, {row['b']!r}"
+            )
+        key[row["id"]] = {"a": row["a"], "b": row["b"]}
+    return key
+
+
+def _read_rows(path: Path, required: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Non-blank rows of a CSV as ``("file.csv:ROW", {column: stripped cell})``.
+
+    ROW is the spreadsheet row number (header = 1), which stays right when a cell
+    holds several lines of text.
+    """
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"{path.name}: missing columns: {', '.join(missing)}")
+        rows = []
+        for number, cells in enumerate(reader, start=2):
+            if any(c.strip() for c in cells):
+                row = {
+                    h: (cells[i].strip() if i < len(cells) else "") for i, h in enumerate(header)
+                }
+                rows.append((f"{path.name}:{number}", row))
+    return rows
+
+
+def _default_key(sheet: Path) -> Path:
+    """``<stem>.key.csv`` next to ``sheet``, else the only ``*.key.csv`` in its folder."""
+    own = key_path_for(sheet)
+    if own.exists():
+        return own
+    others = sorted(sheet.parent.glob("*.key.csv"))
+    if len(others) == 1:
+        return others[0]
+    raise ValueError(f"no key file {own.name} next to {sheet.name}: pass key_path")
+
+
+def _parse_row(where: str, row: dict[str, str], order: dict[str, str]) -> dict[str, Any]:
+    """The filled cells of one sheet row, unblinded: ``{(model, criterion): score,
+    "preference": "base" | "tuned" | "tie"}``; a bad cell raises ValueError."""
+    out: dict[Any, Any] = {}
+    for column in SCORE_COLUMNS:
+        cell = row[column]
+        if not cell:
+            continue
+        match = _SCORE_RE.fullmatch(cell)
+        if not match:
+            raise ValueError(f"{where}: {column}: expected 1-5, got {cell!r}")
+        criterion, slot = column.rsplit("_", 1)
+        out[(order[slot], criterion)] = int(match.group(1))
+    preference = row["preference"].lower()
+    if preference and preference not in _PREFERENCES:
+        raise ValueError(f"{where}: preference: expected a, b or tie, got {row['preference']!r}")
+    if preference:
+        out["preference"] = order.get(preference, "tie")
+    return out
+
+
+def import_ratings(
+    paths: Sequence[str | Path],
+    key_path: str | Path | None = None,
+    *,
+    agreement_level: str = "ordinal",
+) -> HumanReport:
+    """Read filled rating sheets, unblind them with the key and summarise them.
+
+    A row's rater is its ``rater`` cell, else the first ``rater`` filled in its file,
+    else the file's stem (``ratings_bob.csv`` -> ``ratings_bob``). The key defaults to
+    :func:`key_path_for` of the first sheet, else the only ``*.key.csv`` in its folder.
+    Empty cells are skipped; a rater may rate an item only once.
+
+    Example:
+        >>> report = import_ratings(["eval/ratings_ann.csv", "eval/ratings_bob.csv"])  # doctest: +SKIP
+        >>> report.scores["tuned"]["accuracy"].mean, report.preference["tuned"]  # doctest: +SKIP
+
+    Raises:
+        ValueError: ``file.csv:ROW: column: what is wrong`` for a bad cell, an id not in
+            the key or an item rated twice by one rater; missing columns or key.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no rating sheets given")
+    if agreement_level not in LEVELS:
+        raise ValueError(f"unknown agreement_level {agreement_level!r}: use one of {LEVELS}")
+    key = _read_key(Path(key_path) if key_path else _default_key(paths[0]))
+    # ratings[(criterion, model)][(item, rater)] = score
+    ratings: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
+    preferences, seen = [], {}
+    for path in paths:
+        rows = _read_rows(path, ["id", *SCORE_COLUMNS, "preference"])
+        file_rater = next((r["rater"] for _, r in rows if r.get("rater")), path.stem)
+        for where, row in rows:
+            rater, item = row.get("rater") or file_rater, row["id"]
+            if item not in key:
+                raise ValueError(f"{where}: id: {item!r} is not in the key")
+            cells = _parse_row(where, row, key[item])
+            if not cells:
+                continue
+            if (rater, item) in seen:
+                raise ValueError(
+                    f"{where}: {rater} already rated item {item!r} ({seen[rater, item]})"
+                )
+            seen[rater, item] = where
+            if "preference" in cells:
+                preferences.append(cells.pop("preference"))
+            for (model, criterion), score in cells.items():
+                ratings.setdefault((criterion, model), {})[item, rater] = score
+    return _summarise(ratings, preferences, seen, agreement_level)
+
+
+def _summarise(
+    ratings: dict[tuple[str, str], dict[tuple[str, str], int]],
+    preferences: list[str],
+    seen: dict[tuple[str, str], str],
+    level: str,
+) -> HumanReport:
+    """Build the report from ``ratings[(criterion, model)][(item, rater)] = score``."""
+    scores = {
+        model: {c: ScoreStats.of(list(ratings.get((c, model), {}).values())) for c in CRITERIA}
+        for model in MODELS
+    }
+    names = sorted({rater for rater, _ in seen})
+    agreement: dict[str, float | None] = {}
+    for criterion in CRITERIA:
+        units: dict[tuple[str, str], list[int]] = {}
+        for model in MODELS:
+            for (item, _), score in ratings.get((criterion, model), {}).items():
+                units.setdefault((item, model), []).append(score)
+        if any(len(values) >= 2 for values in units.values()):
+            agreement[criterion] = krippendorff_alpha(list(units.values()), level)
+    counts = {k: preferences.count(k) for k in ("tuned", "base", "tie")}
+    return HumanReport(
+        scores=scores,
+        preference={k: c / len(preferences) if preferences else 0.0 for k, c in counts.items()},
+        preference_n=len(preferences),
+        raters=len(names),
+        rater_names=names,
+        items=len({item for _, item in seen}),
+        agreement=agreement,
+        agreement_level=level,
+    )

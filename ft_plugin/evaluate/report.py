@@ -1,0 +1,128 @@
+"""Evaluation reports: `report.json`, `report.md` and PNG plots, written atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_FIGURE_DPI = 100
+
+
+def _figure(width: float = 6, height: float = 3.4) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=_FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
+    """Train and eval loss against the step, from a run's `trainer_state.json`."""
+    history = json.loads(trainer_state.read_text()).get("log_history", [])
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and "step" in h]
+    if not train and not evals:
+        return None
+    figure, axes = _figure()
+    if train:
+        axes.plot(*zip(*train, strict=True), label="train loss", color="tab:blue")
+    if evals:
+        axes.plot(*zip(*evals, strict=True), label="eval loss", color="tab:orange", marker="o")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title("Training curves")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def plot_comparison(models: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """Side-by-side bars of the quality metrics (baseline vs target)."""
+    quality = ("accuracy", "macro_f1", "bleu", "chrf", "rouge1", "rouge2", "rougeL")
+    names = [m for m in quality if all(isinstance(r.get(m), int | float) for r in models.values())]
+    if not names or len(models) < 2:
+        return None
+    figure, axes = _figure(max(5, 1.2 * len(names) + 2))
+    width = 0.8 / len(models)
+    for offset, (role, metrics) in enumerate(sorted(models.items())):
+        positions = [i + offset * width for i in range(len(names))]
+        axes.bar(positions, [metrics[m] for m in names], width, label=role)
+    axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names)
+    axes.set_title("Baseline vs tuned")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def markdown(report: dict[str, Any], plots: list[str]) -> str:
+    models = report["models"]
+    roles = [r for r in ("baseline", "target") if r in models]
+    names = list(dict.fromkeys(k for r in roles for k in models[r]))
+    data = report["data"]
+    lines = ["# Evaluation", "", f"- target: `{report['settings']['target']}`",
+             f"- data: {data['source']} ({data['rows']} rows, template {data['template'] or 'none'})", ""]  # fmt: skip
+    header = ["metric", *roles] + (["Δ (tuned − base)"] if "baseline" in models else [])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in names:
+        cells = [_cell(models[r].get(name)) for r in roles]
+        if "baseline" in models:
+            cells.append(_cell(report["delta"].get(name), signed=True))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if report.get("human"):
+        lines += [
+            "",
+            "## Human ratings",
+            "",
+            f"```json\n{json.dumps(report['human'], indent=2)}\n```",
+        ]
+    lines += ["", *[f"![{Path(p).stem}]({p})" for p in plots]]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any, signed: bool = False) -> str:
+    if not isinstance(value, int | float):
+        return "–"
+    text = f"{value:+.4g}" if signed else f"{value:.4g}"
+    return text
+
+
+def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str, Any], labels: list[str] | None,
+                      trainer_state: Path | None) -> Path:  # fmt: skip
+    """Write report.json, report.md and plots into ``output`` (replaced as a whole, atomically)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        plots: list[str] = []
+        for role, result in results.items():
+            scores = result.details.get("classification")
+            if scores is not None and labels:
+                from .classification import plot_confusion_matrix
+
+                plot_confusion_matrix(
+                    scores, labels, staging / f"confusion_{role}.png", f"Confusion matrix ({role})"
+                )
+                plots.append(f"confusion_{role}.png")
+        if (
+            trainer_state is not None
+            and trainer_state.is_file()
+            and plot_training_curves(trainer_state, staging / "training_curves.png")
+        ):
+            plots.append("training_curves.png")
+        if plot_comparison(report["models"], staging / "comparison.png"):
+            plots.append("comparison.png")
+        (staging / "report.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (staging / "report.md").write_text(markdown(report, plots), encoding="utf-8")
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output

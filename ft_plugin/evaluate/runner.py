@@ -1,0 +1,247 @@
+"""`ft-plugin eval`: one evaluation of a target (and its baseline) on one dataset.
+
+The runner picks the data (``--data`` or the run's held-out split), the template (for
+labels and default metrics), computes every requested metric for the target and, with
+``--baseline``, for the base model with the same settings, then writes the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ft_plugin.errors import DataError, UserError
+
+from .targets import LoadedTarget, load_target
+
+TEXT_METRICS = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+KNOWN_METRICS = ("perplexity", *TEXT_METRICS, *CLASSIFICATION_METRICS, "latency")
+
+
+@dataclass
+class EvalSettings:
+    """What to evaluate and how (the `ft-plugin eval` options)."""
+
+    data: str | None = None
+    template: str | None = None
+    baseline: bool = False
+    metrics: list[str] | None = None
+    max_samples: int = 200
+    max_new_tokens: int = 128
+    scoring: Literal["loglik", "generate"] = "loglik"
+    price_per_hour: float | None = None
+    latency_samples: int = 8
+    sequence_len: int | None = None
+
+
+@dataclass
+class EvalData:
+    examples: list[dict[str, Any]]
+    source: str
+    template: Any | None  # ft_plugin.data.templates.Template
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.template.labels.values if self.template and self.template.labels else None
+
+
+@dataclass
+class ModelResult:
+    """One model's metrics (flat) and the details behind them."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    answers: list[str] | None = None
+
+
+def _template_of(target: LoadedTarget, settings: EvalSettings) -> Any | None:
+    from ft_plugin.data.formats import CONVERTERS
+    from ft_plugin.data.templates import load_template
+
+    name = settings.template
+    if name is None and target.recipe is not None:
+        first = target.recipe.datasets[0].type
+        name = None if first in CONVERTERS else first
+    return load_template(name) if name else None
+
+
+def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
+    """``--data`` through the template, or the run's own held-out rows."""
+    from ft_plugin.config.schema import DatasetSection
+    from ft_plugin.data import build_training_data
+    from ft_plugin.data.formats import convert_rows
+    from ft_plugin.data.reading import read_rows
+
+    template = _template_of(target, settings)
+    if settings.data:
+        kind = template.name if template else "alpaca"
+        converted = convert_rows(
+            read_rows(settings.data), DatasetSection(path=settings.data, type=kind)
+        )
+        if not converted.examples:
+            reasons = (
+                ", ".join(f"{k}: {v}" for k, v in converted.dropped.items()) or "the file is empty"
+            )
+            raise DataError(f"{settings.data}: no rows to evaluate ({reasons})")
+        examples, source = converted.examples, settings.data
+    elif target.recipe is not None:
+        held_out = build_training_data(target.recipe, target.tokenizer).eval
+        if held_out is None:
+            raise UserError(
+                f"{target.name}: the recipe has no held-out split (val_set_size/test_datasets); pass --data"
+            )
+        examples, source = list(held_out), f"{target.name} (held-out split)"
+    else:
+        raise UserError(f"{target.name}: a base model has no data of its own; pass --data FILE")
+    return EvalData(examples[: settings.max_samples], source, template)
+
+
+def chosen_metrics(settings: EvalSettings, data: EvalData) -> list[str]:
+    wanted = settings.metrics or [
+        *(data.template.metrics if data.template else ["perplexity"]),
+        "latency",
+    ]
+    unknown = [m for m in wanted if m not in KNOWN_METRICS]
+    if unknown:
+        raise UserError(
+            f"--metrics: unknown metric {unknown[0]!r}; known: {', '.join(KNOWN_METRICS)}"
+        )
+    if any(m in CLASSIFICATION_METRICS for m in wanted) and not data.labels:
+        name = data.template.name if data.template else "alpaca (no template)"
+        raise UserError(
+            f"--metrics {','.join(wanted)}: template {name} declares no labels; accuracy needs a classification template"
+        )
+    return wanted
+
+
+def evaluate_model(
+    model: Any,
+    tokenizer: Any,
+    data: EvalData,
+    metrics: list[str],
+    settings: EvalSettings,
+    weights_bytes: int | None,
+) -> ModelResult:
+    """Every requested metric for one model."""
+    from ft_plugin.callbacks import peak_memory_mb
+
+    from .generation import generate_answers
+
+    result = ModelResult()
+    sequence_len = settings.sequence_len or 2048
+    if "perplexity" in metrics:
+        from .perplexity import corpus_perplexity
+
+        ppl = corpus_perplexity(model, tokenizer, data.examples, sequence_len=sequence_len)
+        result.metrics["perplexity"] = round(ppl.perplexity, 4)
+        result.details["perplexity_tokens"] = ppl.tokens
+    generations = None
+    chat = [e for e in data.examples if "prompt" in e]
+    if any(m in TEXT_METRICS for m in metrics) or (data.labels and settings.scoring == "generate"):
+        generations = generate_answers(
+            model, tokenizer, chat, max_new_tokens=settings.max_new_tokens
+        )
+        result.answers = generations.texts
+    if any(m in TEXT_METRICS for m in metrics):
+        from .text_metrics import generation_metrics
+
+        references = [e["completion"][0]["content"] for e in chat]
+        scores = generation_metrics(generations.texts, references)
+        result.metrics.update({k: round(v, 4) for k, v in scores.to_dict().items() if k in metrics})
+        result.details["bleu_signature"] = scores.bleu_signature
+        result.details["chrf_signature"] = scores.chrf_signature
+    if any(m in CLASSIFICATION_METRICS for m in metrics):
+        result.metrics.update(
+            _classification(model, tokenizer, chat, data.labels, settings, generations, result)
+        )
+    if "latency" in metrics:
+        from .serving import serving_metrics
+
+        timed = generations or generate_answers(
+            model,
+            tokenizer,
+            chat[: settings.latency_samples],
+            max_new_tokens=settings.max_new_tokens,
+        )
+        result.metrics.update(
+            serving_metrics(timed.latencies_ms, timed.tokens_per_second, peak_memory_mb=peak_memory_mb(),
+                            weights_bytes=weights_bytes, price_per_hour=settings.price_per_hour)
+        )  # fmt: skip
+    return result
+
+
+def _classification(
+    model, tokenizer, chat, labels, settings, generations, result
+) -> dict[str, float]:  # noqa: ANN001
+    from .classification import classification_metrics, parse_label
+    from .scoring import predict_label
+
+    truth = [e["completion"][0]["content"] for e in chat]
+    if settings.scoring == "generate":
+        predicted = [parse_label(text, labels) for text in generations.texts]
+    else:
+        predicted = [predict_label(model, tokenizer, e, labels) for e in chat]
+    scores = classification_metrics(truth, predicted, labels)
+    result.details["classification"] = scores
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.to_dict().items()}
+
+
+@dataclass
+class EvalReport:
+    models: dict[str, dict[str, float]]
+    data: dict[str, Any]
+    settings: dict[str, Any]
+    delta: dict[str, float]
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_evaluation(
+    target: str, settings: EvalSettings
+) -> tuple[EvalReport, dict[str, ModelResult], LoadedTarget, EvalData]:
+    """Evaluate ``target`` (and its baseline) and build the report (nothing written yet)."""
+    loaded = load_target(target, with_baseline=settings.baseline)
+    if settings.sequence_len is None and loaded.recipe is not None:
+        settings.sequence_len = loaded.recipe.sequence_len
+    data = evaluation_data(loaded, settings)
+    metrics = chosen_metrics(settings, data)
+    results = {
+        "target": evaluate_model(
+            loaded.model, loaded.tokenizer, data, metrics, settings, loaded.adapter_bytes
+        )
+    }
+    if settings.baseline:
+        if loaded.baseline is None:
+            raise UserError(
+                f"--baseline: {target} is a base model already; evaluate a run directory"
+            )
+        with loaded.baseline() as base_model:
+            results["baseline"] = evaluate_model(
+                base_model, loaded.tokenizer, data, metrics, settings, None
+            )
+    models = {role: r.metrics for role, r in results.items()}
+    delta = {}
+    if "baseline" in models:
+        delta = {k: round(v - models["baseline"][k], 6) for k, v in models["target"].items()
+                 if isinstance(v, int | float) and isinstance(models["baseline"].get(k), int | float)
+                 and not math.isnan(v)}  # fmt: skip
+    details = {
+        role: {k: v for k, v in r.details.items() if k != "classification"}
+        for role, r in results.items()
+    }
+    report = EvalReport(
+        models=models,
+        data={
+            "source": data.source,
+            "rows": len(data.examples),
+            "template": data.template.name if data.template else None,
+        },
+        settings={**asdict(settings), "metrics": metrics, "target": target},
+        delta=delta,
+        details=details,
+    )
+    return report, results, loaded, data

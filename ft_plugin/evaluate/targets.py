@@ -1,0 +1,120 @@
+"""What `ft-plugin eval TARGET` evaluates: a run directory or a base model.
+
+A run directory brings its recipe (base model, template, held-out split) and its
+trained weights. For an adapter, the baseline is the same model with the adapter
+disabled (``disable_adapter()``), so base and tuned answers come from one copy of the
+base weights in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ft_plugin import registry
+from ft_plugin.errors import UserError
+
+
+@dataclass
+class LoadedTarget:
+    """Models ready to evaluate, and where they came from."""
+
+    name: str
+    tokenizer: Any
+    model: Any
+    recipe: Any | None  # the run's Recipe, when TARGET is a run directory
+    run_dir: Path | None
+    adapter_bytes: int  # size on disk of the trained weights (adapter or full model)
+    baseline: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+
+
+def is_run_dir(target: str) -> bool:
+    return (Path(target) / "recipe.yaml").is_file()
+
+
+def _weights_bytes(folder: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern))
+
+
+def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
+    """Load a run directory (adapter or full weights) or a base model reference."""
+    from ft_plugin import models
+    from ft_plugin.config import load_recipe
+
+    if not is_run_dir(target):
+        if Path(target).is_dir() and not (Path(target) / "config.json").exists():
+            raise UserError(
+                f"{target}: neither a run directory (no recipe.yaml) nor a model folder"
+            )
+        base = models.resolve_base_model(target)
+        tokenizer = models.load_tokenizer(_plain_recipe(target), base)
+        model = models.load_model(_plain_recipe(target), base, dtype=_float32()).eval()
+        return LoadedTarget(target, tokenizer, model, None, None, 0)
+    run_dir = Path(target)
+    recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
+    method = registry.load_method(recipe.adapter)
+    base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
+    tokenizer = models.load_tokenizer(recipe, base)
+    if method.uses_peft:
+        return _load_adapter_run(run_dir, recipe, method, base, tokenizer)
+    if not (run_dir / "model.safetensors").is_file() and not list(
+        run_dir.glob("model-*.safetensors")
+    ):
+        raise UserError(f"{run_dir}: no trained weights (model.safetensors); did training finish?")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        run_dir, dtype=_float32(), use_safetensors=True
+    ).eval()
+    baseline = None
+    if with_baseline:
+        base_model = models.load_model(recipe, base, dtype=_float32()).eval()
+        baseline = lambda: contextlib.nullcontext(base_model)  # noqa: E731
+    return LoadedTarget(
+        str(run_dir),
+        tokenizer,
+        model,
+        recipe,
+        run_dir,
+        _weights_bytes(run_dir, "model*.safetensors"),
+        baseline,
+    )
+
+
+def _load_adapter_run(
+    run_dir: Path, recipe: Any, method: Any, base: Any, tokenizer: Any
+) -> LoadedTarget:
+    from peft import PeftModel
+
+    from ft_plugin import models
+
+    if not (run_dir / "adapter_config.json").is_file():
+        raise UserError(f"{run_dir}: no adapter (adapter_config.json); did training finish?")
+    if recipe.adapter == "bottleneck":
+        import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
+    quantization = method.quantization_config(recipe, _float32())
+    model = models.load_model(recipe, base, dtype=_float32(), quantization_config=quantization)
+    model = PeftModel.from_pretrained(model, str(run_dir)).eval()
+
+    @contextlib.contextmanager
+    def baseline() -> Iterator[Any]:
+        with model.disable_adapter():
+            yield model
+
+    size = _weights_bytes(run_dir, "adapter_model.safetensors")
+    return LoadedTarget(str(run_dir), tokenizer, model, recipe, run_dir, size, baseline)
+
+
+def _plain_recipe(base_model: str) -> Any:
+    from ft_plugin.config import Recipe
+
+    return Recipe.model_validate({"base_model": base_model, "datasets": [{"path": "-"}]})
+
+
+def _float32() -> Any:
+    import torch
+
+    return torch.float32

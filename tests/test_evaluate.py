@@ -1,0 +1,187 @@
+"""Evaluation on tiny models: metrics against independent computations, reports, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny_recipe, write_rows
+from tiny import save_tiny_model, tiny_llama, tiny_tokenizer
+
+from ft_plugin.data.preview import render_example
+from ft_plugin.evaluate.perplexity import corpus_perplexity
+from ft_plugin.evaluate.scoring import label_log_likelihoods, predict_label
+
+CHAT = [
+    {"prompt": [{"role": "user", "content": "What is 2 plus 2?"}], "completion": [{"role": "assistant", "content": "4"}]},
+    {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "发烧怎么办？"}],
+     "completion": [{"role": "assistant", "content": "多喝水，注意休息。"}]},
+    {"prompt": [{"role": "user", "content": "Name a colour."}], "completion": [{"role": "assistant", "content": "Blue, like the sky."}]},
+]  # fmt: skip
+
+
+def test_perplexity_matches_plain_transformers_on_answer_tokens() -> None:
+    model, tokenizer = tiny_llama().eval(), tiny_tokenizer()
+    ours = corpus_perplexity(model, tokenizer, CHAT, sequence_len=512)
+    total, count = 0.0, 0
+    for example in CHAT:  # independent: HF's own loss with prompt positions masked
+        prompt_len = len(
+            tokenizer.apply_chat_template(
+                example["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+        ids = tokenizer.apply_chat_template(
+            example["prompt"] + example["completion"], tokenize=True, return_dict=True
+        )["input_ids"]
+        labels = torch.tensor([[-100] * prompt_len + ids[prompt_len:]])
+        with torch.no_grad():
+            loss = model(input_ids=torch.tensor([ids]), labels=labels).loss
+        n = len(ids) - prompt_len
+        total, count = total + float(loss) * n, count + n
+    expected = math.exp(total / count)
+    assert ours.tokens == count
+    assert ours.perplexity == pytest.approx(expected, rel=0.005)
+
+
+def test_perplexity_of_long_text_uses_a_sliding_window() -> None:
+    model, tokenizer = tiny_llama().eval(), tiny_tokenizer()
+    text = "Contract law governs agreements between parties. " * 12  # ~600 byte tokens
+    ours = corpus_perplexity(model, tokenizer, [{"text": text}], sequence_len=128, stride=64)
+    ids = tokenizer(text)["input_ids"]
+    # independent: the Hugging Face perplexity guide's strided loop
+    nlls, counted, prev_end = [], 0, 0
+    for begin in range(0, len(ids), 64):
+        end = min(begin + 128, len(ids))
+        target_len = end - prev_end
+        input_ids = torch.tensor([ids[begin:end]])
+        labels = input_ids.clone()
+        labels[:, :-target_len] = -100
+        labels[0, 0] = -100
+        with torch.no_grad():
+            loss = model(input_ids, labels=labels).loss
+        n = int((labels[0, 1:] != -100).sum())
+        nlls.append(float(loss) * n)
+        counted += n
+        prev_end = end
+        if end == len(ids):
+            break
+    assert ours.tokens == counted == len(ids) - 1
+    assert ours.perplexity == pytest.approx(math.exp(sum(nlls) / counted), rel=0.005)
+
+
+def test_label_scoring_picks_the_most_likely_label() -> None:
+    model, tokenizer = tiny_llama(seed=3).eval(), tiny_tokenizer()
+    example = {"prompt": [{"role": "user", "content": "Sentiment: shares soar"}], "completion": []}
+    labels = ["bearish", "bullish", "neutral"]
+    scores = label_log_likelihoods(model, tokenizer, example, labels)
+    for label, score in zip(labels, scores, strict=True):  # independent, one label at a time
+        rendered = render_example(
+            tokenizer,
+            {"prompt": example["prompt"], "completion": [{"role": "assistant", "content": label}]},
+            4096,
+        )
+        ids = torch.tensor([rendered.input_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1], -1)
+        expected = sum(
+            float(logp[i - 1, t]) for i, t in enumerate(rendered.input_ids) if rendered.loss_mask[i]
+        )
+        assert score == pytest.approx(expected, abs=1e-3)
+    assert predict_label(model, tokenizer, example, labels) == labels[scores.index(max(scores))]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ft_plugin.train import train
+
+    tmp = tmp_path_factory.mktemp("evalrun")
+    loaded = tiny_recipe(tmp, "lora", extra="val_set_size: 6\n", max_steps=4)
+    return train(loaded, str(tmp / "run")).run_dir
+
+
+def test_base_vs_tuned_report_on_a_tiny_run(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = cli("eval", str(tiny_run), "--baseline", "--metrics", "perplexity,bleu,chrf,rouge1,rougeL,latency",
+                 "--max-new-tokens", "8", "--price-per-hour", "2.0", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    target, baseline = report["models"]["target"], report["models"]["baseline"]
+    for name in ("perplexity", "bleu", "chrf", "rouge1", "rougeL", "latency_ms_p50", "latency_ms_p95",
+                 "tokens_per_second", "peak_memory_mb", "cost_per_1k_requests"):  # fmt: skip
+        assert name in target and name in baseline, name
+    assert target["weights_size_mb"] == pytest.approx(
+        (tiny_run / "adapter_model.safetensors").stat().st_size / 2**20, abs=1e-3
+    )
+    assert report["delta"]["perplexity"] == pytest.approx(
+        target["perplexity"] - baseline["perplexity"], abs=1e-5
+    )
+    assert target["perplexity"] != baseline["perplexity"]
+    assert report["data"]["rows"] == 6 and "held-out" in report["data"]["source"]
+    assert (out / "training_curves.png").is_file() and "| perplexity |" in (
+        out / "report.md"
+    ).read_text()
+
+
+def test_classification_report_with_confusion_matrix(tmp_path: Path) -> None:
+    model_dir = save_tiny_model(tmp_path / "model")
+    data = tmp_path / "fs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {"text": f"Item {i} moves", "label": ["bearish", "bullish", "neutral"][i % 3]}
+            )
+            + "\n"
+            for i in range(9)
+        )
+    )
+    out = tmp_path / "eval"
+    result = cli("eval", str(model_dir), "--data", str(data), "--template", "finance-sentiment",
+                 "--metrics", "accuracy,macro_f1", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    metrics = report["models"]["target"]
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
+    assert metrics["accuracy"] * 9 == pytest.approx(round(metrics["accuracy"] * 9))
+    assert (out / "confusion_target.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_gives_one_line_and_exit_2(tiny_run: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = cli("eval", str(tiny_run), "--data", str(empty), "--output", str(tmp_path / "e1"))
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        f"{empty}: no rows to evaluate (the file is empty)"
+    )
+    rows = write_rows(tmp_path / "rows.jsonl")
+    result = cli(
+        "eval",
+        str(tiny_run),
+        "--data",
+        str(rows),
+        "--metrics",
+        "accuracy",
+        "--output",
+        str(tmp_path / "e2"),
+    )
+    assert (
+        result.returncode == 2
+        and "declares no labels" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    broken = tmp_path / "broken_run"
+    broken.mkdir()
+    (broken / "recipe.yaml").write_text((tiny_run / "recipe.yaml").read_text())
+    result = cli("eval", str(broken), "--output", str(tmp_path / "e3"))
+    assert result.returncode == 2 and "no adapter (adapter_config.json)" in result.stderr
+    assert not any((tmp_path / d).exists() for d in ("e1", "e2", "e3"))
