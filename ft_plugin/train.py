@@ -395,6 +395,8 @@ def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str,
         "trainable_params": trainable,
         "total_params": total,
         "steps": trainer.state.global_step,
+        "train_rows": len(data.train),
+        "eval_rows": len(data.eval) if data.eval is not None else 0,
     }
     if data.eval is not None:
         evaluation = trainer.evaluate()

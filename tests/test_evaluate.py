@@ -185,3 +185,49 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_run: Path, tmp_path: Path) -> 
     result = cli("eval", str(broken), "--output", str(tmp_path / "e3"))
     assert result.returncode == 2 and "no adapter (adapter_config.json)" in result.stderr
     assert not any((tmp_path / d).exists() for d in ("e1", "e2", "e3"))
+
+
+def test_human_sheet_then_imported_ratings_land_in_the_report(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    out = tmp_path / "eval"
+    sheet = tmp_path / "sheet.csv"
+    result = cli("eval", str(tiny_run), "--metrics", "perplexity", "--max-samples", "3", "--max-new-tokens", "6",
+                 "--output", str(out), "--human-sheet", str(sheet))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(sheet.open(encoding="utf-8")))
+    key = {r["id"]: r for r in csv.DictReader((tmp_path / "sheet.key.csv").open(encoding="utf-8"))}
+    assert len(rows) == 3 and "tuned" not in sheet.read_text()
+    for rater in ("ann", "bob"):
+        filled = tmp_path / f"ratings_{rater}.csv"
+        with filled.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                tuned_is_a = key[row["id"]]["a"] == "tuned"
+                row = {**row, "rater": rater, "preference": "a" if tuned_is_a else "b"}
+                for criterion in ("relevance", "accuracy", "readability"):
+                    row[f"{criterion}_a"], row[f"{criterion}_b"] = (
+                        ("5", "2") if tuned_is_a else ("2", "5")
+                    )
+                writer.writerow(row)
+    result = cli("eval", str(tiny_run), "--output", str(out), "--import-ratings",
+                 str(tmp_path / "ratings_ann.csv"), str(tmp_path / "ratings_bob.csv"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    human = json.loads((out / "report.json").read_text())["human"]
+    assert human["tuned_accuracy_mean"] == 5 and human["base_accuracy_mean"] == 2
+    assert human["preference_tuned"] == 1.0 and human["raters"] == 2
+    assert "## Human ratings" in (out / "report.md").read_text()
+    bad = tmp_path / "ratings_bad.csv"
+    bad.write_text(
+        (tmp_path / "ratings_ann.csv").read_text(encoding="utf-8").replace(",5,", ",great,", 1),
+        encoding="utf-8",
+    )
+    result = cli("eval", "--import-ratings", str(bad), "--output", str(tmp_path / "x"))
+    assert (
+        result.returncode == 2
+        and "ratings_bad.csv:2:" in result.stderr
+        and "'great'" in result.stderr
+    )

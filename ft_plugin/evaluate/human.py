@@ -213,8 +213,9 @@ class HumanReport:
     ``scores[model][criterion]`` (models ``base``, ``tuned``; criteria ``relevance``,
     ``accuracy``, ``readability``) is a :class:`ScoreStats` over every rating given, one
     per rater and item (treated as independent observations, so with several raters
-    per item the interval is somewhat optimistic). ``preference`` holds the shares (0-1) of ``tuned``, ``base`` and
-    ``tie`` among the ``preference_n`` preferences given (all 0.0 when none).
+    per item the interval is somewhat optimistic). ``preference`` holds the shares
+    (0-1) of ``tuned``, ``base`` and ``tie`` among the ``preference_n`` preferences
+    given (all 0.0 when none).
     ``agreement[criterion]`` is Krippendorff's alpha at ``agreement_level`` over the
     (item, model) units rated by two raters or more; it is empty when no unit was, and a
     value is None when alpha is undefined (every rating the same).
@@ -324,7 +325,8 @@ def import_ratings(
     Empty cells are skipped; a rater may rate an item only once.
 
     Example:
-        >>> report = import_ratings(["eval/ratings_ann.csv", "eval/ratings_bob.csv"])  # doctest: +SKIP
+        >>> sheets = ["eval/ratings_ann.csv", "eval/ratings_bob.csv"]
+        >>> report = import_ratings(sheets)  # doctest: +SKIP
         >>> report.scores["tuned"]["accuracy"].mean, report.preference["tuned"]  # doctest: +SKIP
 
     Raises:
