@@ -284,6 +284,19 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
+def _push(args: argparse.Namespace) -> int:
+    from ft_plugin.hub.publish import push_run
+
+    private = None if args.private is None else args.private
+    result = push_run(
+        Path(args.run_dir), args.repo_id, private=private, revision=args.revision,
+        create_pr=args.create_pr, merged=args.merged, commit_message=args.commit_message,
+    )  # fmt: skip
+    state = "pushed" if result.changed else "unchanged, no new commit"
+    print(f"{result.repo_id}: {state} ({result.commit}) -> {result.url}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from ft_plugin.train import train_from_cli
 
@@ -326,6 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a recipe into a run directory")
     add_train_arguments(train)
     train.set_defaults(handler=_train)
+
+    push = commands.add_parser("push", help="publish a run to the Hub with its model card")
+    push.add_argument("run_dir")
+    push.add_argument("--repo-id", required=True, help="OWNER/NAME")
+    visibility = push.add_mutually_exclusive_group()
+    visibility.add_argument("--private", dest="private", action="store_true", default=None,
+                            help="create the repo private (default: the recipe's hub.private, true)")  # fmt: skip
+    visibility.add_argument(
+        "--public", dest="private", action="store_false", help="create the repo public"
+    )
+    push.add_argument("--revision", help="branch to push to (created when missing)")
+    push.add_argument(
+        "--create-pr", action="store_true", help="open a pull request instead of committing"
+    )
+    push.add_argument(
+        "--merged", action="store_true", help="push merged full weights instead of the adapter"
+    )
+    push.add_argument("--commit-message")
+    push.set_defaults(handler=_push)
 
     merge = commands.add_parser("merge", help="merge an adapter into full weights")
     merge.add_argument(

@@ -423,6 +423,12 @@ def train_from_cli(args: argparse.Namespace) -> int:
     loaded = load_recipe(args.recipe, args.set)
     result = train(loaded, args.output_dir, args.resume)
     print(summary_line(result))
+    if loaded.recipe.hub_model_id:
+        from ft_plugin.hub.publish import push_run
+
+        pushed = push_run(result.run_dir, loaded.recipe.hub_model_id, revision=loaded.recipe.hub.revision,
+                          create_pr=loaded.recipe.hub.create_pr)  # fmt: skip
+        print(f"pushed to {pushed.url} ({pushed.commit})")
     weights = (
         "adapter_model.safetensors"
         if (result.run_dir / "adapter_config.json").exists()
