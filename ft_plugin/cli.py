@@ -297,6 +297,34 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configs_push(args: argparse.Namespace) -> int:
+    from ft_plugin.hub.configs import push_configs
+
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: no such file")
+    result = push_configs(files, args.repo_id, args.kind, private=args.private)
+    state = "pushed" if result.changed else "unchanged, no new commit"
+    print(f"{result.repo_id}: {len(files)} {args.kind} {state} -> {result.url}")
+    return 0
+
+
+def _add_configs_push(commands: argparse._SubParsersAction, kind: str) -> None:
+    push = commands.add_parser(
+        "push", help=f"publish {kind} to a Hub repo (use them as hf://OWNER/REPO/FILE)"
+    )
+    push.add_argument("files", nargs="+", metavar="FILE")
+    push.add_argument("--repo-id", required=True)
+    push.add_argument(
+        "--public",
+        dest="private",
+        action="store_false",
+        help="create the repo public (default private)",
+    )
+    push.set_defaults(handler=_configs_push, kind=kind)
+
+
 def _train(args: argparse.Namespace) -> int:
     from ft_plugin.train import train_from_cli
 
@@ -382,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe_commands.add_parser("schema", help="the recipe JSON schema").set_defaults(
         handler=_recipes_schema
     )
+    _add_configs_push(recipe_commands, "recipes")
 
     templates = commands.add_parser("templates", help="domain dataset templates")
     template_commands = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -402,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--sequence-len", type=int, default=512, help="cut-off, as in the recipe")
     preview.set_defaults(handler=_templates_preview)
+    _add_configs_push(template_commands, "templates")
 
     evaluation = commands.add_parser(
         "eval", help="evaluate a run or a base model: perplexity, BLEU/ROUGE, accuracy, latency"

@@ -203,8 +203,17 @@ class EvalReport:
 def run_evaluation(
     target: str, settings: EvalSettings
 ) -> tuple[EvalReport, dict[str, ModelResult], LoadedTarget, EvalData]:
-    """Evaluate ``target`` (and its baseline) and build the report (nothing written yet)."""
+    """Load ``target``, evaluate it (and its baseline); build the report (nothing written yet)."""
     loaded = load_target(target, with_baseline=settings.baseline)
+    report, results, data = evaluate_loaded(loaded, settings)
+    return report, results, loaded, data
+
+
+def evaluate_loaded(
+    loaded: LoadedTarget, settings: EvalSettings
+) -> tuple[EvalReport, dict[str, ModelResult], EvalData]:
+    """Evaluate an already loaded target (the Space keeps one in memory) and build the report."""
+    target = loaded.name
     if settings.sequence_len is None and loaded.recipe is not None:
         settings.sequence_len = loaded.recipe.sequence_len
     data = evaluation_data(loaded, settings)
@@ -244,4 +253,4 @@ def run_evaluation(
         delta=delta,
         details=details,
     )
-    return report, results, loaded, data
+    return report, results, data
