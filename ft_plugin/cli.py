@@ -325,6 +325,18 @@ def _add_configs_push(commands: argparse._SubParsersAction, kind: str) -> None:
     push.set_defaults(handler=_configs_push, kind=kind)
 
 
+def _ewc_fisher(args: argparse.Namespace) -> int:
+    from ft_plugin.continual.ewc import FISHER_FILE, save_fisher
+    from ft_plugin.continual.fisher import fisher_for_run
+
+    run_dir = Path(args.run_dir)
+    fisher, anchors = fisher_for_run(run_dir, samples=args.samples)
+    save_fisher(run_dir, fisher, anchors)
+    total = sum(float(f.sum()) for f in fisher.values())
+    print(f"{run_dir / FISHER_FILE}: {len(fisher)} tensors, trace {total:.6g}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from ft_plugin.train import train_from_cli
 
@@ -367,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a recipe into a run directory")
     add_train_arguments(train)
     train.set_defaults(handler=_train)
+
+    ewc = commands.add_parser("ewc", help="elastic weight consolidation tools")
+    ewc_commands = ewc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fisher = ewc_commands.add_parser(
+        "fisher", help="compute a run's diagonal Fisher (fisher.safetensors)"
+    )
+    fisher.add_argument("run_dir")
+    fisher.add_argument(
+        "--samples", type=int, default=200, help="training rows used (per-sample gradients)"
+    )
+    fisher.set_defaults(handler=_ewc_fisher)
 
     push = commands.add_parser("push", help="publish a run to the Hub with its model card")
     push.add_argument("run_dir")

@@ -286,7 +286,13 @@ def prepare_run(
         recipe, base, dtype=precision.load_dtype,
         quantization_config=method.quantization_config(recipe, _compute_dtype(precision)),
     )  # fmt: skip
-    model = method.prepare(model, recipe)
+    if recipe.lora_model_dir:
+        from ft_plugin.hub.refs import resolve_folder
+
+        model = method.start_from(model, recipe, resolve_folder(recipe.lora_model_dir))
+    else:
+        model = method.prepare(model, recipe)
+    ewc = _ewc_penalty(recipe, model) if recipe.ewc else None
     trainable, total = count_parameters(model)
     print(
         f"ft-plugin: {recipe.adapter} on {recipe.base_model}: {trainable:,} trainable of {total:,} "
@@ -297,7 +303,7 @@ def prepare_run(
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
     existed = run_dir.exists()
     try:
-        trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total)
+        trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc)
     finally:
         if not existed:  # Trainer creates its output folder eagerly; nothing is written yet
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -341,6 +347,10 @@ def train(
         >>> result.metrics["steps"]  # doctest: +SKIP
         2
     """
+    if loaded.recipe.stages:
+        from ft_plugin.continual.stages import train_stages
+
+        return train_stages(loaded, output_dir, resume, callbacks)
     return run(prepare_run(loaded, output_dir, resume, callbacks))
 
 
@@ -350,11 +360,24 @@ def _compute_dtype(precision: Precision) -> torch.dtype:
     return torch.bfloat16 if precision.bf16 else torch.float16 if precision.fp16 else torch.float32
 
 
-def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total):  # noqa: ANN001, ANN202
+def _ewc_penalty(recipe: Recipe, model: Any) -> Any:
+    """The EWC penalty protecting `ewc.previous` (its Fisher is computed first when missing)."""
+    from ft_plugin.continual.ewc import EwcPenalty, load_fisher
+    from ft_plugin.continual.fisher import ensure_fisher
+    from ft_plugin.hub.refs import resolve_folder
+
+    previous = resolve_folder(recipe.ewc.previous or recipe.lora_model_dir)
+    folder = ensure_fisher(previous, samples=recipe.ewc.fisher_samples)
+    fisher, anchors = load_fisher(folder)
+    return EwcPenalty(model, fisher, anchors, recipe.ewc.lambda_)
+
+
+def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc=None):  # noqa: ANN001, ANN202
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
     from ft_plugin.callbacks import PeakMemoryCallback
+    from ft_plugin.continual.ewc import ewc_trainer_class
 
     args = build_sft_config(
         recipe, run_dir, precision=precision,
@@ -366,7 +389,8 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total):  #
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience)
         )
-    return SFTTrainer(
+    trainer_class = ewc_trainer_class(SFTTrainer) if ewc is not None else SFTTrainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=data.train,
@@ -374,6 +398,9 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total):  #
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if ewc is not None:
+        trainer.ewc_penalty = ewc
+    return trainer
 
 
 def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str, Any]:  # noqa: ANN001

@@ -275,6 +275,14 @@ def validate(doc: Located, shown: str) -> Recipe:
                 )
     for path, message in recipe.contradictions():
         raise _recipe_error(doc, path, message, shown)
+    for index, stage in enumerate(recipe.stages or []):
+        try:
+            recipe.for_stage(index)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
+            path = ("stages", index, *loc) if loc and loc[0] in stage.overrides() else loc
+            raise _recipe_error(doc, path, _describe(error), shown) from None
     return recipe
 
 

@@ -105,6 +105,27 @@ def build_examples(
     return mixed, dropped
 
 
+def with_replay(
+    examples: list[Example], replay: Any, seed: int, chunker: Chunker | None
+) -> list[Example]:
+    """Training rows plus ``ratio × len(examples)`` rows drawn from the replay datasets.
+
+    The replayed rows are drawn once (seeded) and seen in every epoch, shuffled in with
+    the new task's rows; they never enter the eval split.
+    """
+    pool, _ = build_examples(replay.datasets, seed + 1, chunker)
+    if examples and _kind(pool[0]) != _kind(examples[0]):
+        raise DataError("replay.datasets: raw text and chat/instruction rows cannot be mixed")
+    count = max(1, round(replay.ratio * len(examples)))
+    rng = random.Random(seed + 2)
+    drawn = (
+        rng.sample(pool, count) if count <= len(pool) else [rng.choice(pool) for _ in range(count)]
+    )
+    mixed = examples + drawn
+    rng.shuffle(mixed)
+    return mixed
+
+
 def token_chunker(tokenizer: Any, sequence_len: int) -> Chunker:
     """Cut raw text into `sequence_len`-token windows (room left for the EOS token)."""
     from .chunking import chunk_text
@@ -141,6 +162,8 @@ def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> Trainin
                 f"val_set_size: {size} leaves no training rows (only {len(examples)} rows)"
             )
         held_out, examples = examples[:count], examples[count:]
+    if recipe.replay:
+        examples = with_replay(examples, recipe.replay, seed, chunker)
     return TrainingData(
         Dataset.from_list(examples), Dataset.from_list(held_out) if held_out else None, dropped
     )

@@ -88,3 +88,35 @@ def download(ref: HubRef) -> Path:
         ) from None
     except EntryNotFoundError:
         raise UserError(f"{ref}: no file {ref.path} in {ref.repo_id}") from None
+
+
+def resolve_folder(reference: str) -> Path:
+    """A local folder for a run directory path or ``hf://[datasets/]OWNER/REPO[@REV]`` (whole repo).
+
+    Example:
+        >>> resolve_folder("runs/medical-lora")  # doctest: +SKIP
+        PosixPath('runs/medical-lora')
+    """
+    if not is_hub_ref(reference):
+        folder = Path(reference).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"{reference}: no such run directory")
+        return folder
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    ref = parse_hub_ref(reference.rstrip("/") + "/.")
+    try:
+        return Path(snapshot_download(ref.repo_id, revision=ref.revision, repo_type=ref.repo_type))
+    except RepositoryNotFoundError:
+        raise UserError(f"{reference}: Hub repo {ref.repo_id} not found (or no access)") from None
+    except RevisionNotFoundError:
+        raise UserError(f"{reference}: revision {ref.revision} not found") from None
+    except LocalEntryNotFoundError:
+        raise UserError(
+            f"{reference}: not in the local Hub cache and the Hub is offline or unreachable"
+        ) from None

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from peft import PeftConfig
     from transformers import PreTrainedModel
@@ -46,6 +48,21 @@ class FineTuningMethod:
         from peft import get_peft_model
 
         return get_peft_model(model, self.peft_config(recipe, model))
+
+    def start_from(
+        self, model: PreTrainedModel, recipe: Recipe, adapter_dir: Path
+    ) -> torch.nn.Module:
+        """``model`` with an existing adapter loaded trainable (`lora_model_dir`)."""
+        from peft import PeftModel
+
+        if not self.uses_peft:
+            from ft_plugin.errors import UserError
+
+            raise UserError(
+                f"lora_model_dir: adapter {self.name} trains full weights; set base_model to the earlier "
+                "run directory instead"
+            )
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:

@@ -9,6 +9,8 @@ from ft_plugin.errors import MissingDependencyError
 from .lora import LoraMethod
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from transformers import PreTrainedModel
 
@@ -54,8 +56,16 @@ class QLoraMethod(LoraMethod):
         return bitsandbytes_config(recipe, compute_dtype)
 
     def prepare(self, model: PreTrainedModel, recipe: Recipe) -> torch.nn.Module:
-        from peft import prepare_model_for_kbit_training
+        return super().prepare(_kbit_ready(model), recipe)
 
-        # Casts norms to fp32 and enables input grads; checkpointing is the trainer's call.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return super().prepare(model, recipe)
+    def start_from(
+        self, model: PreTrainedModel, recipe: Recipe, adapter_dir: Path
+    ) -> torch.nn.Module:
+        return super().start_from(_kbit_ready(model), recipe, adapter_dir)
+
+
+def _kbit_ready(model: PreTrainedModel) -> PreTrainedModel:
+    from peft import prepare_model_for_kbit_training
+
+    # Casts norms to fp32 and enables input grads; checkpointing is the trainer's call.
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from .datasets import DatasetsSection
 from .evaluation import EvaluationSection
+from .extensions import STAGE_KEYS, ExtensionsSection
 from .hub import HubSection
 from .model import ModelSection
 from .peft import PeftSection
@@ -19,7 +20,13 @@ QUANTIZED_ADAPTERS = ("lora", "qlora", "dora", "ia3")
 
 
 class Recipe(
-    ModelSection, PeftSection, DatasetsSection, TrainingSection, EvaluationSection, HubSection
+    ModelSection,
+    PeftSection,
+    DatasetsSection,
+    TrainingSection,
+    EvaluationSection,
+    HubSection,
+    ExtensionsSection,
 ):
     """A validated fine-tuning recipe.
 
@@ -69,7 +76,28 @@ class Recipe(
             )
         if self.eval_steps and not (self.val_set_size or self.test_datasets):
             found.append((("eval_steps",), "needs an eval set: set val_set_size or test_datasets"))
+        for index, stage in enumerate(self.stages or []):
+            for key in stage.overrides():
+                if key not in STAGE_KEYS:
+                    found.append(
+                        (
+                            ("stages", index, key),
+                            f"a stage cannot override {key}; stages may set: {', '.join(STAGE_KEYS)}",
+                        )
+                    )
+        names = [stage.name for stage in self.stages or []]
+        if len(set(names)) != len(names):
+            found.append((("stages",), "stage names must be unique"))
+        if self.ewc and not (self.ewc.previous or self.lora_model_dir):
+            found.append((("ewc",), "needs the run to protect: set ewc.previous or lora_model_dir"))
         return found
+
+    def for_stage(self, index: int) -> Recipe:
+        """This recipe with stage ``index``'s overrides applied and no stages of its own."""
+        stage = (self.stages or [])[index]
+        data = self.model_dump(by_alias=True, exclude={"stages"})
+        data.update(stage.overrides())
+        return Recipe.model_validate(data)
 
     @model_validator(mode="after")
     def _qlora_implies_4bit(self) -> Recipe:

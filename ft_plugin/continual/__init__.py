@@ -1,0 +1,1 @@
+"""Continual learning: stages, EWC, replay, per-task adapters, routing, forgetting."""

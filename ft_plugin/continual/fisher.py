@@ -1,0 +1,98 @@
+"""Computing and finding a run's Fisher information (`ft-plugin ewc fisher RUN_DIR`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ft_plugin.errors import UserError
+
+from .ewc import FISHER_FILE, compute_fisher, save_fisher, trainable_parameters
+
+
+def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
+    """The run's model with exactly its trained parameters trainable, its tokenizer and recipe."""
+    from ft_plugin import models, registry
+    from ft_plugin.config import load_recipe
+
+    if not (run_dir / "recipe.yaml").is_file():
+        raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
+    recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
+    method = registry.load_method(recipe.adapter)
+    base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
+    tokenizer = models.load_tokenizer(recipe, base)
+    if method.uses_peft:
+        if recipe.adapter == "bottleneck":
+            import ft_plugin.methods.bottleneck  # noqa: F401
+        model = models.load_model(recipe, base, dtype=torch.float32)
+        model = method.start_from(model, recipe, run_dir)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        model = method.prepare(
+            AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32), recipe
+        )
+    return model, tokenizer, recipe
+
+
+def fisher_for_run(
+    run_dir: Path, *, samples: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Fisher and anchor weights of a run, on the first ``samples`` rows of its training data."""
+    from ft_plugin.data import build_training_data
+    from ft_plugin.data.preview import render_example
+
+    model, tokenizer, recipe = _load_trainable_run(run_dir)
+    rows = list(build_training_data(recipe, tokenizer).train)[:samples]
+    batches = []
+    for example in rows:
+        rendered = render_example(tokenizer, example, recipe.sequence_len, recipe.train_on_inputs)
+        ids = torch.tensor([rendered.input_ids])
+        labels = torch.tensor(
+            [
+                [
+                    t if m else -100
+                    for t, m in zip(rendered.input_ids, rendered.loss_mask, strict=True)
+                ]
+            ]
+        )
+        batches.append({"input_ids": ids, "labels": labels})
+    fisher = compute_fisher(model, batches)
+    anchors = {name: p.detach().float().clone() for name, p in trainable_parameters(model).items()}
+    return fisher, anchors
+
+
+def ensure_fisher(run_dir: Path, *, samples: int) -> Path:
+    """The folder holding ``run_dir``'s `fisher.safetensors`, computing it when missing.
+
+    It is written next to the adapter when the run directory is writable, else (a Hub
+    snapshot in the read-only cache) into ft-plugin's cache.
+    """
+    if (run_dir / FISHER_FILE).is_file():
+        return run_dir
+    from ft_plugin.models import cache_dir
+
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    cached = cache_dir() / "ewc" / digest
+    if (cached / FISHER_FILE).is_file():
+        return cached
+    print(
+        f"ft-plugin: computing the Fisher of {run_dir} on {samples} rows (per-sample gradients)",
+        file=sys.stderr,
+    )
+    fisher, anchors = fisher_for_run(run_dir, samples=samples)
+    target = run_dir if os.access(run_dir, os.W_OK) and not _in_hub_cache(run_dir) else cached
+    target.mkdir(parents=True, exist_ok=True)
+    save_fisher(target, fisher, anchors)
+    return target
+
+
+def _in_hub_cache(folder: Path) -> bool:
+    from huggingface_hub import constants
+
+    return str(folder.resolve()).startswith(str(Path(constants.HF_HUB_CACHE).resolve()))
