@@ -184,6 +184,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.import_ratings:
         return _import_ratings(args)
+    if args.tasks:
+        return _forgetting(args)
     if args.target is None:
         raise UserError(
             "eval: give TARGET (a run directory or a base model), or --import-ratings FILE"
@@ -218,6 +220,39 @@ def _eval(args: argparse.Namespace) -> int:
         )
     print(json.dumps(report.models, indent=2))
     print(f"report: {output / 'report.md'}")
+    return 0
+
+
+def _forgetting(args: argparse.Namespace) -> int:
+    import json
+
+    from ft_plugin.evaluate.runner import EvalSettings
+    from ft_plugin.evaluate.sequence import forgetting_report
+
+    settings = EvalSettings(
+        template=args.template, max_samples=args.max_samples, scoring=args.scoring
+    )
+    output = (
+        Path(args.output)
+        if args.output
+        else Path(args.target.split(",")[0]) / "eval" / "forgetting"
+    )
+    report = forgetting_report(args.target, args.tasks.split(","), settings, output)
+    keys = ("metric", "R", "baseline", "average_accuracy", "bwt", "fwt", "forgetting")
+    print(json.dumps({k: report[k] for k in keys}, indent=2))
+    print(f"report: {output / 'forgetting.json'} (+ forgetting.png)")
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from ft_plugin.continual.router import AdapterRouter
+
+    folder = Path(args.run_dir) / "router"
+    if not folder.is_dir():
+        raise UserError(f"{args.run_dir}: no router (train a recipe with adapters: first)")
+    router = AdapterRouter.load(folder)
+    for name, p in sorted(router.route_proba(args.prompt).items(), key=lambda kv: -kv[1]):
+        print(f"{name}\t{p:.3f}")
     return 0
 
 
@@ -487,7 +522,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--import-ratings", nargs="+", metavar="FILE.csv", help="aggregate filled sheets"
     )
+    evaluation.add_argument(
+        "--tasks",
+        metavar="A.jsonl,B.jsonl",
+        help="forgetting matrix over a run's stages, one task per stage",
+    )
     evaluation.set_defaults(handler=_eval)
+
+    route = commands.add_parser("route", help="which task adapter the router picks for a prompt")
+    route.add_argument("run_dir")
+    route.add_argument("prompt")
+    route.set_defaults(handler=_route)
 
     data = commands.add_parser("data", help="clean, shape and report datasets")
     data_commands = data.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -351,6 +351,10 @@ def train(
         from ft_plugin.continual.stages import train_stages
 
         return train_stages(loaded, output_dir, resume, callbacks)
+    if loaded.recipe.adapters:
+        from ft_plugin.continual.adapters import train_task_adapters
+
+        return train_task_adapters(loaded, output_dir, resume, callbacks)
     return run(prepare_run(loaded, output_dir, resume, callbacks))
 
 
@@ -437,6 +441,9 @@ def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str,
 
 def summary_line(result: RunResult) -> str:
     m = result.metrics
+    if "adapters" in m:
+        accuracy = m["router"].get("accuracy")
+        return f"done: {len(m['adapters'])} task adapters, router held-out accuracy {accuracy} -> {result.run_dir}"
     parts = [f"train_loss {m['train_loss']:.4f}"]
     if m.get("eval_loss") is not None:
         parts.append(f"eval_loss {m['eval_loss']:.4f} (ppl {m['eval_perplexity']:.2f})")
@@ -456,12 +463,9 @@ def train_from_cli(args: argparse.Namespace) -> int:
         pushed = push_run(result.run_dir, loaded.recipe.hub_model_id, revision=loaded.recipe.hub.revision,
                           create_pr=loaded.recipe.hub.create_pr)  # fmt: skip
         print(f"pushed to {pushed.url} ({pushed.commit})")
-    weights = (
-        "adapter_model.safetensors"
-        if (result.run_dir / "adapter_config.json").exists()
-        else "model.safetensors"
-    )
-    print(f"weights: {result.run_dir / weights}")
+    for weights in ("adapter_model.safetensors", "model.safetensors"):
+        if (result.run_dir / weights).exists():
+            print(f"weights: {result.run_dir / weights}")
     print(
         f"metrics: {result.run_dir / 'metrics.json'}   TensorBoard: tensorboard --logdir {result.run_dir / 'logs'}"
     )

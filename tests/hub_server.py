@@ -46,6 +46,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -53,6 +55,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -301,6 +304,7 @@ class HubServer:
             "HF_ASSETS_CACHE": os.path.join(self.hf_home, "assets"),
             "HF_XET_CACHE": os.path.join(self.hf_home, "xet"),
             "HF_TOKEN_PATH": os.path.join(self.hf_home, "token"),
+            "HF_DATASETS_CACHE": os.path.join(self.hf_home, "datasets"),
         }
         return env
 
@@ -344,8 +348,6 @@ class HubServer:
             (_http, "_HUB_ORIGINS", _http._HUB_ORIGINS | {_http._url_origin(self.url)}),
         ]
         # Modules that copied a constant at import time (only if they are already imported).
-        import sys
-
         copies = {
             "huggingface_hub.utils._cache_assets": {"HF_ASSETS_CACHE": env["HF_ASSETS_CACHE"]},
             "huggingface_hub.utils._cache_manager": {"HF_HUB_CACHE": env["HF_HUB_CACHE"]},
@@ -356,6 +358,11 @@ class HubServer:
                 "HUB_DATASETS_URL": self.url + "/datasets/{repo_id}/resolve/{revision}/{path}",
                 "HF_HUB_OFFLINE": False,
                 "HF_DATASETS_OFFLINE": False,
+                "HF_CACHE_HOME": home,
+                "HF_DATASETS_CACHE": Path(env["HF_DATASETS_CACHE"]),
+                "HF_MODULES_CACHE": Path(home, "modules"),
+                "DOWNLOADED_DATASETS_PATH": Path(env["HF_DATASETS_CACHE"], "downloads"),
+                "EXTRACTED_DATASETS_PATH": Path(env["HF_DATASETS_CACHE"], "downloads", "extracted"),
             },
         }
         for module_name, values in copies.items():
@@ -1295,6 +1302,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--user", default=DEFAULT_USER)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # still stop cleanly (drops HF_HOME)
     with run_hub_server(
         host=args.host, port=args.port, tokens={args.token: args.user}, user=args.user
     ) as hub:

@@ -85,7 +85,7 @@ def test_stage_resume_skips_finished_stages(tmp_path: Path) -> None:
 
 def test_a_stage_cannot_change_the_method(tmp_path: Path) -> None:
     bad = "stages:\n  - name: one\n    adapter: full\n"
-    with pytest.raises(RecipeError, match=r"stages\.0\.adapter: a stage cannot override adapter"):
+    with pytest.raises(RecipeError, match=r"stages\.0\.adapter: cannot override adapter here"):
         tiny_recipe(tmp_path, "lora", extra=bad)
 
 
@@ -185,3 +185,69 @@ def test_replay_mixes_the_share_of_earlier_rows(tmp_path: Path) -> None:
     new_rows = 26
     assert len(prompts) == new_rows + round(0.25 * new_rows)
     assert sum(p.startswith("old ") for p in prompts) == round(0.25 * new_rows)
+
+
+ADAPTERS = """
+adapters:
+  - name: arithmetic
+    datasets:
+      - path: {arith}
+        type: alpaca
+  - name: dosing
+    datasets:
+      - path: {special}
+        type: alpaca
+"""
+
+
+def test_task_adapters_round_trip_and_the_router_picks_the_right_one(tmp_path: Path) -> None:
+    from ft_plugin.continual.adapters import adapter_names, load_task_adapters
+
+    arith = write_rows(tmp_path / "arith.jsonl", [{"instruction": f"What is {a} plus {b}?", "output": str(a + b)}
+                                                  for a in range(8) for b in range(3)])  # fmt: skip
+    loaded = tiny_recipe(
+        tmp_path,
+        "lora",
+        extra=ADAPTERS.format(arith=arith, special=special_rows(tmp_path)),
+        max_steps=2,
+    )
+    result = train(loaded, str(tmp_path / "run"))
+    run = result.run_dir
+    assert adapter_names(run) == ["arithmetic", "dosing"]
+    assert result.metrics["router"]["accuracy"] >= 0.9
+    model, tokenizer, router = load_task_adapters(run)
+    assert router.route("What is 12 plus 30?") == "arithmetic"
+    assert router.route("Dose of drug 42?") == "dosing"
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    outputs = {}
+    for name in ("arithmetic", "dosing"):
+        model.set_adapter(name)
+        with torch.no_grad():
+            outputs[name] = model(ids).logits
+    assert not torch.allclose(outputs["arithmetic"], outputs["dosing"])
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    single = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-model"), str(run / "dosing")
+    ).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(single(ids).logits, outputs["dosing"])
+
+
+def test_forgetting_matrix_over_stages(tmp_path: Path) -> None:
+    from ft_plugin.evaluate.runner import EvalSettings
+    from ft_plugin.evaluate.sequence import forgetting_report
+
+    special = special_rows(tmp_path)
+    loaded = tiny_recipe(tmp_path, "lora", extra=STAGES.format(special=special))
+    run = train(loaded, str(tmp_path / "run")).run_dir
+    general = write_rows(tmp_path / "general_task.jsonl")
+    report = forgetting_report(
+        str(run), [str(general), str(special)], EvalSettings(max_samples=6), tmp_path / "f"
+    )
+    assert report["metric"] == "perplexity" and len(report["R"]) == 2 and len(report["R"][0]) == 2
+    assert report["bwt"] == pytest.approx(
+        report["R"][0][0] - report["R"][1][0]
+    )  # lower is better: improvement > 0
+    assert (tmp_path / "f" / "forgetting.png").is_file()

@@ -176,6 +176,14 @@ def test_private_repo_needs_a_valid_token(hub: HubServer) -> None:
     assert exc.value.response.status_code == 401
     assert api.whoami()["name"] == "test-user"
 
+    hub.tokens = {
+        "hf_other"
+    }  # a set: its tokens belong to `hub.user`; the old token is now invalid
+    assert api.whoami(token="hf_other")["name"] == "test-user"
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.model_info("test-user/public", token=DEFAULT_TOKEN)
+    assert exc.value.response.status_code == 401
+
 
 def test_gated_repo_and_missing_things(hub: HubServer) -> None:
     hub.add_repo("test-user/gated", gated=True, files={"w.bin": b"123"})
@@ -315,7 +323,7 @@ def test_lfs_upload_path(hub: HubServer, tmp_path: Path) -> None:
     assert hub.count("/__lfs__/") == 1 and len(api.list_repo_commits("test-user/big")) == 2
 
 
-def test_fault_injection_and_client_retries(hub: HubServer, tmp_path: Path) -> None:
+def test_fault_injection_and_client_retries(hub: HubServer) -> None:
     api = HfApi()
     api.create_repo("test-user/flaky")
 
@@ -338,8 +346,13 @@ def test_fault_injection_and_client_retries(hub: HubServer, tmp_path: Path) -> N
     assert Path(hf_hub_download("test-user/flaky", "x.txt")).read_bytes() == b"x"
     assert hub.count("/resolve/", method="HEAD", status=503) == 1
 
-    # With hf_xet enabled, upload_folder takes the pipelined path, whose commit POST is retried
-    # with backoff (1 s first).
+
+def test_xet_pipeline_retries_the_commit(hub: HubServer, tmp_path: Path) -> None:
+    """With hf_xet installed and enabled, upload_folder takes the pipelined path, whose commit
+    POST is retried with backoff (1 s first). All-"regular" files never touch Xet storage."""
+    pytest.importorskip("hf_xet")
+    api = HfApi()
+    api.create_repo("test-user/flaky")
     folder = tmp_path / "f"
     folder.mkdir()
     (folder / "y.txt").write_text("y")
@@ -352,6 +365,7 @@ def test_fault_injection_and_client_retries(hub: HubServer, tmp_path: Path) -> N
 
 def test_patched_client_restores_constants() -> None:
     saved = (constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, constants.HF_HUB_OFFLINE)
+    saved_env = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE")}
     with run_hub_server() as server, server.patched_client():
         assert server.url == constants.ENDPOINT
         assert constants.HUGGINGFACE_CO_URL_TEMPLATE.startswith(server.url + "/")
@@ -363,6 +377,7 @@ def test_patched_client_restores_constants() -> None:
         constants.HUGGINGFACE_CO_URL_TEMPLATE,
         constants.HF_HUB_OFFLINE,
     )
+    assert {k: os.environ.get(k) for k in saved_env} == saved_env
 
 
 def test_subprocess_uses_env(tmp_path: Path) -> None:
@@ -411,3 +426,15 @@ def test_subprocess_uses_env(tmp_path: Path) -> None:
             check=True,
         )
         assert out.stdout.strip() == "False"
+
+
+def test_datasets_load_dataset_from_the_server(hub: HubServer) -> None:
+    """`datasets` keeps its own import-time copies of the endpoint; patched_client covers them."""
+    datasets = pytest.importorskip("datasets")
+    rows = '{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n'
+    hub.add_repo(
+        "test-user/rows", repo_type="dataset", private=True, files={"data/train.jsonl": rows}
+    )
+    loaded = datasets.load_dataset("test-user/rows", split="train")
+    assert loaded.num_rows == 2 and loaded[1] == {"instruction": "c", "output": "d"}
+    assert str(datasets.config.HF_DATASETS_CACHE).startswith(str(hub.hf_home))

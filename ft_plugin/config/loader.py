@@ -275,14 +275,15 @@ def validate(doc: Located, shown: str) -> Recipe:
                 )
     for path, message in recipe.contradictions():
         raise _recipe_error(doc, path, message, shown)
-    for index, stage in enumerate(recipe.stages or []):
-        try:
-            recipe.for_stage(index)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
-            path = ("stages", index, *loc) if loc and loc[0] in stage.overrides() else loc
-            raise _recipe_error(doc, path, _describe(error), shown) from None
+    for group in ("stages", "adapters"):
+        for index, entry in enumerate(getattr(recipe, group) or []):
+            try:
+                recipe.for_stage(index, group)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
+                path = (group, index, *loc) if loc and loc[0] in entry.overrides() else loc
+                raise _recipe_error(doc, path, _describe(error), shown) from None
     return recipe
 
 

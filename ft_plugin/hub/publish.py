@@ -119,8 +119,12 @@ def with_retries(
     call: Callable[[], T], *, attempts: int = 4, base_delay: float = 1.0, what: str
 ) -> T:
     """Run ``call``, retrying HTTP 429/5xx and timeouts with exponential backoff."""
-    import httpx
     from huggingface_hub.errors import HfHubHTTPError
+
+    try:  # huggingface_hub 2.x talks through httpx2; 1.x through httpx
+        import httpx2 as http_client
+    except ImportError:
+        import httpx as http_client
 
     for attempt in range(1, attempts + 1):
         try:
@@ -131,7 +135,7 @@ def with_retries(
                 time.sleep(base_delay * 2 ** (attempt - 1))
                 continue
             raise _hub_error(exc, what) from None
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except (http_client.TimeoutException, http_client.TransportError) as exc:
             if attempt < attempts:
                 time.sleep(base_delay * 2 ** (attempt - 1))
                 continue

@@ -56,6 +56,10 @@ class ReplaySection(Section):
     )
 
 
+class TaskAdapterSection(StageSection):
+    """One per-task adapter: a name and the keys it overrides (its datasets, usually)."""
+
+
 class ExtensionsSection(Section):
     stages: list[StageSection] | None = Field(
         None,
@@ -65,3 +69,8 @@ class ExtensionsSection(Section):
         None, description="EWC penalty against forgetting a previous run."
     )
     replay: ReplaySection | None = Field(None, description="Replay earlier data while training.")
+    adapters: list[TaskAdapterSection] | None = Field(
+        None,
+        description="Parameter isolation: one adapter per task on the same base, in RUN_DIR/NAME/, "
+        "plus a router that picks one per prompt.",
+    )

@@ -76,27 +76,29 @@ class Recipe(
             )
         if self.eval_steps and not (self.val_set_size or self.test_datasets):
             found.append((("eval_steps",), "needs an eval set: set val_set_size or test_datasets"))
-        for index, stage in enumerate(self.stages or []):
-            for key in stage.overrides():
-                if key not in STAGE_KEYS:
-                    found.append(
-                        (
-                            ("stages", index, key),
-                            f"a stage cannot override {key}; stages may set: {', '.join(STAGE_KEYS)}",
+        for group in ("stages", "adapters"):
+            entries = getattr(self, group) or []
+            for index, entry in enumerate(entries):
+                for key in entry.overrides():
+                    if key not in STAGE_KEYS:
+                        allowed = ", ".join(STAGE_KEYS)
+                        found.append(
+                            ((group, index, key), f"cannot override {key} here; allowed: {allowed}")
                         )
-                    )
-        names = [stage.name for stage in self.stages or []]
-        if len(set(names)) != len(names):
-            found.append((("stages",), "stage names must be unique"))
+            names = [entry.name for entry in entries]
+            if len(set(names)) != len(names):
+                found.append(((group,), "names must be unique"))
+        if self.stages and self.adapters:
+            found.append((("adapters",), "use stages or adapters, not both in one recipe"))
         if self.ewc and not (self.ewc.previous or self.lora_model_dir):
             found.append((("ewc",), "needs the run to protect: set ewc.previous or lora_model_dir"))
         return found
 
-    def for_stage(self, index: int) -> Recipe:
-        """This recipe with stage ``index``'s overrides applied and no stages of its own."""
-        stage = (self.stages or [])[index]
-        data = self.model_dump(by_alias=True, exclude={"stages"})
-        data.update(stage.overrides())
+    def for_stage(self, index: int, group: str = "stages") -> Recipe:
+        """This recipe with entry ``index`` of `stages` (or `adapters`) applied, and no such list."""
+        entry = (getattr(self, group) or [])[index]
+        data = self.model_dump(by_alias=True, exclude={"stages", "adapters"})
+        data.update(entry.overrides())
         return Recipe.model_validate(data)
 
     @model_validator(mode="after")
