@@ -977,12 +977,13 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             summary = state.ratings_summary()
             status = f"Rating saved ({summary['ratings']} so far). Thank you!"
             LOG.info("rating %s saved", record["id"])
-            # clear the pair and the scores: one rating per pair
-            return status, summary_markdown(summary), None, *([None] * len(score_inputs)), None
+            # one rating per pair: clear the pair, its answers and the scores
+            cleared = [gr.update(value=None)] * (len(score_inputs) + 1)
+            return status, summary_markdown(summary), None, "", "", *cleared
 
         rate_btn.click(ui_rate, [pair, *score_inputs, preference],
-                       [rate_status, rate_summary, pair, *score_inputs, preference],
-                       api_visibility="private")  # fmt: skip
+                       [rate_status, rate_summary, pair, radios["answer_a"], radios["answer_b"],
+                        *score_inputs, preference], api_visibility="private")  # fmt: skip
 
         @shown_errors
         def ui_evaluate(upload, source, rows, label, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008

@@ -1,0 +1,511 @@
+"""The Gradio Space: named API endpoints through gradio_client, limits, ratings, the Space folder.
+
+A tiny LoRA run (random tiny Llama, medical template, high learning rate so that base
+and tuned answers differ) is served on 127.0.0.1 once for the module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import shutil
+import socket
+import threading
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+from helpers import tiny_recipe
+from tiny import save_tiny_model
+
+from ft_plugin import __version__, space_launch
+from ft_plugin.errors import UserError
+
+PROMPT = "What are the warning signs of a stroke?"
+
+
+def build_tiny_space_run(tmp: Path) -> Path:
+    """A tiny LoRA run on the medical template, trained hard enough to change answers."""
+    from ft_plugin.train import train
+
+    loaded = tiny_recipe(
+        tmp,
+        "lora",
+        **{
+            "datasets.0.type": "medical",
+            "datasets.0.path": "builtin:medical",
+            "datasets.0.max_rows": 16,
+            "sequence_len": 512,
+            "learning_rate": 0.05,
+            "max_steps": 4,
+        },
+    )
+    return train(loaded, str(tmp / "run")).run_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def small_limits() -> object:
+    app = space_launch.load_app_module()
+    return app.Limits(
+        max_prompt_chars=300,
+        max_new_tokens=24,
+        default_new_tokens=8,
+        max_time_s=20.0,
+        max_eval_rows=4,
+        eval_max_new_tokens=8,
+    )
+
+
+def serve(state: object) -> SimpleNamespace:
+    """Launch the app of ``state`` on a free port; returns demo, url and a client."""
+    from gradio_client import Client
+
+    app = space_launch.load_app_module()
+    demo = app.build_blocks(state)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_kwargs(state.limits),
+    )
+    return SimpleNamespace(demo=demo, url=url, client=Client(url, verbose=False), state=state)
+
+
+@pytest.fixture(scope="module")
+def app():  # noqa: ANN201
+    return space_launch.load_app_module()
+
+
+@pytest.fixture(scope="module")
+def space_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_space_run(tmp_path_factory.mktemp("spacerun"))
+
+
+@pytest.fixture(scope="module")
+def served(app, space_run: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    state = app.SpaceState.load(
+        [str(space_run)],
+        data_dir=tmp_path_factory.mktemp("spacedata"),
+        limits=small_limits(),
+        rng=random.Random(0),
+    )
+    server = serve(state)
+    yield server
+    server.client.close()
+    server.demo.close()
+
+
+def _greedy(state, prompt: str, max_new_tokens: int, *, adapter: bool) -> str:  # noqa: ANN001
+    """The answer computed here, independently of the app: chat template, system prompt."""
+    from ft_plugin.data.templates import load_template
+
+    tokenizer, model = state.loaded.tokenizer, state.loaded.model
+    messages = [
+        {"role": "system", "content": load_template("medical").system_prompt.strip()},
+        {"role": "user", "content": prompt},
+    ]
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.inference_mode(), state._model_lock:
+        model.set_adapter("default")
+        context = contextlib.nullcontext() if adapter else model.disable_adapter()
+        with context:
+            ids = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            )  # fmt: skip
+    return tokenizer.decode(
+        ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+    ).strip()
+
+
+def _lines(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# --------------------------------------------------------------------------- API endpoints
+
+
+def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
+    api = served.client.view_api(return_format="dict", print_info=False)
+    named = api["named_endpoints"]
+    assert set(named) == {"/compare", "/rate", "/evaluate"}
+    params = {
+        name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()
+    }
+    assert params["/compare"][:2] == ["prompt", "max_new_tokens"]
+    assert params["/rate"][:10] == ["prompt", "answer_a", "answer_b", "relevance_a", "accuracy_a",
+                                    "readability_a", "relevance_b", "accuracy_b", "readability_b",
+                                    "preference"]  # fmt: skip
+    assert params["/evaluate"] == ["file"]
+    assert len(named["/compare"]["returns"]) == 2
+
+
+def test_compare_base_is_the_disabled_adapter_and_differs_from_tuned(served) -> None:  # noqa: ANN001
+    base, tuned = served.client.predict(PROMPT, 12, api_name="/compare")
+    assert isinstance(base, str) and isinstance(tuned, str)
+    assert base == _greedy(served.state, PROMPT, 12, adapter=False)
+    assert tuned == _greedy(served.state, PROMPT, 12, adapter=True)
+    assert base != tuned
+
+
+def test_compare_refuses_bad_prompts_with_a_message(served) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="301 characters is too long; the limit is 300 characters"):
+        served.client.predict("x" * 301, 8, api_name="/compare")
+    with pytest.raises(AppError, match="write a question first"):
+        served.client.predict("   ", 8, api_name="/compare")
+    with pytest.raises(AppError, match="max_new_tokens: 0 must be at least 1"):
+        served.client.predict(PROMPT, 0, api_name="/compare")
+
+
+def test_max_new_tokens_is_clamped_and_the_time_limit_passed_through(
+    served,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    model = served.state.loaded.model
+    original, calls = model.generate, []
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    base, tuned = served.client.predict(PROMPT, 10_000, api_name="/compare")
+    assert isinstance(base, str) and isinstance(tuned, str)
+    assert len(calls) == 2  # tuned, then base (adapter disabled)
+    for kwargs in calls:
+        assert kwargs["max_new_tokens"] == served.state.limits.max_new_tokens == 24
+        assert kwargs["max_time"] == served.state.limits.max_time_s == 20.0
+        assert kwargs["do_sample"] is False
+
+
+def test_generation_stops_at_the_time_limit(served, app) -> None:  # noqa: ANN001
+    state = served.state
+    with state._model_lock, state.loaded.baseline() as model:
+        answer = app.generate_answer(
+            model, state.loaded.tokenizer, state.messages(PROMPT),
+            max_new_tokens=2000, max_time=0.05,
+        )  # fmt: skip
+    assert answer.new_tokens < 2000
+    assert answer.hit_time_limit and "time limit" in answer.stats()
+
+
+def test_sampling_settings_are_checked(served) -> None:  # noqa: ANN001
+    state = served.state
+    with pytest.raises(UserError, match="temperature"):
+        state.compare(PROMPT, max_new_tokens=4, temperature=5.0)
+    with pytest.raises(UserError, match="top_p"):
+        state.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.0)
+    sampled = state.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.9)
+    assert sampled.settings["temperature"] == 0.7 and sampled.tuned.new_tokens <= 4
+
+
+def test_rate_appends_one_unblinded_line_per_call(served) -> None:  # noqa: ANN001
+    path = served.state.ratings_path
+    before = _lines(path)
+    message = served.client.predict(
+        PROMPT, "base says this", "tuned says that", 4, 3, 5, 2, 2, 1, "a", api_name="/rate"
+    )
+    assert "saved" in message and "preferred: base" in message
+    after = _lines(path)
+    assert len(after) == len(before) + 1
+    record = after[-1]
+    assert record["prompt"] == PROMPT
+    assert (record["answer_a"], record["answer_b"]) == ("base says this", "tuned says that")
+    assert (record["a"], record["b"]) == ("base", "tuned")  # default: answer_b is tuned
+    assert [record[k] for k in ("relevance_a", "accuracy_a", "readability_a")] == [4, 3, 5]
+    assert [record[k] for k in ("relevance_b", "accuracy_b", "readability_b")] == [2, 2, 1]
+    assert (record["preference"], record["preferred"]) == ("a", "base")
+    assert record["source"] == "api" and record["adapter"] == served.state.adapter_labels[0]
+    assert datetime.fromisoformat(record["timestamp"]).tzinfo is not None
+    served.client.predict(PROMPT, "x", "y", 5, 5, 5, 1, 1, 1, "TIE", "a", api_name="/rate")
+    record = _lines(path)[-1]
+    assert (record["a"], record["b"], record["preferred"]) == ("tuned", "base", "tie")
+
+
+@pytest.mark.parametrize("bad", [0, 6, 3.5])
+def test_rate_refuses_bad_scores_and_writes_nothing(served, bad) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    path = served.state.ratings_path
+    before = path.read_bytes() if path.exists() else b""
+    with pytest.raises(AppError, match=r"accuracy_b: expected an integer score from 1 to 5"):
+        served.client.predict(PROMPT, "a", "b", 3, 3, 3, 3, bad, 3, "b", api_name="/rate")
+    with pytest.raises(AppError, match="preference: expected a, b or tie"):
+        served.client.predict(PROMPT, "a", "b", 3, 3, 3, 3, 3, 3, "c", api_name="/rate")
+    assert (path.read_bytes() if path.exists() else b"") == before
+
+
+def test_ratings_summary_and_concurrent_appends(served, tmp_path: Path, app) -> None:  # noqa: ANN001
+    state = app.SpaceState(
+        served.state.loaded,
+        list(served.state.adapters.values()),
+        data_dir=tmp_path,
+        limits=served.state.limits,
+    )
+    scores = dict.fromkeys(app.SCORE_FIELDS, 3) | {"relevance_b": 5}
+
+    def one(i: int) -> None:
+        state.rate(prompt=f"q{i}", answer_a="a", answer_b="b", scores=scores,
+                   preference="b" if i % 4 else "tie", tuned="b")  # fmt: skip
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = _lines(tmp_path / "ratings.jsonl")  # every line whole JSON
+    assert len(records) == 16 and len({r["id"] for r in records}) == 16
+    summary = state.ratings_summary()
+    assert summary["ratings"] == 16
+    assert summary["scores"]["tuned"]["relevance"]["mean"] == 5.0
+    assert summary["scores"]["base"]["relevance"]["mean"] == 3.0
+    assert summary["preference"] == {"tuned": 0.75, "base": 0.0, "tie": 0.25}
+    assert "16 rating(s)" in app.summary_markdown(summary)
+
+
+def test_ratings_are_committed_to_a_hub_dataset_when_configured(
+    served,
+    app,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    created = []
+
+    class FakeScheduler:
+        def __init__(self, **kwargs) -> None:  # noqa: ANN003
+            created.append(kwargs)
+            self.lock = threading.Lock()
+
+    monkeypatch.setattr(app, "CommitScheduler", FakeScheduler)
+    state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
+                           data_dir=tmp_path, ratings_dataset="me/ratings")  # fmt: skip
+    assert created == [{"repo_id": "me/ratings", "repo_type": "dataset", "folder_path": tmp_path,
+                        "allow_patterns": ["ratings.jsonl"], "every": 5.0, "private": True}]  # fmt: skip
+    assert state._ratings_lock is state.scheduler.lock
+
+
+def test_evaluate_an_uploaded_jsonl(served, tmp_path: Path) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"instruction": f"What helps a cough, case {i}?",
+                    "output": f"Rest, fluids and honey help a cough (case {i})."}) + "\n"
+                    for i in range(6)), encoding="utf-8")  # fmt: skip
+    report = served.client.predict(handle_file(str(rows)), api_name="/evaluate")
+    target, baseline = report["models"]["target"], report["models"]["baseline"]
+    for name in ("perplexity", "chrf", "rougeL", "latency_ms_p50", "tokens_per_second"):
+        assert name in target and name in baseline
+    assert target["perplexity"] != baseline["perplexity"]
+    assert report["delta"]["perplexity"] == pytest.approx(
+        target["perplexity"] - baseline["perplexity"], abs=1e-5
+    )
+    assert report["data"] == {"source": "rows.jsonl", "rows": 4, "template": "medical"}  # capped
+
+
+def test_evaluate_refuses_bad_input(served, tmp_path: Path) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(AppError, match="no rows to evaluate"):
+        served.client.predict(handle_file(str(empty)), api_name="/evaluate")
+    with pytest.raises(UserError, match="upload a JSONL or CSV file"):
+        served.state.evaluate(None)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(UserError, match=r"notes.txt: expected one of \.jsonl"):
+        served.state.evaluate(str(text))
+
+
+def test_evaluate_the_template_sample_writes_a_report(served) -> None:  # noqa: ANN001
+    outcome = served.state.evaluate(None, use_sample=True, max_rows=100)
+    assert (
+        outcome.report["data"]["rows"] == 4
+        and outcome.report["data"]["source"] == "builtin:medical"
+    )
+    assert (outcome.folder / "report.json").is_file() and outcome.archive.suffix == ".zip"
+    assert {p.name for p in outcome.plots} == {"comparison.png"}
+    table = {row[0]: row for row in outcome.table()}
+    assert table["perplexity"][1] == outcome.report["models"]["baseline"]["perplexity"]
+
+
+def test_model_card_and_training_metrics(served) -> None:  # noqa: ANN001
+    state = served.state
+    card = state.card_markdown()
+    assert "## Training metrics" in card and "medical" in card  # ft-plugin's card, built
+    assert state.training_metrics()["steps"] == 4
+    curves = state.training_curves()
+    assert curves is not None and curves.is_file()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _copy_run(run: Path, dest: Path, **recipe_lines: str) -> Path:
+    shutil.copytree(run, dest)
+    text = (dest / "recipe.yaml").read_text(encoding="utf-8")
+    for key, value in recipe_lines.items():
+        lines = [line for line in text.splitlines() if line.startswith(f"{key}:")]
+        assert lines, key
+        text = text.replace(lines[0], f"{key}: {value}")
+    (dest / "recipe.yaml").write_text(text, encoding="utf-8")
+    return dest
+
+
+def test_several_adapters_share_one_base(app, space_run: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    second = _copy_run(space_run, tmp_path / "second")
+    state = app.SpaceState.load([str(space_run), str(second)], data_dir=tmp_path / "data")
+    assert state.adapter_labels == ["run", "second"]
+    assert set(state.loaded.model.peft_config) == {"default", "adapter_1"}
+    first = state.compare(PROMPT, max_new_tokens=6, adapter="run")
+    other = state.compare(PROMPT, max_new_tokens=6, adapter="second")
+    assert other.tuned.text == first.tuned.text and other.base.text == first.base.text
+    with pytest.raises(UserError, match="not loaded"):
+        state.compare(PROMPT, max_new_tokens=6, adapter="third")
+
+
+def test_refuses_other_bases_and_remote_code(app, space_run: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    other_base = save_tiny_model(tmp_path / "other-base", seed=1)
+    other = _copy_run(space_run, tmp_path / "other", base_model=str(other_base))
+    with pytest.raises(UserError, match="must share the base model"):
+        app.SpaceState.load([str(space_run), str(other)], data_dir=tmp_path / "data")
+    remote = _copy_run(space_run, tmp_path / "remote", trust_remote_code="true")
+    with pytest.raises(UserError, match="trust_remote_code"):
+        app.SpaceState.load([str(remote)], data_dir=tmp_path / "data")
+    pickled = _copy_run(space_run, tmp_path / "pickled")
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    with pytest.raises(UserError, match="safetensors only"):
+        app.SpaceState.load([str(pickled)], data_dir=tmp_path / "data")
+    with pytest.raises(UserError, match="not a run directory"):
+        app.SpaceState.load([str(other_base)], data_dir=tmp_path / "data")
+
+
+def test_a_hub_repo_id_is_downloaded_with_snapshot_download(
+    app,
+    space_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    asked = []
+
+    def fake_snapshot_download(repo_id: str, **kwargs) -> str:  # noqa: ANN003
+        asked.append((repo_id, kwargs))
+        return str(space_run)
+
+    monkeypatch.setattr(app, "snapshot_download", fake_snapshot_download)
+    state = app.SpaceState.load("me/tiny-adapter", data_dir=tmp_path)
+    assert state.adapter_labels == ["me/tiny-adapter"]
+    patterns = asked[0][1]["allow_patterns"]
+    assert "*.safetensors" in patterns and not any(p.endswith((".bin", ".py")) for p in patterns)
+    with pytest.raises(UserError, match="not a Hub repo id"):
+        app.SpaceState.load("no/such/thing", data_dir=tmp_path)
+
+
+def test_space_config_from_env_or_config_yaml(app, tmp_path: Path) -> None:  # noqa: ANN001
+    (tmp_path / "config.yaml").write_text(
+        "adapter: me/from-config\nratings_dataset: me/ratings\n", encoding="utf-8"
+    )
+    config = app.read_space_config(tmp_path, environ={})
+    assert config.targets == ["me/from-config"] and config.ratings_dataset == "me/ratings"
+    assert config.data_dir == tmp_path / "space_data"
+    config = app.read_space_config(tmp_path, environ={"FT_PLUGIN_ADAPTER": "me/a, me/b"})
+    assert config.targets == ["me/a", "me/b"]
+    (tmp_path / "config.yaml").write_text("adapters: [me/x, me/y]\ndata_dir: /data\n")
+    config = app.read_space_config(tmp_path, environ={})
+    assert config.targets == ["me/x", "me/y"] and config.data_dir == Path("/data")
+    (tmp_path / "config.yaml").unlink()
+    with pytest.raises(UserError, match="no adapter: set FT_PLUGIN_ADAPTER"):
+        app.read_space_config(tmp_path, environ={})
+
+
+# --------------------------------------------------------------------------- the Space repo
+
+
+def test_build_space_folder(tmp_path: Path) -> None:
+    from huggingface_hub import SpaceCard
+
+    folder = space_launch.build_space_folder("me/medical-lora", tmp_path / "space")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "app.py", "config.yaml", "requirements.txt",
+    ]  # fmt: skip
+    assert (folder / "app.py").read_bytes() == space_launch.app_path().read_bytes()
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    assert requirements[0] == f"ft-plugin=={__version__}"
+    pins = dict(line.split("==") for line in requirements)
+    for name in ("gradio", "transformers", "peft", "torch", "huggingface_hub"):
+        assert pins[name] == metadata.version(name).split("+")[0], name
+    assert yaml.safe_load((folder / "config.yaml").read_text())["adapter"] == "me/medical-lora"
+    card = SpaceCard.load(folder / "README.md")
+    data = card.data
+    assert (data.sdk, data.app_file, data.models) == ("gradio", "app.py", ["me/medical-lora"])
+    assert data.sdk_version == metadata.version("gradio")
+    assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license
+    assert 0 < len(data.short_description) <= 60
+    assert SpaceCard(str(card)).data.to_dict() == data.to_dict()  # round trip
+    with pytest.raises(UserError, match="not a Hub repo id"):
+        space_launch.build_space_folder("not an id", tmp_path / "bad")
+
+
+def test_push_space_creates_the_space_in_one_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id: str, **kwargs) -> str:  # noqa: ANN003
+            calls.append(("create_repo", repo_id, kwargs))
+            return f"https://hub.test/spaces/{repo_id}"
+
+        def upload_folder(self, **kwargs) -> None:  # noqa: ANN003
+            files = sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())
+            calls.append(("upload_folder", kwargs["repo_id"], {**kwargs, "files": files}))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = space_launch.push_space("me/space", "me/adapter", private=True)
+    assert url == "https://hub.test/spaces/me/space"
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
+    assert calls[0][2] == {"repo_type": "space", "space_sdk": "gradio", "private": True,
+                           "exist_ok": True}  # fmt: skip
+    assert calls[1][2]["repo_type"] == "space"
+    assert calls[1][2]["files"] == ["README.md", "app.py", "config.yaml", "requirements.txt"]
+    with pytest.raises(UserError, match="--repo-id: 'bad' is not a Hub repo id"):
+        space_launch.push_space("bad", "me/adapter")
+
+
+def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser(prog="ft-plugin space")
+    space_launch.add_space_arguments(parser)
+    pushed, launched = [], []
+    monkeypatch.setattr(space_launch, "push_space",
+                        lambda repo, adapter, private: pushed.append((repo, adapter, private)) or "u")  # fmt: skip
+    monkeypatch.setattr(space_launch, "launch_space",
+                        lambda targets, **kw: launched.append((targets, kw)))  # fmt: skip
+    args = parser.parse_args(["push", "--repo-id", "me/s", "--adapter", "me/a"])
+    assert space_launch.space_command(args) == 0 and pushed == [("me/s", "me/a", False)]
+    with pytest.raises(UserError, match="--adapter required"):
+        space_launch.space_command(parser.parse_args(["push", "--repo-id", "me/s"]))
+    args = parser.parse_args(["runs/a", "runs/b", "--port", "7999", "--data-dir", "d"])
+    assert space_launch.space_command(args) == 0
+    assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999,
+                         "data_dir": Path("d"), "ratings_dataset": None})]  # fmt: skip
