@@ -12,7 +12,7 @@ export HF_HUB_DISABLE_TELEMETRY = 1
 export GRADIO_ANALYTICS_ENABLED = False
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup browser demo test test-fast lint format clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,13 @@ demo: setup
 		--set max_steps=$(DEMO_STEPS) --set eval_steps=20
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin eval $(DEMO_DIR) --baseline --max-new-tokens 48
 
-test: setup
+# The browser test drives Debian's chromium with Playwright (no browser download); it is
+# skipped with a reason where chromium cannot be installed.
+browser:
+	command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ) || true
+
+test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 test-fast: setup

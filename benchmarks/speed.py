@@ -46,23 +46,33 @@ def rows(limit: int = 2000) -> list[dict]:
     return convert_rows(raw, DatasetSection(path=path, type="finance-sentiment")).examples
 
 
-def run_baseline(steps: int, batch: int) -> dict:
+def run_baseline(steps: int, batch: int, *, model_path: str | None = None, method: str = "lora",
+                 sequence_len: int = SEQUENCE_LEN) -> dict:  # fmt: skip
     """What TRL's documentation shows: SFTTrainer + peft LoraConfig, default SFTConfig."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
     from ft_plugin.models import resolve_base_model
 
-    path = resolve_base_model("embedded:smollm2-135m-instruct").path
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    path = model_path or resolve_base_model("embedded:smollm2-135m-instruct").path
+    cuda = torch.cuda.is_available()
+    quantization = (
+        BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+        if method == "qlora"
+        else None
+    )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if cuda else torch.float32,
+                                                 quantization_config=quantization, device_map="cuda" if cuda else None)  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(path)
     args = SFTConfig(
         output_dir=str(REPO / "runs" / "bench-speed-trl"), max_steps=steps, per_device_train_batch_size=batch,
-        learning_rate=LEARNING_RATE, max_length=SEQUENCE_LEN, logging_steps=1, report_to=[], save_strategy="no",
-        use_cpu=not torch.cuda.is_available(), seed=42,
+        learning_rate=LEARNING_RATE, max_length=sequence_len, logging_steps=1, report_to=[], save_strategy="no",
+        use_cpu=not cuda, seed=42,
     )  # fmt: skip
     peft_config = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
@@ -74,7 +84,8 @@ def run_baseline(steps: int, batch: int) -> dict:
     return _measure(trainer, output, time.perf_counter() - started)
 
 
-def run_ft_plugin(steps: int, micro_batch: int, accumulation: int, packing: bool) -> dict:
+def run_ft_plugin(steps: int, micro_batch: int, accumulation: int, packing: bool, *, model_path: str | None = None,
+                  method: str = "lora", sequence_len: int = SEQUENCE_LEN) -> dict:  # fmt: skip
     import tempfile
 
     from datasets import Dataset
@@ -84,8 +95,12 @@ def run_ft_plugin(steps: int, micro_batch: int, accumulation: int, packing: bool
     from ft_plugin.train import prepare_run
 
     overrides = [f"max_steps={steps}", f"micro_batch_size={micro_batch}", f"gradient_accumulation_steps={accumulation}",
-                 f"sample_packing={str(packing).lower()}", f"sequence_len={SEQUENCE_LEN}", f"learning_rate={LEARNING_RATE}",
+                 f"sample_packing={str(packing).lower()}", f"sequence_len={sequence_len}", f"learning_rate={LEARNING_RATE}",
                  "val_set_size=0", "report_to=none", "save_steps=100000", "logging_steps=1", "warmup_steps=0"]  # fmt: skip
+    if model_path:
+        overrides.append(f"base_model={model_path}")
+    if method == "qlora":
+        overrides += ["adapter=qlora", "load_in_4bit=true"]
     loaded = load_recipe("finance-sentiment-lora", overrides)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare_run(loaded, tmp + "/run")
@@ -98,6 +113,18 @@ def run_ft_plugin(steps: int, micro_batch: int, accumulation: int, packing: bool
         started = time.perf_counter()
         output = prepared.trainer.train()
         return _measure(prepared.trainer, output, time.perf_counter() - started)
+
+
+def run_baseline_model(model_path: str, steps: int, *, method: str, sequence_len: int) -> dict:
+    """GPU shape: 8 padded rows per step, TRL defaults (gradient checkpointing on)."""
+    return run_baseline(steps, 8, model_path=model_path, method=method, sequence_len=sequence_len)
+
+
+def run_ft_plugin_model(model_path: str, steps: int, *, method: str, sequence_len: int) -> dict:
+    """GPU shape: ft-plugin's defaults with padding-free packing of the same tokens per step."""
+    return run_ft_plugin(
+        steps, 1, 1, True, model_path=model_path, method=method, sequence_len=sequence_len
+    )
 
 
 def _measure(trainer, output, seconds: float) -> dict:  # noqa: ANN001

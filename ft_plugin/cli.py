@@ -206,15 +206,11 @@ def _eval(args: argparse.Namespace) -> int:
     )
     if args.human_sheet:
         from ft_plugin.evaluate.human import write_human_sheet
+        from ft_plugin.evaluate.runner import human_sheet_items
 
-        _ensure_answers(results, loaded, data, settings)
-        items = [
-            {"prompt": e["prompt"][-1]["content"], "base_answer": b, "tuned_answer": t}
-            for e, b, t in zip(
-                data.examples, results["baseline"].answers, results["target"].answers, strict=False
-            )
-        ]
-        write_human_sheet(items, Path(args.human_sheet))
+        write_human_sheet(
+            human_sheet_items(loaded, data, results, settings), Path(args.human_sheet)
+        )
         print(
             f"human sheet: {args.human_sheet} (key: {Path(args.human_sheet).with_suffix('')}.key.csv)"
         )
@@ -256,23 +252,6 @@ def _route(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_answers(results, loaded, data, settings) -> None:  # noqa: ANN001
-    from ft_plugin.evaluate.generation import generate_answers
-
-    chat = [e for e in data.examples if "prompt" in e]
-    for role, result in results.items():
-        if result.answers is None:
-            if role == "baseline":
-                with loaded.baseline() as model:
-                    result.answers = generate_answers(
-                        model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
-                    ).texts
-            else:
-                result.answers = generate_answers(
-                    loaded.model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
-                ).texts
-
-
 def _default_eval_dir(target: str) -> Path:
     from ft_plugin.evaluate.targets import is_run_dir
 
@@ -291,32 +270,12 @@ def _import_ratings(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.target:
-        from ft_plugin.evaluate.report import markdown
+        from ft_plugin.evaluate.report import add_human_ratings
 
         folder = Path(args.output) if args.output else _default_eval_dir(args.target)
-        path = folder / "report.json"
-        if not path.is_file():
-            raise UserError(
-                f"{path}: no evaluation report to add ratings to; run ft-plugin eval {args.target} first"
-            )
-        report = json.loads(path.read_text(encoding="utf-8"))
-        report["human"] = human
-        plots = [p.name for p in sorted(folder.glob("*.png"))]
-        _write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        _write_text_atomic(folder / "report.md", markdown(report, plots))
-        print(f"ratings added to {path}")
+        print(f"ratings added to {add_human_ratings(folder, human)}")
     print(json.dumps(human, indent=2, ensure_ascii=False))
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(staging, path)
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -370,6 +329,12 @@ def _ewc_fisher(args: argparse.Namespace) -> int:
     total = sum(float(f.sum()) for f in fisher.values())
     print(f"{run_dir / FISHER_FILE}: {len(fisher)} tensors, trace {total:.6g}")
     return 0
+
+
+def _space(args: argparse.Namespace) -> int:
+    from ft_plugin.space_launch import space_command
+
+    return space_command(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -528,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="forgetting matrix over a run's stages, one task per stage",
     )
     evaluation.set_defaults(handler=_eval)
+
+    from ft_plugin.space_launch import add_space_arguments
+
+    space = commands.add_parser(
+        "space", help="run the Gradio Space locally (TARGET…), or publish it (space push)"
+    )
+    add_space_arguments(space)
+    space.set_defaults(handler=_space)
 
     route = commands.add_parser("route", help="which task adapter the router picks for a prompt")
     route.add_argument("run_dir")

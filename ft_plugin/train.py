@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ft_plugin import registry
 from ft_plugin.config import LoadedRecipe, load_recipe
 from ft_plugin.errors import UserError
+from ft_plugin.io import write_text_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -205,14 +206,6 @@ def check_run_dir(run_dir: Path, resolved_yaml: str, resume: bool | str) -> Path
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(staging, path)
-
-
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; 4-bit packed weights count as their true size."""
     trainable = total = 0
@@ -318,7 +311,7 @@ def run(prepared: PreparedRun) -> RunResult:
     if prepared.checkpoint is None and (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir / "checkpoints")  # a fresh start of the same recipe
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "recipe.yaml", prepared.loaded.to_yaml())
+    write_text_atomic(run_dir / "recipe.yaml", prepared.loaded.to_yaml())
     started = time.perf_counter()
     checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
     output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -330,7 +323,7 @@ def run(prepared: PreparedRun) -> RunResult:
         _save_final(trainer, run_dir)
         trainer.processing_class.save_pretrained(str(run_dir))
         trainer.state.save_to_json(str(run_dir / "trainer_state.json"))
-        _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics)
 
 

@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,6 +300,14 @@ def _labels(targets: Sequence[str]) -> list[str]:
     return labels
 
 
+def _peft_type(folder: Path) -> str:
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown"
+    return str(config.get("peft_type", "unknown"))
+
+
 def _check_safe(folder: Path, recipe: Any, target: str) -> None:
     if recipe.trust_remote_code:
         raise UserError(
@@ -344,7 +353,8 @@ class SpaceState:
         self.rng = rng or random.SystemRandom()
         self._model_lock = threading.RLock()
         self._ratings_lock: Any = threading.Lock()
-        self._work = Path(tempfile.mkdtemp(prefix="ft-plugin-space-"))
+        self._work = Path(tempfile.mkdtemp(prefix="ft-plugin-space-"))  # reports, plots
+        weakref.finalize(self, shutil.rmtree, self._work, True)
         self.scheduler = None
         if ratings_dataset:
             self._start_ratings_push(ratings_dataset)
@@ -391,6 +401,12 @@ class SpaceState:
                         f"{target}: trained on {recipe.base_model}, but {first_target} on "
                         f"{first.base_model}; adapters in one Space must share the base model"
                     )
+            kinds = {_peft_type(folder) for _, folder, _ in resolved}
+            if len(kinds) > 1:
+                raise UserError(
+                    f"adapters of different PEFT types ({', '.join(sorted(kinds))}) cannot "
+                    "share one model; serve them in separate Spaces"
+                )
         loaded = load_target(str(first_folder), with_baseline=True)
         if loaded.baseline is None:
             raise UserError(f"{first_target}: no base model to compare with")
@@ -885,7 +901,7 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
                         eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-button")
                 eval_table = gr.Dataframe(headers=["metric", "base", "tuned", "delta"],
                                           label="Metrics", interactive=False)  # fmt: skip
-                eval_plots = gr.Gallery(label="Plots", columns=2)
+                eval_plots = gr.Gallery(label="Plots", columns=3, height=320)
                 eval_report = gr.File(label="Report (zip: report.json, report.md, plots)",
                                       interactive=False)  # fmt: skip
 
@@ -898,15 +914,15 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
                 rate_prompt = gr.Textbox(label="Prompt", lines=2, elem_id="rate-prompt",
                                          max_length=limits.max_prompt_chars)  # fmt: skip
                 new_pair_btn = gr.Button("New blind pair for this prompt", elem_id="new-pair")
-                radios = {}
+                rate_fields = {}
                 with gr.Row():
                     for slot in ("a", "b"):
                         with gr.Column():
                             answer_box = gr.Textbox(label=f"Answer {slot.upper()}", lines=8,
                                                     interactive=False, elem_id=f"rate-answer-{slot}")  # fmt: skip
-                            radios[f"answer_{slot}"] = answer_box
+                            rate_fields[f"answer_{slot}"] = answer_box
                             for criterion in CRITERIA:
-                                radios[f"{criterion}_{slot}"] = gr.Radio(
+                                rate_fields[f"{criterion}_{slot}"] = gr.Radio(
                                     [1, 2, 3, 4, 5], label=f"{criterion.capitalize()} of {slot.upper()}",
                                     elem_id=f"rate-{criterion}-{slot}",
                                 )  # fmt: skip
@@ -917,11 +933,11 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
                 rate_summary = gr.Markdown(elem_id="rate-summary")
 
             with gr.Tab("Model card", id="card"):
-                card_md = gr.Markdown(elem_id="model-card")
                 with gr.Row():
                     metrics_table = gr.Dataframe(headers=["metric", "value"],
                                                  label="Training metrics", interactive=False)  # fmt: skip
                     curves = gr.Image(label="Training curves", type="filepath", interactive=False)
+                card_md = gr.Markdown(elem_id="model-card")
 
         # API-only components (hidden): /evaluate takes a real uploaded file, so that
         # Gradio checks it came through the upload route.
@@ -943,7 +959,7 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
                     blind["answer_b"], "")  # fmt: skip
 
         compare_outputs = [base_out, base_stats, tuned_out, tuned_stats, pair, rate_prompt,
-                           radios["answer_a"], radios["answer_b"], rate_status]  # fmt: skip
+                           rate_fields["answer_a"], rate_fields["answer_b"], rate_status]  # fmt: skip
         gr.on([compare_btn.click, prompt.submit], ui_compare,
               [prompt, max_new, temperature, top_p, adapter], compare_outputs,
               api_visibility="private", **model_job)  # fmt: skip
@@ -958,10 +974,10 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             return blind, blind["answer_a"], blind["answer_b"], ""
 
         new_pair_btn.click(ui_new_pair, [rate_prompt, max_new, temperature, top_p, adapter],
-                           [pair, radios["answer_a"], radios["answer_b"], rate_status],
+                           [pair, rate_fields["answer_a"], rate_fields["answer_b"], rate_status],
                            api_visibility="private", **model_job)  # fmt: skip
 
-        score_inputs = [radios[name] for name in SCORE_FIELDS]
+        score_inputs = [rate_fields[name] for name in SCORE_FIELDS]
 
         @shown_errors
         def ui_rate(current, *values):  # noqa: ANN001, ANN202
@@ -978,11 +994,12 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             status = f"Rating saved ({summary['ratings']} so far). Thank you!"
             LOG.info("rating %s saved", record["id"])
             # one rating per pair: clear the pair, its answers and the scores
-            cleared = [gr.update(value=None)] * (len(score_inputs) + 1)
+            # (distinct dicts: Gradio consumes each update it applies)
+            cleared = [gr.update(value=None) for _ in range(len(score_inputs) + 1)]
             return status, summary_markdown(summary), None, "", "", *cleared
 
         rate_btn.click(ui_rate, [pair, *score_inputs, preference],
-                       [rate_status, rate_summary, pair, radios["answer_a"], radios["answer_b"],
+                       [rate_status, rate_summary, pair, rate_fields["answer_a"], rate_fields["answer_b"],
                         *score_inputs, preference], api_visibility="private")  # fmt: skip
 
         @shown_errors
@@ -993,6 +1010,7 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             )  # fmt: skip
             return outcome.table(), [str(p) for p in outcome.plots], str(outcome.archive)
 
+        eval_file.upload(lambda: "uploaded file", None, eval_source, api_visibility="private")
         eval_btn.click(ui_evaluate, [eval_file, eval_source, eval_rows, adapter],
                        [eval_table, eval_plots, eval_report], api_visibility="private",
                        **model_job)  # fmt: skip

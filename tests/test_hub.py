@@ -204,3 +204,38 @@ def test_merged_push_publishes_plain_weights(hub: HubServer, tmp_path: Path) -> 
     assert "model.safetensors" in files and "adapter_config.json" not in files
     assert ModelCard.load("test-user/merged").data.library_name == "transformers"
     assert AutoModelForCausalLM.from_pretrained("test-user/merged").config.num_hidden_layers == 2
+
+
+def test_space_push_creates_a_gradio_space_with_a_valid_card(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    from huggingface_hub import SpaceCard
+
+    from ft_plugin.space_launch import push_space
+
+    url = push_space("test-user/demo-space", "test-user/tiny-lora")
+    assert "test-user/demo-space" in url
+    api = HfApi()
+    assert api.repo_info("test-user/demo-space", repo_type="space").private is False
+    files = set(api.list_repo_files("test-user/demo-space", repo_type="space"))
+    assert files >= {"app.py", "requirements.txt", "config.yaml", "README.md"}
+    card = SpaceCard.load("test-user/demo-space", repo_type="space")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
+    assert card.data.models == ["test-user/tiny-lora"]
+    card.validate(repo_type="space")
+    requirements = Path(
+        api.hf_hub_download("test-user/demo-space", "requirements.txt", repo_type="space")
+    ).read_text()
+    assert "ft-plugin==" in requirements and "gradio==" in requirements
+
+
+def test_space_loads_an_adapter_by_hub_repo_id(hub: HubServer, tmp_path: Path) -> None:
+    from ft_plugin.space_launch import load_app_module
+
+    run = trained_run(tmp_path)
+    push_run(run, "test-user/space-adapter", private=False)
+    app = load_app_module()
+    state = app.SpaceState.load("test-user/space-adapter", data_dir=tmp_path / "data")
+    assert state.adapter_labels == ["test-user/space-adapter"]
+    comparison = state.compare("What is 2 plus 2?", max_new_tokens=4)
+    assert isinstance(comparison.base.text, str) and isinstance(comparison.tuned.text, str)

@@ -388,6 +388,11 @@ def test_refuses_other_bases_and_remote_code(app, space_run: Path, tmp_path: Pat
     other = _copy_run(space_run, tmp_path / "other", base_model=str(other_base))
     with pytest.raises(UserError, match="must share the base model"):
         app.SpaceState.load([str(space_run), str(other)], data_dir=tmp_path / "data")
+    ia3 = _copy_run(space_run, tmp_path / "ia3")
+    config = json.loads((ia3 / "adapter_config.json").read_text())
+    (ia3 / "adapter_config.json").write_text(json.dumps({**config, "peft_type": "IA3"}))
+    with pytest.raises(UserError, match=r"different PEFT types \(IA3, LORA\)"):
+        app.SpaceState.load([str(space_run), str(ia3)], data_dir=tmp_path / "data")
     remote = _copy_run(space_run, tmp_path / "remote", trust_remote_code="true")
     with pytest.raises(UserError, match="trust_remote_code"):
         app.SpaceState.load([str(remote)], data_dir=tmp_path / "data")
@@ -399,25 +404,60 @@ def test_refuses_other_bases_and_remote_code(app, space_run: Path, tmp_path: Pat
         app.SpaceState.load([str(other_base)], data_dir=tmp_path / "data")
 
 
-def test_a_hub_repo_id_is_downloaded_with_snapshot_download(
+def test_a_full_run_compares_with_its_own_base(app, space_run: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    from ft_plugin.train import train
+
+    full = train(tiny_recipe(tmp_path, "full", max_steps=1), str(tmp_path / "full")).run_dir
+    state = app.SpaceState.load(str(full), data_dir=tmp_path / "data")
+    assert state.adapter().peft_name is None
+    result = state.compare("What is 2 plus 2?", max_new_tokens=6)
+    with state.loaded.baseline() as base_model:
+        assert base_model is not state.loaded.model
+        again = app.generate_answer(base_model, state.loaded.tokenizer,
+                                    state.messages("What is 2 plus 2?"), max_new_tokens=6)  # fmt: skip
+    assert result.base.text == again.text
+    with pytest.raises(UserError, match="must be PEFT adapters of one base model"):
+        app.SpaceState.load([str(space_run), str(full)], data_dir=tmp_path / "data")
+
+
+def test_launch_space_serves_the_app(space_run: Path, tmp_path: Path) -> None:
+    import httpx
+
+    port = free_port()
+    demo = space_launch.launch_space(
+        str(space_run), port=port, data_dir=tmp_path / "data", limits=small_limits(), block=False
+    )
+    try:
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200 and "ft-plugin" in page.text
+        assert demo.ft_plugin_state.data_dir == tmp_path / "data"
+    finally:
+        demo.close()
+
+
+def test_a_hub_run_on_the_embedded_model_names_its_hub_id_without_the_package(
     app,
-    space_run: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
-    asked = []
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "recipe.yaml").write_text(
+        "base_model: embedded:smollm2-135m-instruct\nadapter: lora\n"
+    )
+    (snapshot / "adapter_config.json").write_text("{}")
 
-    def fake_snapshot_download(repo_id: str, **kwargs) -> str:  # noqa: ANN003
-        asked.append((repo_id, kwargs))
-        return str(space_run)
+    def missing(name: str) -> None:
+        raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(app, "snapshot_download", fake_snapshot_download)
-    state = app.SpaceState.load("me/tiny-adapter", data_dir=tmp_path)
-    assert state.adapter_labels == ["me/tiny-adapter"]
-    patterns = asked[0][1]["allow_patterns"]
-    assert "*.safetensors" in patterns and not any(p.endswith((".bin", ".py")) for p in patterns)
-    with pytest.raises(UserError, match="not a Hub repo id"):
-        app.SpaceState.load("no/such/thing", data_dir=tmp_path)
+    monkeypatch.setattr(metadata, "distribution", missing)
+    folder = app._with_reachable_base(snapshot, "me/run", tmp_path / "cache")
+    assert folder == tmp_path / "cache" / "adapters" / "me--run"
+    assert (folder / "recipe.yaml").read_text().splitlines() == [
+        "base_model: HuggingFaceTB/SmolLM2-135M-Instruct", "adapter: lora",
+    ]  # fmt: skip
+    assert (folder / "adapter_config.json").is_file()
+    assert "embedded:" in (snapshot / "recipe.yaml").read_text()  # the Hub cache is untouched
 
 
 def test_space_config_from_env_or_config_yaml(app, tmp_path: Path) -> None:  # noqa: ANN001
@@ -463,34 +503,6 @@ def test_build_space_folder(tmp_path: Path) -> None:
     assert SpaceCard(str(card)).data.to_dict() == data.to_dict()  # round trip
     with pytest.raises(UserError, match="not a Hub repo id"):
         space_launch.build_space_folder("not an id", tmp_path / "bad")
-
-
-def test_push_space_creates_the_space_in_one_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import huggingface_hub
-
-    calls = []
-
-    class FakeApi:
-        def create_repo(self, repo_id: str, **kwargs) -> str:  # noqa: ANN003
-            calls.append(("create_repo", repo_id, kwargs))
-            return f"https://hub.test/spaces/{repo_id}"
-
-        def upload_folder(self, **kwargs) -> None:  # noqa: ANN003
-            files = sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())
-            calls.append(("upload_folder", kwargs["repo_id"], {**kwargs, "files": files}))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    url = space_launch.push_space("me/space", "me/adapter", private=True)
-    assert url == "https://hub.test/spaces/me/space"
-    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
-    assert calls[0][2] == {"repo_type": "space", "space_sdk": "gradio", "private": True,
-                           "exist_ok": True}  # fmt: skip
-    assert calls[1][2]["repo_type"] == "space"
-    assert calls[1][2]["files"] == ["README.md", "app.py", "config.yaml", "requirements.txt"]
-    with pytest.raises(UserError, match="--repo-id: 'bad' is not a Hub repo id"):
-        space_launch.push_space("bad", "me/adapter")
 
 
 def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,8 +89,9 @@ def test_compare_then_rate_in_the_browser(
                 expect(page.locator("#rate-summary")).to_contain_text("1 rating(s) so far")
                 # one rating per pair: the pair and the scores are cleared
                 expect(page.locator("#rate-answer-a textarea")).to_have_value("")
-                expect(page.locator("#rate-relevance-a input:checked")).to_have_count(0)
-                expect(page.locator("#rate-preference input:checked")).to_have_count(0)
+                for name in [*given, "preference"]:
+                    radio = page.locator(f"#rate-{name.replace('_', '-')} label.selected")
+                    expect(radio).to_have_count(0)
                 page.screenshot(path=str(tmp_path / "space-rate.png"), full_page=True)
             finally:
                 browser.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.config import LoadedRecipe
+from ft_plugin.io import write_text_atomic
 
 ROUTER_DIR = "router"
 
@@ -34,7 +35,6 @@ def train_task_adapters(
     from ft_plugin.continual.router import AdapterRouter
     from ft_plugin.train import (
         RunResult,
-        _write_atomic,
         check_run_dir,
         prepare_run,
         resolve_run_dir,
@@ -52,14 +52,14 @@ def train_task_adapters(
             "auto" if resume else False,
             callbacks,
         )
-        _write_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
+        write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
         prompts[entry.name] = _prompts(prepared.data)
         per_adapter[entry.name] = run(prepared).metrics
     router = AdapterRouter()
     report = router.fit(prompts, seed=loaded.recipe.seed)
     router.save(run_dir / ROUTER_DIR)
     metrics = {"adapters": per_adapter, "router": report.to_dict()}
-    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics)
 
 

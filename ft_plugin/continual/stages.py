@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.config import LoadedRecipe
+from ft_plugin.io import write_text_atomic
 
 
 def stage_recipe(loaded: LoadedRecipe, index: int, previous: str | None) -> LoadedRecipe:
@@ -44,7 +45,6 @@ def train_stages(
     """Run every stage in order; returns the final RunResult with per-stage metrics."""
     from ft_plugin.train import (
         RunResult,
-        _write_atomic,
         check_run_dir,
         prepare_run,
         resolve_run_dir,
@@ -64,7 +64,7 @@ def train_stages(
                 stage_loaded, str(stage_dir), "auto" if resume else False, callbacks
             )
             if index == 0:
-                _write_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
+                write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
             done = run(prepared).metrics
         per_stage[stage.name] = done
         previous = str(stage_dir)
@@ -73,6 +73,6 @@ def train_stages(
         if item.is_file() and item.name not in ("recipe.yaml", "metrics.json"):
             shutil.copy2(item, run_dir / item.name)
     metrics = {**per_stage[loaded.recipe.stages[-1].name], "stages": per_stage}
-    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
     return RunResult(run_dir, metrics)

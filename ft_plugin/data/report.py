@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(staging, path)
+from ft_plugin.io import write_text_atomic
 
 
 def _table(mapping: dict[str, Any], left: str, right: str) -> list[str]:
@@ -117,7 +109,7 @@ def write_report(
         from .clustering import plot_topic_sizes
 
         plots.append(plot_topic_sizes(topic_report, path.with_name(f"{stem}.topics.png")))
-    _atomic_write(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     markdown_path = path.with_name(f"{stem}.md")
-    _atomic_write(markdown_path, markdown(report, plots))
+    write_text_atomic(markdown_path, markdown(report, plots))
     return [path, markdown_path, *plots]

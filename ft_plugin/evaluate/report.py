@@ -126,3 +126,19 @@ def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output
+
+
+def add_human_ratings(folder: Path, human: dict[str, Any]) -> Path:
+    """Merge aggregated human ratings into an existing report (JSON and Markdown)."""
+    from ft_plugin.errors import UserError
+    from ft_plugin.io import write_text_atomic
+
+    path = folder / "report.json"
+    if not path.is_file():
+        raise UserError(f"{path}: no evaluation report to add ratings to; run ft-plugin eval first")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report["human"] = human
+    plots = [p.name for p in sorted(folder.glob("*.png"))]
+    write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(folder / "report.md", markdown(report, plots))
+    return path

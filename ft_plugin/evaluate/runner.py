@@ -254,3 +254,28 @@ def evaluate_loaded(
         details=details,
     )
     return report, results, data
+
+
+def human_sheet_items(
+    loaded: LoadedTarget, data: EvalData, results: dict[str, ModelResult], settings: EvalSettings
+) -> list[dict[str, str]]:
+    """Prompts with base and tuned answers (generating the ones not made yet) for raters."""
+    from .generation import generate_answers
+
+    chat = [e for e in data.examples if "prompt" in e]
+    for role, result in results.items():
+        if result.answers is None:
+            if role == "baseline":
+                with loaded.baseline() as model:
+                    result.answers = generate_answers(
+                        model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
+                    ).texts
+            else:
+                result.answers = generate_answers(
+                    loaded.model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
+                ).texts
+    pairs = zip(chat, results["baseline"].answers, results["target"].answers, strict=True)
+    return [
+        {"prompt": e["prompt"][-1]["content"], "base_answer": b, "tuned_answer": t}
+        for e, b, t in pairs
+    ]

@@ -1,0 +1,66 @@
+"""PubMedQA (PQA-L): zero-shot vs medical-pubmedqa-style LoRA on the embedded model.
+
+    python benchmarks/quality_pubmedqa.py [--max-steps 120]
+
+Trains on the 500 labelled PMIDs outside the standard test split and evaluates accuracy
+and macro-F1 over yes/no/maybe on the 500 test PMIDs (`test_ground_truth.json`), with
+label log-likelihood scoring, base model (adapter disabled) vs tuned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, require_shared, save  # noqa: E402
+
+
+def write_splits(source: Path, folder: Path) -> tuple[Path, Path]:
+    data = json.loads((source / "ori_pqal.json").read_text())
+    test_ids = set(json.loads((source / "test_ground_truth.json").read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = (folder / "train.jsonl", folder / "test.jsonl")
+    with paths[0].open("w") as train, paths[1].open("w") as test:
+        for pmid, row in data.items():
+            record = {
+                "question": row["QUESTION"],
+                "context": " ".join(row["CONTEXTS"]),
+                "answer": row["final_decision"],
+            }
+            (test if pmid in test_ids else train).write(json.dumps(record) + "\n")
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-steps", type=int, default=120)
+    parser.add_argument("--eval-rows", type=int, default=0)
+    args = parser.parse_args()
+    source = require_shared("pubmedqa")
+    from ft_plugin.config import load_recipe
+    from ft_plugin.evaluate.runner import EvalSettings, run_evaluation
+    from ft_plugin.train import train
+
+    train_file, test_file = write_splits(source, REPO / "runs" / "bench-pubmedqa-data")
+    overrides = [f"datasets=[{{path: {train_file}, type: medical-pubmedqa}}]", f"max_steps={args.max_steps}",
+                 "sequence_len=512", "micro_batch_size=2", "val_set_size=0", "report_to=none", "save_steps=100000",
+                 "logging_steps=20"]  # fmt: skip
+    started = time.perf_counter()
+    result = train(load_recipe("medical-lora", overrides), str(REPO / "runs" / "bench-pubmedqa"))
+    train_seconds = time.perf_counter() - started
+    settings = EvalSettings(data=str(test_file), template="medical-pubmedqa", baseline=True,
+                            metrics=["accuracy", "macro_f1"], max_samples=args.eval_rows or 10**9, sequence_len=512)  # fmt: skip
+    report, _, _, _ = run_evaluation(str(result.run_dir), settings)
+    m = report.models
+    print(f"| zero-shot | {m['baseline']['accuracy']:.3f} | {m['baseline']['macro_f1']:.3f} |")
+    print(f"| tuned | {m['target']['accuracy']:.3f} | {m['target']['macro_f1']:.3f} |")
+    save("pubmedqa", {"train": result.metrics, "train_wall_seconds": round(train_seconds, 1),
+                      "eval_rows": report.data["rows"], "zero_shot": m["baseline"], "tuned": m["target"]})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
