@@ -33,7 +33,6 @@ negated: it is the mean final metric in its own units (the mean final perplexity
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +146,6 @@ def plot_forgetting_matrix(
         PosixPath('forgetting.png')
     """
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     rows = _check_matrix(R)
     T = len(rows)
@@ -165,14 +162,11 @@ def plot_forgetting_matrix(
     if low == high:
         low, high = low - 0.5, high + 0.5
 
-    from ft_plugin.data.clustering import _cjk_font
+    from ft_plugin.plots import font_family, new_figure, save_png
 
-    font = _cjk_font()
-    family = ["DejaVu Sans", font] if font else ["DejaVu Sans"]
+    family = font_family()
     size = max(4.0, 0.9 * T + 2.5)
-    figure = Figure(figsize=(size + 1.0, size), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_figure(size + 1.0, size)
     cmap = "viridis" if higher_is_better else "viridis_r"
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high)
     colorbar = figure.colorbar(image, ax=axes)
@@ -199,9 +193,4 @@ def plot_forgetting_matrix(
                 color="white" if dark_cell else "black",
                 fontweight="bold" if i == k else "normal",
             )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
-        warnings.filterwarnings("ignore", message=r".*[Mm]atplotlib currently does not support")
-        figure.tight_layout()
-        figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)

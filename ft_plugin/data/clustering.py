@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,26 +20,6 @@ _SEGMENTS = re.compile(f"([{_CJK}]+)")
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 # Fonts with CJK glyphs, most common first; the first one installed is used for labels.
-_CJK_FONTS = (
-    "Noto Sans CJK SC",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK TC",
-    "Noto Sans SC",
-    "Noto Serif CJK SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "Droid Sans Fallback",
-    "AR PL UMing CN",
-    "AR PL UKai CN",
-    "SimHei",
-    "Microsoft YaHei",
-    "PingFang SC",
-    "Heiti SC",
-    "Hiragino Sans GB",
-    "Arial Unicode MS",
-)
 
 
 @dataclass
@@ -190,13 +169,6 @@ def cluster_topics(
     )
 
 
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((name for name in _CJK_FONTS if name in installed), None)
-
-
 def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
     """Write a PNG horizontal bar chart of cluster sizes, bars labelled by top-3 terms.
 
@@ -209,8 +181,7 @@ def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
         >>> plot_topic_sizes(report, "topics.png")  # doctest: +SKIP
         PosixPath('topics.png')
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ft_plugin.plots import font_family, new_figure, save_png
 
     path = Path(path)
     clusters = report.clusters
@@ -219,12 +190,8 @@ def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
         for cluster in clusters
     ]
     sizes = [cluster["size"] for cluster in clusters]
-    font = _cjk_font()
-    family = ["DejaVu Sans", font] if font else ["DejaVu Sans"]
-
-    figure = Figure(figsize=(8, max(2.0, 0.45 * len(clusters) + 1.2)), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    family = font_family()
+    figure, axes = new_figure(8, max(2.0, 0.45 * len(clusters) + 1.2))
     positions = list(range(len(clusters)))
     axes.barh(positions, sizes, color="tab:blue")
     axes.set_yticks(positions, labels, fontfamily=family)
@@ -241,9 +208,4 @@ def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
     axes.set_xlabel("texts")
     axes.set_title(f"Topic sizes (k={report.k})")
     axes.margins(x=0.1)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
-        warnings.filterwarnings("ignore", message=r".*[Mm]atplotlib currently does not support")
-        figure.tight_layout()
-        figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)

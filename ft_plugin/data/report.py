@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.io import write_text_atomic
+from ft_plugin.plots import save_png
 
 
 def _table(mapping: dict[str, Any], left: str, right: str) -> list[str]:
@@ -52,27 +53,19 @@ def markdown(report: dict[str, Any], plots: list[Path]) -> str:
 
 
 def _bar_plot(values: dict[str, int], title: str, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ft_plugin.plots import new_figure
 
-    figure = Figure(figsize=(6, 3.2), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_figure(6, 3.2)
     axes.bar(list(values), list(values.values()), color="tab:blue")
     axes.set_title(title)
     axes.set_ylabel("rows")
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def _length_histogram(lengths: list[int], sequence_len: int, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ft_plugin.plots import new_figure
 
-    figure = Figure(figsize=(6, 3.2), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_figure(6, 3.2)
     axes.hist(lengths, bins=min(40, max(5, len(set(lengths)))), color="tab:blue")
     axes.axvline(
         sequence_len, color="tab:red", linestyle="--", label=f"sequence_len {sequence_len}"
@@ -81,9 +74,7 @@ def _length_histogram(lengths: list[int], sequence_len: int, path: Path) -> Path
     axes.set_xlabel("tokens")
     axes.set_ylabel("rows")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def write_report(

@@ -18,8 +18,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 __all__ = [
@@ -181,9 +179,9 @@ def plot_confusion_matrix(
         raise ValueError(f"confusion matrix does not fit {len(labels)} labels")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(1.5 + 0.9 * (len(labels) + 1), 1.2 + 0.8 * len(labels)))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    from ft_plugin.plots import new_figure, save_png
+
+    fig, ax = new_figure(1.5 + 0.9 * (len(labels) + 1), 1.2 + 0.8 * len(labels), dpi=120)
     image = ax.imshow(matrix, cmap="Blues", aspect="auto", vmin=0)
     fig.colorbar(image, ax=ax)
     peak = max(max(row) for row in matrix) or 1
@@ -196,6 +194,4 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    return path
+    return save_png(fig, path)

@@ -8,16 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_FIGURE_DPI = 100
-
-
-def _figure(width: float = 6, height: float = 3.4) -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=_FIGURE_DPI)
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
+from ft_plugin.plots import new_figure, save_png
 
 
 def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
@@ -27,7 +18,7 @@ def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and "step" in h]
     if not train and not evals:
         return None
-    figure, axes = _figure()
+    figure, axes = new_figure()
     if train:
         axes.plot(*zip(*train, strict=True), label="train loss", color="tab:blue")
     if evals:
@@ -36,9 +27,7 @@ def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
     axes.set_ylabel("loss")
     axes.set_title("Training curves")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def plot_comparison(models: dict[str, dict[str, Any]], path: Path) -> Path | None:
@@ -47,7 +36,7 @@ def plot_comparison(models: dict[str, dict[str, Any]], path: Path) -> Path | Non
     names = [m for m in quality if all(isinstance(r.get(m), int | float) for r in models.values())]
     if not names or len(models) < 2:
         return None
-    figure, axes = _figure(max(5, 1.2 * len(names) + 2))
+    figure, axes = new_figure(max(5, 1.2 * len(names) + 2))
     width = 0.8 / len(models)
     for offset, (role, metrics) in enumerate(sorted(models.items())):
         positions = [i + offset * width for i in range(len(names))]
@@ -55,9 +44,7 @@ def plot_comparison(models: dict[str, dict[str, Any]], path: Path) -> Path | Non
     axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names)
     axes.set_title("Baseline vs tuned")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def markdown(report: dict[str, Any], plots: list[str]) -> str:

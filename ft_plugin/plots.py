@@ -1,0 +1,55 @@
+"""Matplotlib without pyplot: figures for reports, CJK-capable, saved as PNG quietly.
+
+Every stage that plots (data reports, evaluation, continual learning) draws on a
+figure from :func:`new_figure` and writes it with :func:`save_png`, so there is one
+place that knows the backend, the fonts and the warnings to silence.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+# Fonts that render Chinese, Japanese and Korean, in order of preference, when installed.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Source Han Sans SC", "SimHei", "Microsoft YaHei")  # fmt: skip
+
+
+def cjk_font() -> str | None:
+    """The first installed CJK-capable font, or None (glyphs then render as boxes)."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def font_family() -> list[str]:
+    font = cjk_font()
+    return ["DejaVu Sans", font] if font else ["DejaVu Sans"]
+
+
+def new_figure(width: float = 6, height: float = 3.4, dpi: int = 100) -> tuple[Any, Any]:
+    """A (figure, axes) pair on the Agg canvas: no display, no global pyplot state.
+
+    Example:
+        >>> figure, axes = new_figure()
+        >>> save_png(figure, "plot.png")  # doctest: +SKIP
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def save_png(figure: Any, path: str | Path) -> Path:
+    """Lay out and write ``figure``; missing-glyph warnings are expected without CJK fonts."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
+        warnings.filterwarnings("ignore", message=r".*[Mm]atplotlib currently does not support")
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+    return path
