@@ -1,0 +1,107 @@
+"""Render BENCHMARKS.md tables from benchmarks/results/*.json (written by the scripts).
+
+python benchmarks/render.py > BENCHMARKS.tables.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS  # noqa: E402
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def header(result: dict) -> list[str]:
+    m = result["machine"]
+    return [f"Command: `{result['command']}`  ", f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
+            f"{m['date']}, commit {m['commit']}", ""]  # fmt: skip
+
+
+def speed(result: dict) -> list[str]:
+    lines = ["### Speed and memory (CPU)", "", *header(result)]
+    lines += ["| configuration | effective tokens/s (median) | × baseline | peak RSS MB | × baseline | loss, last 10 steps |",
+              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    names = {"baseline": "plain TRL (documented SFTTrainer + LoRA, default SFTConfig)",
+             "ours": "ft-plugin (packing 1×256, bf16 on AMX, no checkpointing)",
+             "ours-nopack": "ft-plugin without packing (8 padded rows)"}  # fmt: skip
+    for key, label in names.items():
+        median = result["median"][key]
+        ratio = result["ratio_vs_baseline"].get(key, {"tokens_per_second": 1.0, "peak_memory": 1.0})
+        lines.append(f"| {label} | {median['tokens_per_second']:.1f} | {ratio['tokens_per_second']:.2f} | "
+                     f"{median['peak_memory_mb']:.0f} | {ratio['peak_memory']:.2f} | {median['mean_loss_last_10']:.3f} |")  # fmt: skip
+    peaks = result["matmul_peak_gflops"]
+    lines += ["", f"Matmul peak on this machine: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s. "
+              f"Training FLOP/s as a share of the bf16 peak (LoRA-aware 4·N per token + attention 12·L·ctx·d): "
+              + ", ".join(f"{k} {v:.1%}" for k, v in result["bf16_peak_share"].items()), ""]  # fmt: skip
+    return lines
+
+
+def classification(name: str, title: str, result: dict) -> list[str]:
+    lines = [
+        f"### {title}",
+        "",
+        *header(result),
+        "| model | accuracy | macro-F1 |",
+        "|---|---:|---:|",
+    ]
+    lines.append(
+        f"| embedded SmolLM2-135M-Instruct, zero-shot | {result['zero_shot']['accuracy']:.3f} | {result['zero_shot']['macro_f1']:.3f} |"
+    )
+    lines.append(
+        f"| after LoRA fine-tuning | {result['tuned']['accuracy']:.3f} | {result['tuned']['macro_f1']:.3f} |"
+    )
+    train = result["train"]
+    lines += ["", f"Evaluated on {result['eval_rows']} rows. Training: {train['steps']} steps, {train['train_tokens']} tokens, "
+              f"{result['train_wall_seconds'] / 60:.1f} min wall clock ({train['tokens_per_second']:.0f} tokens/s).", ""]  # fmt: skip
+    return lines
+
+
+def legalbench(result: dict) -> list[str]:
+    lines = [
+        "### LegalBench (balanced accuracy)",
+        "",
+        *header(result),
+        "| task | test rows | zero-shot | tuned |",
+        "|---|---:|---:|---:|",
+    ]
+    for task, row in result["tasks"].items():
+        lines.append(f"| {task} | {row['rows']} | {row['zero_shot']:.3f} | {row['tuned']:.3f} |")
+    return [
+        *lines,
+        "",
+        f"One adapter trained on the other halves of the three tasks, {result['train_wall_seconds'] / 60:.1f} min.",
+        "",
+    ]
+
+
+def continual(result: dict) -> list[str]:
+    lines = ["### Forgetting: task A (medical) perplexity after task B (legal)", "", *header(result),
+             "| after | medical perplexity |", "|---|---:|"]  # fmt: skip
+    lines += [f"| {name} | {value:.3f} |" for name, value in result["task_a_perplexity"].items()]
+    return [*lines, "", f"{result['steps']} steps per task, EWC λ = {result['lambda']}.", ""]
+
+
+def main() -> None:
+    out: list[str] = []
+    if result := load("speed"):
+        out += speed(result)
+    if result := load("tfns"):
+        out += classification("tfns", "TFNS financial news sentiment (valid.csv)", result)
+    if result := load("pubmedqa"):
+        out += classification("pubmedqa", "PubMedQA PQA-L (500 test PMIDs)", result)
+    if result := load("legalbench"):
+        out += legalbench(result)
+    if result := load("continual_ewc"):
+        out += continual(result)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
