@@ -36,6 +36,13 @@ def speed(result: dict) -> list[str]:
         ratio = result["ratio_vs_baseline"].get(key, {"tokens_per_second": 1.0, "peak_memory": 1.0})
         lines.append(f"| {label} | {median['tokens_per_second']:.1f} | {ratio['tokens_per_second']:.2f} | "
                      f"{median['peak_memory_mb']:.0f} | {ratio['peak_memory']:.2f} | {median['mean_loss_last_10']:.3f} |")  # fmt: skip
+    per_rep = [
+        f"rep {i + 1}: {o['tokens_per_second'] / b['tokens_per_second']:.2f}x"
+        for i, (o, b) in enumerate(
+            zip(result["runs"]["ours"], result["runs"]["baseline"], strict=True)
+        )
+    ]
+    lines += ["", f"ft-plugin / baseline effective tokens/s per repetition: {', '.join(per_rep)}."]
     peaks = result["matmul_peak_gflops"]
     lines += ["", f"Matmul peak on this machine: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s. "
               f"Training FLOP/s as a share of the bf16 peak (LoRA-aware 4·N per token + attention 12·L·ctx·d): "
