@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from tiny import save_tiny_model
 
 from ft_plugin.config import LoadedRecipe, load_recipe
+from ft_plugin.data.preview import render_example
 
 ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -67,3 +69,16 @@ freeze:
     path = tmp_path / f"{adapter}.yaml"
     path.write_text(text, encoding="utf-8")
     return load_recipe(str(path), [f"{k}={v}" for k, v in overrides.items()])
+
+
+def full_pass_label_score(model, tokenizer, prompt, label) -> float:  # noqa: ANN001
+    """Independent reference: one full forward pass over prompt + label."""
+    rendered = render_example(
+        tokenizer, {"prompt": prompt, "completion": [{"role": "assistant", "content": label}]}, 4096
+    )
+    ids = torch.tensor([rendered.input_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1], -1)
+    return sum(
+        float(logp[i - 1, t]) for i, t in enumerate(rendered.input_ids) if rendered.loss_mask[i]
+    )

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe, write_rows
+from helpers import full_pass_label_score, tiny_recipe, write_rows
 from tiny import save_tiny_model, tiny_llama, tiny_tokenizer
 
-from ft_plugin.data.preview import render_example
 from ft_plugin.evaluate.perplexity import corpus_perplexity
-from ft_plugin.evaluate.scoring import label_log_likelihoods, predict_label
+from ft_plugin.evaluate.scoring import (
+    label_log_likelihoods,
+    predict_label,
+    predict_labels,
+    score_labels,
+)
 
 CHAT = [
     {"prompt": [{"role": "user", "content": "What is 2 plus 2?"}], "completion": [{"role": "assistant", "content": "4"}]},
@@ -80,19 +84,33 @@ def test_label_scoring_picks_the_most_likely_label() -> None:
     labels = ["bearish", "bullish", "neutral"]
     scores = label_log_likelihoods(model, tokenizer, example, labels)
     for label, score in zip(labels, scores, strict=True):  # independent, one label at a time
-        rendered = render_example(
-            tokenizer,
-            {"prompt": example["prompt"], "completion": [{"role": "assistant", "content": label}]},
-            4096,
+        assert score == pytest.approx(
+            full_pass_label_score(model, tokenizer, example["prompt"], label), abs=1e-3
         )
-        ids = torch.tensor([rendered.input_ids])
-        with torch.no_grad():
-            logp = torch.log_softmax(model(ids).logits[0, :-1], -1)
-        expected = sum(
-            float(logp[i - 1, t]) for i, t in enumerate(rendered.input_ids) if rendered.loss_mask[i]
-        )
-        assert score == pytest.approx(expected, abs=1e-3)
     assert predict_label(model, tokenizer, example, labels) == labels[scores.index(max(scores))]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_batched_label_scoring_equals_full_passes(batch_size: int) -> None:
+    """Shared system prompt, prompts of different lengths, labels of different lengths."""
+    model, tokenizer = tiny_llama(seed=5).eval(), tiny_tokenizer()
+    system = {"role": "system", "content": "Classify the headline. Answer with one word."}
+    texts = ["Up", "Shares of Acme fall 12% after a profit warning", "Flat day", "Q3 beats"]
+    examples = [
+        {"prompt": [system, {"role": "user", "content": t}], "completion": []} for t in texts
+    ]
+    examples.append(
+        {"prompt": [{"role": "user", "content": "no system prompt here"}], "completion": []}
+    )
+    labels = ["down", "up", "no change at all"]
+    scores = score_labels(model, tokenizer, examples, labels, batch_size=batch_size)
+    expected = [
+        [full_pass_label_score(model, tokenizer, e["prompt"], lab) for lab in labels]
+        for e in examples
+    ]
+    assert scores == [pytest.approx(row, abs=1e-3) for row in expected]
+    best = [labels[row.index(max(row))] for row in expected]
+    assert predict_labels(model, tokenizer, examples, labels, batch_size=batch_size) == best
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import full_pass_label_score, tiny_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from ft_plugin.evaluate.scoring import score_labels
 from ft_plugin.train import prepare_run, train
 
 PEFT_METHODS = ["lora", "dora", "ia3", "llama-adapter", "bottleneck", "qlora"]
@@ -48,7 +49,6 @@ def test_peft_methods_train_and_save_a_loadable_adapter(tmp_path: Path, adapter:
         2.718281828 ** metrics["eval_loss"], rel=1e-3
     )
     assert metrics["train_tokens"] > 0 and metrics["tokens_per_second"] > 0
-    assert list((run / "logs").glob("**/events.out.tfevents.*")) == [] or True  # report_to none
 
     ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
     base = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-model", dtype=torch.float32)
@@ -58,6 +58,20 @@ def test_peft_methods_train_and_save_a_loadable_adapter(tmp_path: Path, adapter:
     with torch.no_grad():
         after = tuned(ids).logits
     assert not torch.allclose(before, after, atol=1e-6), "the adapter must change the output"
+
+    # Label scoring shares the prompt's key/value cache: it must equal full passes
+    # through every adapter type too (prompt-prefix adapters and bottlenecks included).
+    tokenizer = AutoTokenizer.from_pretrained(run)
+    examples = [
+        {"prompt": [{"role": "user", "content": text}], "completion": []}
+        for text in ("Is it up?", "A longer question about the quarterly results")
+    ]
+    scores = score_labels(tuned.eval(), tokenizer, examples, ["yes", "no"], batch_size=2)
+    expected = [
+        [full_pass_label_score(tuned, tokenizer, e["prompt"], label) for label in ("yes", "no")]
+        for e in examples
+    ]
+    assert scores == [pytest.approx(row, abs=1e-3) for row in expected]
 
 
 @pytest.mark.parametrize("adapter", ["full", "freeze"])

@@ -176,13 +176,13 @@ def _classification(
     model, tokenizer, chat, labels, settings, generations, result
 ) -> dict[str, float]:  # noqa: ANN001
     from .classification import classification_metrics, parse_label
-    from .scoring import predict_label
+    from .scoring import predict_labels
 
     truth = [e["completion"][0]["content"] for e in chat]
     if settings.scoring == "generate":
         predicted = [parse_label(text, labels) for text in generations.texts]
     else:
-        predicted = [predict_label(model, tokenizer, e, labels) for e in chat]
+        predicted = predict_labels(model, tokenizer, chat, labels)
     scores = classification_metrics(truth, predicted, labels)
     result.details["classification"] = scores
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.to_dict().items()}
