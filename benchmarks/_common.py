@@ -61,3 +61,23 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"results: {path}")
     return path
+
+
+def train_or_reuse(loaded: Any, output_dir: Path, *, reuse: bool) -> tuple[Path, dict[str, Any]]:
+    """Train ``loaded`` into ``output_dir``, or (``reuse``) evaluate a finished run there.
+
+    A finished run is one with ``metrics.json``; its ``wall_seconds`` is the training time
+    the trainer measured when it ran, so results stay comparable. The run directory's
+    own recipe check refuses a run trained from a different recipe.
+    """
+    from ft_plugin.train import train
+
+    metrics_file = output_dir / "metrics.json"
+    if reuse and metrics_file.is_file():
+        from ft_plugin.train import check_run_dir
+
+        check_run_dir(output_dir, loaded.to_yaml(), resume=False)
+        print(f"reusing the finished run in {output_dir} (trained earlier; not retrained)")
+        return output_dir, json.loads(metrics_file.read_text())
+    result = train(loaded, str(output_dir))
+    return result.run_dir, result.metrics

@@ -259,6 +259,7 @@ def prepare_run(
     """
     from ft_plugin import models
     from ft_plugin.data import build_training_data
+    from ft_plugin.data.build import OVERLONG
 
     recipe = loaded.recipe
     run_dir = resolve_run_dir(loaded, output_dir)
@@ -293,6 +294,12 @@ def prepare_run(
         f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
         file=sys.stderr,
     )
+    if overlong := data.dropped.get(OVERLONG):
+        print(
+            f"ft-plugin: dropped {overlong} rows longer than sequence_len={recipe.sequence_len} "
+            "tokens (their answers would be cut off); raise sequence_len to keep them",
+            file=sys.stderr,
+        )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
     existed = run_dir.exists()
     try:

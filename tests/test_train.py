@@ -291,3 +291,22 @@ def test_merge_refuses_bottleneck_with_the_reason(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "bottleneck cannot be merged" in result.stderr and "non-linearity" in result.stderr
     assert not (tmp_path / "merged").exists()
+
+
+def test_rows_longer_than_sequence_len_are_dropped_not_truncated(tmp_path: Path) -> None:
+    from tiny import tiny_tokenizer
+
+    from ft_plugin.data import build_training_data
+    from ft_plugin.data.preview import render_example
+    from ft_plugin.errors import DataError
+
+    recipe, tokenizer = tiny_recipe(tmp_path).recipe, tiny_tokenizer()
+    everything = build_training_data(recipe.model_copy(update={"sequence_len": 4096}), tokenizer)
+    lengths = sorted(render_example(tokenizer, e, 4096).full_length for e in everything.train)
+    cut = lengths[len(lengths) // 2]
+    data = build_training_data(recipe.model_copy(update={"sequence_len": cut}), tokenizer)
+    assert len(data.train) == sum(n <= cut for n in lengths) < len(lengths)
+    assert data.dropped["longer_than_sequence_len"] == sum(n > cut for n in lengths)
+    assert all(render_example(tokenizer, e, 4096).full_length <= cut for e in data.train)
+    with pytest.raises(DataError, match="sequence_len: .* shorter than every training example"):
+        build_training_data(recipe.model_copy(update={"sequence_len": lengths[0] - 1}), tokenizer)

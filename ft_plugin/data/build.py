@@ -136,8 +136,34 @@ def token_chunker(tokenizer: Any, sequence_len: int) -> Chunker:
     )
 
 
+OVERLONG = "longer_than_sequence_len"
+
+
+def drop_overlong(
+    examples: list[Example], tokenizer: Any, sequence_len: int
+) -> tuple[list[Example], int]:
+    """Drop prompt/completion examples longer than ``sequence_len`` tokens once rendered.
+
+    TRL truncates a row at ``max_length`` from the end, so an over-long example would
+    train on a cut-off answer (no end-of-turn token) or, when the prompt alone fills the
+    window, on nothing at all. Dropping them is Axolotl's default too. Raw-text rows are
+    already cut into windows by the chunker and are kept.
+    """
+    from .preview import render_example
+
+    kept = [
+        e
+        for e in examples
+        if "text" in e or render_example(tokenizer, e, sequence_len).full_length <= sequence_len
+    ]
+    return kept, len(examples) - len(kept)
+
+
 def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> TrainingData:
     """Train/eval datasets for ``recipe``: explicit `test_datasets`, or a seeded `val_set_size` split.
+
+    With a ``tokenizer``, long raw text is chunked and chat examples longer than
+    ``sequence_len`` are dropped (counted in ``dropped["longer_than_sequence_len"]``).
 
     Example:
         >>> from ft_plugin.config import load_recipe
@@ -164,6 +190,15 @@ def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> Trainin
         held_out, examples = examples[:count], examples[count:]
     if recipe.replay:
         examples = with_replay(examples, recipe.replay, seed, chunker)
+    if tokenizer is not None:
+        examples, dropped[OVERLONG] = drop_overlong(examples, tokenizer, recipe.sequence_len)
+        held_out, more = drop_overlong(held_out, tokenizer, recipe.sequence_len)
+        dropped[OVERLONG] += more
+        if not examples:
+            raise DataError(
+                f"sequence_len: {recipe.sequence_len} is shorter than every training example; "
+                "raise it"
+            )
     return TrainingData(
         Dataset.from_list(examples), Dataset.from_list(held_out) if held_out else None, dropped
     )
