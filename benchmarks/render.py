@@ -96,6 +96,16 @@ def legalbench(result: dict) -> list[str]:
     ]
 
 
+def label_scoring(result: dict) -> list[str]:
+    return ["### Evaluation: label log-likelihood scoring", "", *header(result),
+            "| scoring | seconds | × naive |", "|---|---:|---:|",
+            f"| one full pass per candidate (before) | {result['naive_seconds']:.1f} | 1.00 |",
+            f"| shared prompt cache, batch {result['batch_size']} (ft-plugin) | {result['shared_prefix_seconds']:.1f} | "
+            f"{result['speedup']:.2f} |", "",
+            f"{result['rows']} TFNS rows, three labels; largest score difference {result['max_abs_diff']:.1e} nats, "
+            f"same predicted label on {result['same_label']}/{result['rows']}.", ""]  # fmt: skip
+
+
 def continual(result: dict) -> list[str]:
     lines = ["### Forgetting: task A (medical) perplexity after task B (legal)", "", *header(result),
              "| after | medical perplexity |", "|---|---:|"]  # fmt: skip
@@ -107,6 +117,8 @@ def main() -> None:
     out: list[str] = []
     if result := load("speed"):
         out += speed(result)
+    if result := load("label_scoring"):
+        out += label_scoring(result)
     if result := load("tfns"):
         out += classification("tfns", "TFNS financial news sentiment (valid.csv)", result)
     if result := load("pubmedqa"):
