@@ -96,6 +96,18 @@ def legalbench(result: dict) -> list[str]:
     ]
 
 
+def profile(result: dict) -> list[str]:
+    lines = ["### Where a training step's time goes (torch.profiler, ft-plugin defaults)", "", *header(result),
+             "| operator | self CPU ms | share | calls |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| `{r['op']}` | {r['self_cpu_ms']:.0f} | {r['share']:.1%} | {r['calls']} |" for r in result["top_ops"][:10]]  # fmt: skip
+    return [
+        *lines,
+        "",
+        f"{result['steps']} steps after one warm-up step, packing {result['packing']}.",
+        "",
+    ]
+
+
 def label_scoring(result: dict) -> list[str]:
     return ["### Evaluation: label log-likelihood scoring", "", *header(result),
             "| scoring | seconds | × naive |", "|---|---:|---:|",
@@ -117,6 +129,8 @@ def main() -> None:
     out: list[str] = []
     if result := load("speed"):
         out += speed(result)
+    if result := load("profile"):
+        out += profile(result)
     if result := load("label_scoring"):
         out += label_scoring(result)
     if result := load("tfns"):

@@ -94,7 +94,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def choose_precision(recipe: Recipe, uses_peft: bool) -> Precision:
-    """Resolve `bf16: auto` / `fp16` for this machine; base weights stay fp32 on CPUs."""
+    """Resolve `bf16: auto` / `fp16` for this machine and the dtype of the frozen base."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -104,10 +104,11 @@ def choose_precision(recipe: Recipe, uses_peft: bool) -> Precision:
         bf16, fp16 = (torch.cuda.is_bf16_supported() if cuda else cpu_has_fast_bf16()), False
     else:
         bf16, fp16 = bool(recipe.bf16), False
-    # Adapters over a frozen base: keep the base in the half dtype on GPUs (half the
-    # memory); trainable full weights stay fp32 master copies under autocast.
+    # Adapters over a frozen base: keep the base in the half dtype (half the memory, and
+    # on the CPU no per-step cast of every frozen weight by autocast: measured in
+    # BENCHMARKS.md); adapters and trainable full weights stay fp32 under autocast.
     load = torch.float32
-    if cuda and uses_peft:
+    if uses_peft and (cuda or bf16):
         load = torch.bfloat16 if bf16 else torch.float16 if fp16 else torch.float32
     return Precision(bf16, fp16, load)
 
