@@ -1,6 +1,6 @@
 """TFNS (financial news sentiment): zero-shot vs finance-sentiment-lora on the embedded model.
 
-    python benchmarks/quality_tfns.py [--max-steps 450] [--eval-rows 0] [--reuse]
+    python benchmarks/quality_tfns.py [--max-steps 360] [--eval-rows 0] [--reuse]
 
 Trains `finance-sentiment-lora` on `../shared/data/tfns/train.csv` (rows converted by the
 finance-sentiment template: 0 = bearish, 1 = bullish, 2 = neutral), then evaluates the
@@ -36,7 +36,7 @@ def faster_batch_shape() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--max-steps", type=int, default=450)
+    parser.add_argument("--max-steps", type=int, default=360)
     parser.add_argument("--eval-rows", type=int, default=0, help="0: the whole valid.csv")
     parser.add_argument("--output-dir", default=str(REPO / "runs" / "bench-tfns"))
     parser.add_argument("--reuse", action="store_true", help="evaluate a finished run there")

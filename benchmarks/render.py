@@ -1,6 +1,7 @@
-"""Render BENCHMARKS.md tables from benchmarks/results/*.json (written by the scripts).
+"""Render BENCHMARKS.md from benchmarks/results/*.json (written by the scripts).
 
-python benchmarks/render.py > BENCHMARKS.tables.md
+python benchmarks/render.py            # print the tables
+python benchmarks/render.py --write    # BENCHMARKS.md = BENCHMARKS.head.md + tables
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS  # noqa: E402
+from _common import REPO, RESULTS  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -141,7 +142,16 @@ def main() -> None:
         out += legalbench(result)
     if result := load("continual_ewc"):
         out += continual(result)
-    print("\n".join(out))
+    tables = "\n".join(out)
+    if "--write" not in sys.argv:
+        print(tables)
+        return
+    head = (REPO / "benchmarks" / "BENCHMARKS.head.md").read_text(encoding="utf-8")
+    target = REPO / "BENCHMARKS.md"
+    staging = target.with_suffix(".md.tmp")
+    staging.write_text(f"{head.rstrip()}\n\n## Results\n\n{tables.rstrip()}\n", encoding="utf-8")
+    staging.replace(target)
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

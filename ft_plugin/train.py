@@ -297,7 +297,8 @@ def prepare_run(
     )
     if overlong := data.dropped.get(OVERLONG):
         print(
-            f"ft-plugin: dropped {overlong} rows longer than sequence_len={recipe.sequence_len} "
+            f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
+            f"sequence_len={recipe.sequence_len} "
             "tokens (their answers would be cut off); raise sequence_len to keep them",
             file=sys.stderr,
         )

@@ -83,23 +83,24 @@ def _padded(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[Tensor, 
     return ids, attention
 
 
-def _score_batch(model: Any, pad_id: int, batch: list[_Candidates]) -> list[list[float]]:
-    """Summed answer log-probabilities for a batch of examples (one row per example).
+@dataclass
+class _PromptState:
+    """After the prompts: next-token log-probs at each prompt's end, the cache, its mask."""
 
-    Three forward passes share one key/value cache: the prompt prefix common to the
-    whole batch (system prompt and instruction, once), the rest of each prompt (left
-    padded so every prompt ends in the last column), then every candidate's answer.
-    """
+    next_logp: Tensor  # (batch, vocab)
+    cache: Any
+    attention: Tensor  # (batch, cached length): 0 on left padding
+
+
+def _run_prompts(model: Any, pad_id: int, batch: list[_Candidates], cache_kw: str) -> _PromptState:
+    """The prefix the whole batch shares once, then each prompt's rest (left padded)."""
     device = next(model.parameters()).device
-    cache_kw = _cache_keyword(model)
-    n_labels = len(batch[0].suffixes)
     # Each example keeps at least one prompt token of its own: its last position
     # predicts the first answer token.
     shared = min(len(c.prefix) for c in batch) - 1
     first = batch[0].prefix
     for c in batch[1:]:
         shared = next((i for i in range(shared) if c.prefix[i] != first[i]), shared)
-
     cache, seen = None, torch.zeros((len(batch), 0), dtype=torch.long)
     if shared:
         out = model(input_ids=torch.tensor([first[:shared]], device=device), use_cache=True,
@@ -113,26 +114,38 @@ def _score_batch(model: Any, pad_id: int, batch: list[_Candidates]) -> list[list
     out = model(input_ids=ids.to(device), attention_mask=seen.to(device),
                 position_ids=positions.to(device), use_cache=True, logits_to_keep=1,
                 **({cache_kw: cache} if cache is not None else {}))  # fmt: skip
-    first_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
-    cache = _output_cache(out)
-    cache.batch_repeat_interleave(n_labels)
+    next_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    return _PromptState(next_logp, _output_cache(out), seen)
 
-    suffixes = [c.suffixes[k] for c in batch for k in range(n_labels)]
-    ids, attention = _padded(suffixes, pad_id, left=False)
+
+def _score_batch(model: Any, pad_id: int, batch: list[_Candidates]) -> list[list[float]]:
+    """Summed answer log-probabilities for a batch of examples (one row per example).
+
+    The prompts run once (:func:`_run_prompts`); their cache is repeated for every
+    candidate and only the answers run per label.
+    """
+    device = next(model.parameters()).device
+    cache_kw = _cache_keyword(model)
+    n_labels = len(batch[0].suffixes)
+    state = _run_prompts(model, pad_id, batch, cache_kw)
+    state.cache.batch_repeat_interleave(n_labels)
+
+    pairs = [(c, k) for c in batch for k in range(n_labels)]
+    ids, attention = _padded([c.suffixes[k] for c, k in pairs], pad_id, left=False)
     loss_mask = torch.zeros(ids.shape, dtype=torch.bool)
-    for row, (c, k) in enumerate((c, k) for c in batch for k in range(n_labels)):
+    for row, (c, k) in enumerate(pairs):
         loss_mask[row, : len(c.masks[k])] = torch.tensor(c.masks[k], dtype=torch.bool)
-    lengths = torch.tensor([len(c.prefix) for c in batch]).repeat_interleave(n_labels)
+    lengths = torch.tensor([len(c.prefix) for c, _ in pairs])
     positions = lengths[:, None] + torch.arange(ids.shape[1])[None, :]
-    seen = torch.cat([seen.repeat_interleave(n_labels, 0), attention], 1)
+    seen = torch.cat([state.attention.repeat_interleave(n_labels, 0), attention], 1)
     logits = model(input_ids=ids.to(device), attention_mask=seen.to(device),
                    position_ids=positions.to(device), use_cache=False,
-                   **{cache_kw: cache}).logits.float()  # fmt: skip
-    # Token j of a suffix is predicted by the prompt's last position (j = 0) or by
-    # suffix position j - 1.
+                   **{cache_kw: state.cache}).logits.float()  # fmt: skip
+    # Token j of an answer is predicted by the prompt's last position (j = 0) or by
+    # answer position j - 1.
     logp = torch.cat(
         [
-            first_logp.repeat_interleave(n_labels, 0)[:, None, :],
+            state.next_logp.repeat_interleave(n_labels, 0)[:, None, :],
             torch.log_softmax(logits[:, :-1], dim=-1),
         ],
         dim=1,
