@@ -1,17 +1,25 @@
 """LegalBench contract tasks: balanced accuracy zero-shot vs few-shot-tuned LoRA.
 
-    python benchmarks/quality_legalbench.py [--folds 2] [--epochs 1]
+    python benchmarks/quality_legalbench.py [--design family|folds] [--epochs 1]
 
 What the data allows: `../shared/data/legalbench` holds LegalBench's few-shot
 `train.tsv` files, 6 to 8 labelled rows per task, so no task has a held-out test set of
 its own. We use the two contract families whose rows share one format (a clause and a
 yes/no question): the 14 `contract_nli_*` tasks (8 rows each) and the 38 `cuad_*`
-tasks (6 rows each), 340 rows. Each task's rows are split into `--folds` folds
-(stratified by answer, seeded); for every fold one adapter is trained through the
-`legal-classification` template on the other folds of *all* tasks and scores the
-held-out fold, so every row is scored once by an adapter that never saw it
-(cross-fitting). Balanced accuracy (mean recall of yes and no) is reported per family
-and as the mean over tasks, zero-shot (adapter disabled) vs tuned.
+tasks (6 rows each), 340 rows, half yes and half no in every task.
+
+`--design family` (default): one adapter is tuned on every row of one family and scores
+every row of the other, so the tasks it is scored on were never seen in training:
+it measures what tuning on legal yes/no rows transfers to new contract questions.
+`--design folds`: each task's rows are dealt into 2 folds and every row is scored by an
+adapter tuned on the other fold of every task. With 3 yes and 3 no per task a fold
+holds 2 of one answer and 1 of the other, so the adapter learns the opposite balance
+to the one it is scored on; measured, this design scores *below* chance (0.401) and is
+kept only to show why it is not the default.
+
+Balanced accuracy (mean recall of yes and no) is reported per family and as the mean
+over tasks, zero-shot (adapter disabled) vs tuned, through the `legal-classification`
+template and label log-likelihood scoring.
 
 The task's question is written from its name (LegalBench's own instructions are not in
 the shared data): `cuad_audit_rights` asks "Does this clause contain an audit rights
@@ -99,7 +107,7 @@ def balanced_accuracy(truth: list[str], predicted: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--design", choices=["family", "folds"], default="family")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs")
@@ -110,14 +118,18 @@ def main() -> None:
     from ft_plugin.evaluate.targets import load_target
 
     tasks = read_tasks(source)
-    folds = {task: assign_folds(rows, args.folds, args.seed) for task, rows in tasks.items()}
+    if args.design == "family":  # group = the task's family; tune on the other family
+        folds = {t: [FAMILIES.index("cuad" if t.startswith("cuad_") else "contract_nli")] * len(rows)
+                 for t, rows in tasks.items()}  # fmt: skip
+    else:
+        folds = {task: assign_folds(rows, 2, args.seed) for task, rows in tasks.items()}
     work = REPO / "runs" / "bench-legalbench"
     predictions: dict[str, dict[str, list[str | None]]] = {
         role: {task: [None] * len(rows) for task, rows in tasks.items()} for role in ("zero_shot", "tuned")
     }  # fmt: skip
     train_seconds = 0.0
-    for fold in range(args.folds):
-        train_file = work / f"fold{fold}-train.jsonl"
+    for fold in range(2):
+        train_file = work / f"{args.design}{fold}-train.jsonl"
         train_file.parent.mkdir(parents=True, exist_ok=True)
         train_rows = [r for t, rows in tasks.items() for r, f in zip(rows, folds[t], strict=True) if f != fold]  # fmt: skip
         train_file.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
@@ -125,7 +137,7 @@ def main() -> None:
                      f"num_epochs={args.epochs}", "sequence_len=768", "val_set_size=0",
                      "report_to=none", "save_steps=100000", "logging_steps=10", f"seed={args.seed}"]  # fmt: skip
         loaded = load_recipe("legal-lora", overrides)
-        run_dir, metrics = train_or_reuse(loaded, work / f"fold{fold}", reuse=args.reuse)
+        run_dir, metrics = train_or_reuse(loaded, work / f"{args.design}{fold}", reuse=args.reuse)
         train_seconds += metrics["wall_seconds"]
         target = load_target(str(run_dir), with_baseline=True)
         for task, rows in tasks.items():
@@ -141,7 +153,10 @@ def main() -> None:
                     labels = predict_labels(target.model, target.tokenizer, examples, ["yes", "no"])
                 for i, label in zip(held, labels, strict=True):
                     predictions[role][task][i] = label
-    save("legalbench", summarise(tasks, predictions, train_seconds, args))
+    save(
+        "legalbench" if args.design == "family" else "legalbench_folds",
+        summarise(tasks, predictions, train_seconds, args),
+    )
 
 
 def _example(row: dict[str, str]) -> dict:
@@ -172,7 +187,7 @@ def summarise(tasks, predictions, train_seconds, args) -> dict:  # noqa: ANN001
               f"{families[family]['zero_shot']:.3f} | {families[family]['tuned']:.3f} |")  # fmt: skip
     overall = {role: round(sum(t[role] for t in per_task.values()) / len(per_task), 4) for role in ("zero_shot", "tuned")}  # fmt: skip
     print(f"| all | {len(per_task)} | {sum(t['rows'] for t in per_task.values())} | {overall['zero_shot']:.3f} | {overall['tuned']:.3f} |")  # fmt: skip
-    return {"folds": args.folds, "epochs": args.epochs, "train_wall_seconds": round(train_seconds, 1),
+    return {"design": args.design, "epochs": args.epochs, "train_wall_seconds": round(train_seconds, 1),
             "families": families, "mean_over_tasks": overall, "tasks": per_task}  # fmt: skip
 
 
