@@ -310,3 +310,18 @@ def test_rows_longer_than_sequence_len_are_dropped_not_truncated(tmp_path: Path)
     assert all(render_example(tokenizer, e, 4096).full_length <= cut for e in data.train)
     with pytest.raises(DataError, match="sequence_len: .* shorter than every training example"):
         build_training_data(recipe.model_copy(update={"sequence_len": lengths[0] - 1}), tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("bf16", "uses_peft", "load"),
+    [(True, True, torch.bfloat16), (True, False, torch.float32), (False, True, torch.float32)],
+)
+def test_frozen_base_is_stored_in_bf16_when_bf16_trains_adapters(
+    tmp_path: Path, bf16: bool, uses_peft: bool, load: torch.dtype
+) -> None:
+    """Autocast would otherwise cast every frozen fp32 weight on every step (the profile)."""
+    from ft_plugin.train import choose_precision
+
+    recipe = tiny_recipe(tmp_path).recipe.model_copy(update={"bf16": bf16})
+    precision = choose_precision(recipe, uses_peft)
+    assert precision.bf16 is bf16 and precision.load_dtype == load
