@@ -149,8 +149,8 @@ def main() -> None:
     for name in ("legalbench", "legalbench_folds"):
         if result := load(name):
             out += legalbench(result)
-    if result := load("continual_ewc"):
-        out += continual(result)
+    for path in sorted(RESULTS.glob("continual_ewc*.json")):
+        out += continual(json.loads(path.read_text()))
     tables = "\n".join(out)
     if "--write" not in sys.argv:
         print(tables)
