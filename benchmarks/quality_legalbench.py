@@ -33,6 +33,7 @@ import csv
 import json
 import random
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -143,13 +144,8 @@ def main() -> None:
         for task, rows in tasks.items():
             held = [i for i, f in enumerate(folds[task]) if f == fold]
             examples = [_example(rows[i]) for i in held]
-            for role in ("tuned", "zero_shot"):
-                if role == "zero_shot":
-                    with target.baseline():
-                        labels = predict_labels(
-                            target.model, target.tokenizer, examples, ["yes", "no"]
-                        )
-                else:
+            for role, adapter_off in (("tuned", nullcontext), ("zero_shot", target.baseline)):
+                with adapter_off():
                     labels = predict_labels(target.model, target.tokenizer, examples, ["yes", "no"])
                 for i, label in zip(held, labels, strict=True):
                     predictions[role][task][i] = label

@@ -43,6 +43,14 @@ class _Candidates:
     masks: list[list[int]]
 
 
+def _shared_length(rows: list[list[int]], limit: int) -> int:
+    """Length of the prefix all ``rows`` share, at most ``limit``."""
+    first = rows[0]
+    for row in rows[1:]:
+        limit = next((i for i in range(limit) if row[i] != first[i]), limit)
+    return limit
+
+
 def _split_candidates(tokenizer: Any, example: Example, labels: list[str]) -> _Candidates:
     rendered = [
         render_example(
@@ -54,12 +62,10 @@ def _split_candidates(tokenizer: Any, example: Example, labels: list[str]) -> _C
     ]
     # The prefix stops at the first answer token of any candidate, so every scored
     # token lies in a suffix and the prefix is identical for all candidates.
-    cut = min(r.loss_mask.index(1) for r in rendered)
-    first = rendered[0].input_ids
-    for r in rendered[1:]:
-        cut = next((i for i in range(cut) if r.input_ids[i] != first[i]), cut)
+    first_answer = min(r.loss_mask.index(1) for r in rendered)
+    cut = _shared_length([r.input_ids for r in rendered], first_answer)
     return _Candidates(
-        prefix=first[:cut],
+        prefix=rendered[0].input_ids[:cut],
         suffixes=[r.input_ids[cut:] for r in rendered],
         masks=[r.loss_mask[cut:] for r in rendered],
     )
@@ -97,10 +103,8 @@ def _run_prompts(model: Any, pad_id: int, batch: list[_Candidates], cache_kw: st
     device = next(model.parameters()).device
     # Each example keeps at least one prompt token of its own: its last position
     # predicts the first answer token.
-    shared = min(len(c.prefix) for c in batch) - 1
+    shared = _shared_length([c.prefix for c in batch], min(len(c.prefix) for c in batch) - 1)
     first = batch[0].prefix
-    for c in batch[1:]:
-        shared = next((i for i in range(shared) if c.prefix[i] != first[i]), shared)
     cache, seen = None, torch.zeros((len(batch), 0), dtype=torch.long)
     if shared:
         out = model(input_ids=torch.tensor([first[:shared]], device=device), use_cache=True,
