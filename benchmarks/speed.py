@@ -1,26 +1,36 @@
-"""Speed and memory: plain TRL (its documented SFTTrainer + LoRA recipe) vs ft-plugin.
+"""Speed, memory and adapter quality: plain TRL (its documented SFTTrainer + LoRA) vs ft-plugin.
 
-    python benchmarks/speed.py [--steps 30] [--reps 3]
+    python benchmarks/speed.py [--case user|builtin|all] [--reps 1] [--eval-rows 300]
 
-Both train the embedded SmolLM2-135M-Instruct with LoRA r=16 on every linear layer,
-the same rows (financial headlines as chat prompt/completion; TFNS when
-../shared/data is present, else the builtin finance-sentiment sample), the same
-learning rate, sequence length, step count and about the same tokens per optimizer
-step. Each configuration runs in its own process (peak RSS is per process), the two
-alternate, and the report gives the median ratio of effective tokens per second
-(non-padding tokens trained on per second of training) and of peak memory.
+Each case trains on the same 240 TFNS headlines (a seeded sample of
+``../shared/data/tfns/train.csv``; the builtin finance-sentiment sample when the shared
+data is absent), one epoch, LoRA r=16 / alpha 32 / dropout 0.05 on every linear layer,
+learning rate 2e-4, on the embedded SmolLM2-135M-Instruct:
 
-Baseline: `SFTConfig` defaults (gradient checkpointing on, bf16, no packing) apart from
-the shared hyper-parameters and `use_cpu=True` (required to run on a CPU).
-ft-plugin: the same recipe through `ft_plugin.train`, with its measured defaults.
-It also measures the machine's matmul peak (fp32, bf16) and reports training FLOP/s as
-a share of it (LoRA-aware 4·N per token plus attention 12·L·ctx·d per token).
+- ``user``: what people write: a recipe that extends ``finance-sentiment-lora`` and sets
+  ``micro_batch_size: 8``, ``sequence_len: 512``, ``num_epochs: 1``; TRL with batch 8 and
+  ``max_length`` 512.
+- ``builtin``: ``finance-sentiment-lora`` as shipped (its batch shape and sequence_len);
+  TRL with the same micro-batch, accumulation and ``max_length``.
+
+Both sides train on all 240 rows (``val_set_size: 0`` on ours, so the steps match).
+Each training runs in its own process, the two back to back (alternating over
+``--reps``); the wall time is the whole process (imports, loading, data, training,
+saving) measured by this script, and the peak RSS is the child's own (``wait4``). Then
+each adapter is scored in a fresh process on ``--eval-rows`` held-out rows of
+``valid.csv`` (seeded sample) by label log-likelihood: accuracy and macro-F1.
+
+Baseline: TRL's documented LoRA recipe (``SFTTrainer(peft_config=LoraConfig(...))``,
+default ``SFTConfig``: gradient checkpointing on, bf16 autocast, padded batches) apart
+from the shared hyper-parameters and ``use_cpu`` (required on a CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import subprocess
 import sys
@@ -30,209 +40,188 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, SHARED_DATA, save  # noqa: E402
 
-SEQUENCE_LEN = 256
+WORK = REPO / "runs" / "bench-speed"
 LEARNING_RATE = 2e-4
+TRAIN_ROWS = 240
+CASES = {
+    "user": {"overrides": ["micro_batch_size=8", "sequence_len=512", "num_epochs=1"]},
+    "builtin": {"overrides": []},
+}
 
 
-def rows(limit: int = 2000) -> list[dict]:
-    """Chat prompt/completion rows from TFNS (or the builtin sample)."""
+def tfns_rows(split: str, count: int, seed: int) -> list[dict]:
+    """A seeded sample of TFNS rows (``text``, ``label``), or of the builtin sample."""
+    from ft_plugin.data.reading import read_rows
+
+    path = SHARED_DATA / "tfns" / f"{split}.csv"
+    rows = read_rows(str(path) if path.is_file() else "builtin:finance-sentiment")
+    return random.Random(seed).sample(rows, min(count, len(rows)))
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
+
+
+def chat_rows(path: Path) -> list[dict]:
+    """The rows as the finance-sentiment template turns them into prompt/completion pairs."""
     from ft_plugin.config.schema import DatasetSection
     from ft_plugin.data.formats import convert_rows
     from ft_plugin.data.reading import read_rows
 
-    tfns = SHARED_DATA / "tfns" / "train.csv"
-    path = str(tfns) if tfns.is_file() else "builtin:finance-sentiment"
-    raw = read_rows(path)[:limit]
-    return convert_rows(raw, DatasetSection(path=path, type="finance-sentiment")).examples
+    spec = DatasetSection(path=str(path), type="finance-sentiment")
+    return convert_rows(read_rows(str(path)), spec).examples
 
 
-def run_baseline(steps: int, batch: int, *, model_path: str | None = None, method: str = "lora",
-                 sequence_len: int = SEQUENCE_LEN) -> dict:  # fmt: skip
-    """What TRL's documentation shows: SFTTrainer + peft LoraConfig, default SFTConfig."""
+def recipe_overrides(case: str, data: Path) -> list[str]:
+    return [*CASES[case]["overrides"], f"datasets.0.path={data}", "val_set_size=0",
+            f"learning_rate={LEARNING_RATE}"]  # fmt: skip
+
+
+def train_trl(case: str, data: Path, out: Path) -> dict:
+    """TRL's documented SFTTrainer + LoRA on the case's batch shape."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from ft_plugin.config import load_recipe
     from ft_plugin.models import resolve_base_model
 
-    path = model_path or resolve_base_model("embedded:smollm2-135m-instruct").path
-    cuda = torch.cuda.is_available()
-    quantization = (
-        BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
-        )
-        if method == "qlora"
-        else None
-    )
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if cuda else torch.float32,
-                                                 quantization_config=quantization, device_map="cuda" if cuda else None)  # fmt: skip
+    recipe = load_recipe("finance-sentiment-lora", recipe_overrides(case, data)).recipe
+    path = resolve_base_model(recipe.base_model).path
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
     args = SFTConfig(
-        output_dir=str(REPO / "runs" / "bench-speed-trl"), max_steps=steps, per_device_train_batch_size=batch,
-        learning_rate=LEARNING_RATE, max_length=sequence_len, logging_steps=1, report_to=[], save_strategy="no",
-        use_cpu=not cuda, seed=42,
+        output_dir=str(out), num_train_epochs=recipe.num_epochs,
+        per_device_train_batch_size=recipe.micro_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        learning_rate=LEARNING_RATE, max_length=recipe.sequence_len, logging_steps=1,
+        report_to=[], save_strategy="no", use_cpu=not torch.cuda.is_available(), seed=42,
     )  # fmt: skip
     peft_config = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows()),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(chat_rows(data)),
                          processing_class=tokenizer, peft_config=peft_config)  # fmt: skip
-    started = time.perf_counter()
     output = trainer.train()
-    return _measure(trainer, output, time.perf_counter() - started)
+    trainer.save_model(str(out))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"steps": trainer.state.global_step, "train_loss": round(output.training_loss, 4),
+            "train_rows": len(trainer.train_dataset), "loss_curve": losses}  # fmt: skip
 
 
-def run_ft_plugin(steps: int, micro_batch: int, accumulation: int, packing: bool, *, model_path: str | None = None,
-                  method: str = "lora", sequence_len: int = SEQUENCE_LEN) -> dict:  # fmt: skip
-    import tempfile
-
-    from datasets import Dataset
-
-    from ft_plugin.config import load_recipe
-    from ft_plugin.data import TrainingData
-    from ft_plugin.train import prepare_run
-
-    overrides = [f"max_steps={steps}", f"micro_batch_size={micro_batch}", f"gradient_accumulation_steps={accumulation}",
-                 f"sample_packing={str(packing).lower()}", f"sequence_len={sequence_len}", f"learning_rate={LEARNING_RATE}",
-                 "val_set_size=0", "report_to=none", "save_steps=100000", "logging_steps=1", "warmup_steps=0"]  # fmt: skip
-    if model_path:
-        overrides.append(f"base_model={model_path}")
-    if method == "qlora":
-        overrides += ["adapter=qlora", "load_in_4bit=true"]
-    loaded = load_recipe("finance-sentiment-lora", overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = prepare_run(loaded, tmp + "/run")
-        # the same rows as the baseline, in the same order
-        prepared.trainer.train_dataset = prepared.trainer._prepare_dataset(
-            Dataset.from_list(rows()), prepared.trainer.processing_class, prepared.trainer.args,
-            prepared.trainer.args.packing, None, "train",
-        )  # fmt: skip
-        prepared.data = TrainingData(Dataset.from_list(rows()), None)
-        started = time.perf_counter()
-        output = prepared.trainer.train()
-        return _measure(prepared.trainer, output, time.perf_counter() - started)
+def train_ours(case: str, data: Path, out: Path) -> dict:
+    """`ft-plugin train` exactly as a user runs it."""
+    command = [str(Path(sys.executable).parent / "ft-plugin"), "train", "finance-sentiment-lora",
+               "--output-dir", str(out)]  # fmt: skip
+    for item in recipe_overrides(case, data):
+        command += ["--set", item]
+    subprocess.run(command, check=True, cwd=REPO)
+    metrics = json.loads((out / "metrics.json").read_text())
+    state = json.loads((out / "trainer_state.json").read_text())
+    metrics["loss_curve"] = [h["loss"] for h in state["log_history"] if "loss" in h]
+    return metrics
 
 
-def run_baseline_model(model_path: str, steps: int, *, method: str, sequence_len: int) -> dict:
-    """GPU shape: 8 padded rows per step, TRL defaults (gradient checkpointing on)."""
-    return run_baseline(steps, 8, model_path=model_path, method=method, sequence_len=sequence_len)
-
-
-def run_ft_plugin_model(model_path: str, steps: int, *, method: str, sequence_len: int) -> dict:
-    """GPU shape: ft-plugin's defaults with padding-free packing of the same tokens per step."""
-    return run_ft_plugin(
-        steps, 1, 1, True, model_path=model_path, method=method, sequence_len=sequence_len
-    )
-
-
-def _measure(trainer, output, seconds: float) -> dict:  # noqa: ANN001
-    from ft_plugin.callbacks import peak_memory_mb
-
-    history = trainer.state.log_history
-    tokens = int(trainer._total_train_tokens)
-    losses = [h["loss"] for h in history if "loss" in h]
-    # loss against tokens seen, to compare runs whose steps hold different token counts
-    curve = [
-        (int(float(h["num_tokens"])), h["loss"])
-        for h in history
-        if "loss" in h and "num_tokens" in h
-    ]
-    return {
-        "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 2),
-        "peak_memory_mb": round(peak_memory_mb(), 1), "final_loss": losses[-1] if losses else None,
-        "mean_loss_last_10": round(statistics.fmean(losses[-10:]), 4) if losses else None,
-        "steps": trainer.state.global_step, "loss_by_tokens": curve,
-    }  # fmt: skip
-
-
-def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
-    """Best observed GFLOP/s of a square matmul in this dtype (the machine's practical peak)."""
+def score(adapter: Path, rows_path: Path) -> dict:
+    """Accuracy and macro-F1 of the adapter on held-out rows (label log-likelihood)."""
     import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = 0.0
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
-    return round(best, 1)
-
-
-def training_flops_per_token(context: int) -> float:
-    """LoRA-aware: forward 2N + input-gradient 2N (no weight gradients for frozen N), plus attention."""
-    from transformers import AutoConfig
-
+    import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
+    from ft_plugin.evaluate.classification import classification_metrics
+    from ft_plugin.evaluate.scoring import predict_labels
     from ft_plugin.models import resolve_base_model
 
-    config = AutoConfig.from_pretrained(resolve_base_model("embedded:smollm2-135m-instruct").path)
-    layers, hidden = config.num_hidden_layers, config.hidden_size
-    params = 134_515_008  # non-embedding + embedding weights of SmolLM2-135M (tied head)
-    return 4 * params + 12 * layers * context * hidden
+    base_path = resolve_base_model("embedded:smollm2-135m-instruct").path
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(adapter)).eval()
+    examples = chat_rows(rows_path)
+    labels = ["bearish", "bullish", "neutral"]
+    predicted = predict_labels(model, tokenizer, examples, labels)
+    truth = [e["completion"][0]["content"] for e in examples]
+    scores = classification_metrics(truth, predicted, labels)
+    return {"accuracy": round(scores.accuracy, 4), "macro_f1": round(scores.macro_f1, 4),
+            "rows": len(examples)}  # fmt: skip
 
 
-def child(argv: list[str]) -> dict:
-    result = subprocess.run(
-        [sys.executable, __file__, *argv], capture_output=True, text=True, cwd=REPO
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode != 0 or not lines:
-        raise SystemExit(f"{argv} failed:\n{result.stderr[-3000:]}")
-    return json.loads(lines[-1])
+def child(argv: list[str]) -> tuple[dict, float, float]:
+    """Run this script in a fresh process: (its JSON line, wall seconds, peak RSS in MB).
+
+    The peak RSS is the child's own and its reaped descendants' (``wait4``), so a
+    side that trains in a grandchild process (``ft-plugin train``) is measured too.
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, __file__, *argv], cwd=REPO, stdout=stdout, stderr=stderr
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0), stderr.seek(0)
+        lines = [line for line in stdout.read().splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise SystemExit(f"{argv} failed:\n{stderr.read()[-3000:]}")
+    return json.loads(lines[-1]), wall, usage.ru_maxrss / 1024
+
+
+def run_case(case: str, reps: int, eval_rows: int) -> dict:
+    data = write_rows(WORK / "tfns-train-240.jsonl", tfns_rows("train", TRAIN_ROWS, seed=0))
+    held_out = write_rows(WORK / "tfns-valid.jsonl", tfns_rows("valid", eval_rows, seed=1))
+    sides: dict[str, list[dict]] = {"trl": [], "ft-plugin": []}
+    for rep in range(reps):
+        for side in sides:
+            out = WORK / f"{case}-{side}-{rep}"
+            result, wall, rss = child(
+                ["--one", side, "--case", case, "--data", str(data), "--out", str(out)]
+            )
+            quality, _, _ = child(["--one", "score", "--data", str(held_out), "--out", str(out)])
+            sides[side].append({**result, "wall_seconds_process": round(wall, 1), "peak_rss_mb": round(rss),
+                                "held_out": quality})  # fmt: skip
+            print(f"{case} rep {rep + 1} {side}: {wall:.0f} s, {rss:.0f} MB, {quality}", flush=True)
+    ratios = [
+        t["wall_seconds_process"] / o["wall_seconds_process"]
+        for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)
+    ]
+    memory = [o["peak_rss_mb"] / t["peak_rss_mb"] for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)]  # fmt: skip
+    return {"case": case, "overrides": CASES[case]["overrides"], "train_rows": TRAIN_ROWS, "runs": sides,
+            "speedup_wall": round(statistics.median(ratios), 3), "memory_ratio": round(statistics.median(memory), 3)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument(
-        "--one", choices=["baseline", "ours", "ours-nopack"], help=argparse.SUPPRESS
-    )
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--eval-rows", type=int, default=300)
+    parser.add_argument("--one", choices=["trl", "ft-plugin", "score"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # ~670 tokens per optimizer step on both sides (TFNS rows are ~84 tokens with the template):
-    # 8 padded rows vs 3 micro-batches of one packed 256-token row.
-    if args.one == "baseline":
-        print(json.dumps(run_baseline(args.steps, batch=8)))
+    if args.one:
+        runner = {"trl": lambda: train_trl(args.case, Path(args.data), Path(args.out)),
+                  "ft-plugin": lambda: train_ours(args.case, Path(args.data), Path(args.out)),
+                  "score": lambda: score(Path(args.out), Path(args.data))}[args.one]  # fmt: skip
+        print(json.dumps(runner()))
         return
-    if args.one == "ours":
-        print(json.dumps(run_ft_plugin(args.steps, micro_batch=1, accumulation=3, packing=True)))
-        return
-    if args.one == "ours-nopack":
-        print(json.dumps(run_ft_plugin(args.steps, micro_batch=8, accumulation=1, packing=False)))
-        return
-    runs: dict[str, list[dict]] = {"baseline": [], "ours": [], "ours-nopack": []}
-    for rep in range(args.reps):
-        for name in runs:
-            runs[name].append(child(["--one", name, "--steps", str(args.steps)]))
-            print(f"rep {rep + 1} {name}: {runs[name][-1]}", flush=True)
-    median = {name: {k: statistics.median(r[k] for r in results) for k in ("tokens_per_second", "peak_memory_mb", "mean_loss_last_10")}
-              for name, results in runs.items()}  # fmt: skip
-    ratios = {name: {
-        "tokens_per_second": round(statistics.median(o["tokens_per_second"] / b["tokens_per_second"] for o, b in zip(runs[name], runs["baseline"], strict=True)), 3),
-        "peak_memory": round(statistics.median(o["peak_memory_mb"] / b["peak_memory_mb"] for o, b in zip(runs[name], runs["baseline"], strict=True)), 3),
-    } for name in ("ours", "ours-nopack")}  # fmt: skip
-    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
-    flops = training_flops_per_token(SEQUENCE_LEN)
-    utilisation = {
-        name: round(median[name]["tokens_per_second"] * flops / 1e9 / peaks["bf16"], 4)
-        for name in runs
-    }
+    import shutil
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    cases = list(CASES) if args.case == "all" else [args.case]
+    results = {case: run_case(case, args.reps, args.eval_rows) for case in cases}
     print(
         json.dumps(
-            {
-                "median": median,
-                "ratio_vs_baseline": ratios,
-                "matmul_peak_gflops": peaks,
-                "bf16_peak_share": utilisation,
-            },
-            indent=2,
+            {c: {k: r[k] for k in ("speedup_wall", "memory_ratio")} for c, r in results.items()}
         )
     )
-    save("speed", {"steps": args.steps, "reps": args.reps, "runs": runs, "median": median, "ratio_vs_baseline": ratios,
-                   "matmul_peak_gflops": peaks, "training_flops_per_token": flops, "bf16_peak_share": utilisation})  # fmt: skip
+    save("speed", {"reps": args.reps, "eval_rows": args.eval_rows, "cases": results})
 
 
 if __name__ == "__main__":

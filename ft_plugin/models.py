@@ -223,6 +223,28 @@ CHATML_TEMPLATE = (
 )
 
 
+def choose_attention(recipe: Recipe) -> str | None:
+    """The attention kernel for training ``recipe``; None leaves the choice to transformers.
+
+    Packed rows need attention that stays inside each row without a quadratic mask over
+    the whole micro-batch: flash-attn's varlen kernel on a CUDA GPU where it is installed,
+    else ``sdpa_packed`` (ft_plugin.attention).
+    """
+    choice = recipe.attn_implementation
+    if choice == "auto" and recipe.sample_packing:
+        import importlib.util
+
+        import torch
+
+        flash = torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
+        choice = "flash_attention_2" if flash else "sdpa_packed"
+    if choice == "sdpa_packed":
+        from ft_plugin.attention import register_packed_attention
+
+        register_packed_attention()
+    return None if choice == "auto" else choice
+
+
 def load_model(
     recipe: Recipe,
     resolved: ResolvedModel,
@@ -239,8 +261,8 @@ def load_model(
         "dtype": dtype,
         "use_safetensors": True,
     }
-    if recipe.attn_implementation != "auto":
-        kwargs["attn_implementation"] = recipe.attn_implementation
+    if attention := choose_attention(recipe):
+        kwargs["attn_implementation"] = attention
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
     if recipe.rope_scaling:

@@ -43,8 +43,6 @@ AXOLOTL_TO_SFT: dict[str, str] = {
     "warmup_steps": "warmup_steps",
     "weight_decay": "weight_decay",
     "max_grad_norm": "max_grad_norm",
-    "sequence_len": "max_length",
-    "sample_packing": "packing",
     "logging_steps": "logging_steps",
     "save_total_limit": "save_total_limit",
     "seed": "seed",
@@ -142,8 +140,7 @@ def build_sft_config(
         gradient_checkpointing=gradient_checkpointing,
         completion_only_loss=not recipe.train_on_inputs,
         report_to=[] if recipe.report_to == ["none"] else list(recipe.report_to),
-        packing_strategy="bfd",
-        padding_free=recipe.sample_packing,
+        **packing_arguments(recipe),
         save_strategy="steps",
         save_steps=recipe.save_steps or recipe.eval_steps or 100,
         eval_strategy="steps" if has_eval and recipe.eval_steps else "no",
@@ -160,6 +157,23 @@ def build_sft_config(
     if recipe.early_stopping_patience and not recipe.eval_steps:
         kwargs.update(eval_strategy="epoch", save_strategy="epoch")
     return SFTConfig(**kwargs)
+
+
+def packing_arguments(recipe: Recipe) -> dict[str, Any]:
+    """SFTConfig's packing fields for `sample_packing` (see the schema's description).
+
+    `true`/`rows` is TRL's padding-free collation of each micro-batch: the rows a step
+    sees are those it would see unpacked. The data stage has already dropped rows longer
+    than `sequence_len` and cut raw text into windows, so no truncation is asked of TRL
+    (it refuses ``max_length`` with padding-free batches that are not bin-packed).
+    """
+    mode = recipe.sample_packing
+    if mode == "bins":
+        return {"packing": True, "packing_strategy": "bfd", "padding_free": True,
+                "max_length": recipe.sequence_len}  # fmt: skip
+    if mode:
+        return {"packing": False, "padding_free": True, "max_length": None}
+    return {"packing": False, "padding_free": False, "max_length": recipe.sequence_len}
 
 
 def resolve_run_dir(loaded: LoadedRecipe, output_dir: str | None) -> Path:
@@ -261,6 +275,7 @@ def prepare_run(
     from ft_plugin import models
     from ft_plugin.data import build_training_data
     from ft_plugin.data.build import OVERLONG
+    from ft_plugin.methods.lora_training import speed_up_lora_layers
 
     recipe = loaded.recipe
     run_dir = resolve_run_dir(loaded, output_dir)
@@ -287,6 +302,7 @@ def prepare_run(
         model = method.start_from(model, recipe, resolve_folder(recipe.lora_model_dir))
     else:
         model = method.prepare(model, recipe)
+    speed_up_lora_layers(model, autocast_half=precision.bf16 or precision.fp16)
     ewc = _ewc_penalty(recipe, model) if recipe.ewc else None
     trainable, total = count_parameters(model)
     print(
@@ -325,9 +341,11 @@ def run(prepared: PreparedRun) -> RunResult:
     checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
     output = trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.perf_counter() - started
+    start_step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
     metrics = _collect_metrics(
-        trainer, output, prepared.data, wall, prepared.trainable_params, prepared.total_params
-    )
+        trainer, output, prepared.data, wall, prepared.trainable_params, prepared.total_params,
+        start_step,
+    )  # fmt: skip
     if trainer.is_world_process_zero():
         _save_final(trainer, run_dir)
         trainer.processing_class.save_pretrained(str(run_dir))
@@ -382,8 +400,11 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
-    from ft_plugin.callbacks import PeakMemoryCallback
+    from ft_plugin.callbacks import CountingTrainerMixin, PeakMemoryCallback
     from ft_plugin.continual.ewc import ewc_trainer_class
+    from ft_plugin.trl_compat import score_only_loss_positions
+
+    score_only_loss_positions()
 
     args = build_sft_config(
         recipe, run_dir, precision=precision,
@@ -395,7 +416,8 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience)
         )
-    trainer_class = ewc_trainer_class(SFTTrainer) if ewc is not None else SFTTrainer
+    base = ewc_trainer_class(SFTTrainer) if ewc is not None else SFTTrainer
+    trainer_class = type("FtPluginTrainer", (CountingTrainerMixin, base), {})
     trainer = trainer_class(
         model=model,
         args=args,
@@ -409,20 +431,23 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc
     return trainer
 
 
-def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str, Any]:  # noqa: ANN001
+def _collect_metrics(trainer, output, data, wall, trainable, total, start_step) -> dict[str, Any]:  # noqa: ANN001
     from ft_plugin.callbacks import peak_memory_mb
 
     history = trainer.state.log_history
-    train_tokens = (
-        int(trainer._total_train_tokens) if hasattr(trainer, "_total_train_tokens") else 0
-    )
+    rows_seen, train_tokens = trainer.counts_across_processes()
     train_runtime = output.metrics.get("train_runtime", wall)
+    steps_run = max(1, trainer.state.global_step - start_step)  # this session's steps
     metrics: dict[str, Any] = {
         "train_loss": round(float(output.training_loss), 6),
         "eval_loss": None,
         "eval_perplexity": None,
         "train_tokens": train_tokens,
         "tokens_per_second": round(train_tokens / train_runtime, 2) if train_runtime else None,
+        "rows_per_step": round(rows_seen / steps_run, 2),
+        "tokens_per_step": round(train_tokens / steps_run, 1),
+        "packing": _packing_label(trainer.args),
+        "world_size": trainer.accelerator.num_processes,
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "wall_seconds": round(wall, 2),
         "trainable_params": trainable,
@@ -441,6 +466,12 @@ def _collect_metrics(trainer, output, data, wall, trainable, total) -> dict[str,
     return metrics
 
 
+def _packing_label(args: Any) -> str:
+    if args.packing:
+        return f"bins of {args.max_length} tokens"
+    return "rows, padding-free" if args.padding_free else "none (padded batches)"
+
+
 def summary_line(result: RunResult) -> str:
     m = result.metrics
     if "adapters" in m:
@@ -451,6 +482,10 @@ def summary_line(result: RunResult) -> str:
         parts.append(f"eval_loss {m['eval_loss']:.4f} (ppl {m['eval_perplexity']:.2f})")
     parts.append(f"{m['tokens_per_second']:.0f} tokens/s")
     parts.append(f"{m['steps']} steps in {m['wall_seconds']:.0f}s")
+    if "rows_per_step" in m:
+        parts.append(f"{m['rows_per_step']:g} rows / {m['tokens_per_step']:.0f} tokens per step "
+                     f"(packing: {m['packing']})")  # fmt: skip
+    parts.append(f"peak memory {m['peak_memory_mb']:,.0f} MB")
     return f"done: {', '.join(parts)} -> {result.run_dir}"
 
 

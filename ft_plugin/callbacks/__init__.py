@@ -1,5 +1,6 @@
-"""Trainer callbacks that ft-plugin adds to every run."""
+"""What ft-plugin adds to every trainer: peak memory in the logs, rows and tokens counted."""
 
+from .counting import CountingTrainerMixin, batch_rows_and_tokens
 from .memory import PeakMemoryCallback, peak_memory_mb
 
-__all__ = ["PeakMemoryCallback", "peak_memory_mb"]
+__all__ = ["CountingTrainerMixin", "PeakMemoryCallback", "batch_rows_and_tokens", "peak_memory_mb"]

@@ -47,10 +47,11 @@ class ModelSection(Section):
         "auto", description="Matmul dtype for 4-bit layers; `auto` follows the training precision."
     )
     attn_implementation: Literal[
-        "auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"
+        "auto", "eager", "sdpa", "sdpa_packed", "flash_attention_2", "flash_attention_3"
     ] = Field(
         "auto",
-        description="Attention kernel; `auto` lets transformers choose (SDPA where available).",
+        description="Attention kernel; `auto` is SDPA, and with sample_packing flash_attention_2 "
+        "on a CUDA GPU with flash-attn installed, else `sdpa_packed` (SDPA per packed row).",
     )
     rope_scaling: dict[str, Any] | None = Field(
         None,

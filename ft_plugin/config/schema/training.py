@@ -15,10 +15,15 @@ class TrainingSection(Section):
     sequence_len: int = Field(
         512,
         ge=8,
-        description="Maximum tokens per example (longer rows are truncated, with a warning).",
+        description="Maximum tokens per example: longer chat/instruction rows are dropped (counted "
+        "on stderr), raw text is cut into windows of this length.",
     )
-    sample_packing: bool = Field(
-        False, description="Pack several examples per row (padding-free, without cross-attention)."
+    sample_packing: bool | Literal["rows", "bins"] = Field(
+        False,
+        description="Concatenate examples without padding; each attends only to itself. `true` "
+        "(= `rows`) packs the micro_batch_size rows of a micro-batch, so a step sees the same rows "
+        "as without packing; `bins` is Axolotl's meaning: micro_batch_size bins, each filled up "
+        "to sequence_len tokens (fewer, larger steps).",
     )
     train_on_inputs: bool = Field(
         False,
