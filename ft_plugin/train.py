@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +220,44 @@ def check_run_dir(run_dir: Path, resolved_yaml: str, resume: bool | str) -> Path
     return None
 
 
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a distributed launch (torchrun, accelerate, MPI)."""
+    for variable in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """print() for processes other than the main one: their lines would repeat its own."""
+
+
+def check_launch() -> None:
+    """Refuse `accelerate launch --cpu --num_processes N` where accelerate starts one process.
+
+    Without mpirun, accelerate's CPU launcher runs a single process (it sets
+    ``MASTER_ADDR`` for the N it was asked for, but no rank or world size); training
+    would silently run on one process.
+    """
+    distributed = (
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "MV2_COMM_WORLD_SIZE",
+    )
+    if (
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
+        and "MASTER_ADDR" in os.environ
+        and not any(variable in os.environ for variable in distributed)
+    ):
+        raise UserError(
+            "accelerate launch --cpu starts one process unless mpirun is set up (--mpirun_hostfile); "
+            "for N processes on this machine's CPUs run: accelerate launch --config_file "
+            "recipes/accelerate/ddp.yaml --num_processes N -m ft_plugin.train RECIPE (torchrun, gloo)"
+        )
+
+
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; 4-bit packed weights count as their true size."""
     trainable = total = 0
@@ -234,19 +271,29 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def _save_final(trainer: Any, run_dir: Path) -> None:
-    """Save the trained weights and tokenizer next to recipe.yaml, via a staging folder."""
-    staging = Path(tempfile.mkdtemp(prefix=".final-", dir=run_dir))
+    """Save the trained weights and tokenizer next to recipe.yaml, via a staging folder.
+
+    Every process calls it (FSDP gathers the weights collectively); the main one writes.
+    """
+    main = trainer.is_world_process_zero()
+    staging = run_dir / ".final-staging"
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     try:
         trainer.save_model(str(staging))
-        # A pickle of the arguments; recipe.yaml already says everything, and we ship no pickles.
-        (staging / "training_args.bin").unlink(missing_ok=True)
-        for item in staging.iterdir():
-            target = run_dir / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        if main:
+            # A pickle of the arguments; recipe.yaml already says everything, and we ship no pickles.
+            (staging / "training_args.bin").unlink(missing_ok=True)
+            for item in staging.iterdir():
+                target = run_dir / item.name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(item, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass
@@ -305,14 +352,15 @@ def prepare_run(
     speed_up_lora_layers(model, autocast_half=precision.bf16 or precision.fp16)
     ewc = _ewc_penalty(recipe, model) if recipe.ewc else None
     trainable, total = count_parameters(model)
-    print(
+    say = print if is_main_process() else _quiet
+    say(
         f"ft-plugin: {recipe.adapter} on {recipe.base_model}: {trainable:,} trainable of {total:,} "
         f"parameters ({100 * trainable / total:.3f}%), {precision.label}, "
         f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
         file=sys.stderr,
     )
     if overlong := data.dropped.get(OVERLONG):
-        print(
+        say(
             f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
             f"sequence_len={recipe.sequence_len} "
             "tokens (their answers would be cut off); raise sequence_len to keep them",
@@ -322,8 +370,9 @@ def prepare_run(
     existed = run_dir.exists()
     try:
         trainer = _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc)
+        trainer.accelerator.wait_for_everyone()  # every rank has made its trainer
     finally:
-        if not existed:  # Trainer creates its output folder eagerly; nothing is written yet
+        if not existed and is_main_process():  # Trainer makes its output folder eagerly
             shutil.rmtree(run_dir, ignore_errors=True)
     for callback in callbacks or []:
         trainer.add_callback(callback)
@@ -331,12 +380,19 @@ def prepare_run(
 
 
 def run(prepared: PreparedRun) -> RunResult:
-    """Train a prepared run and write the run directory's contract files."""
+    """Train a prepared run and write the run directory's contract files (main process only)."""
     run_dir, trainer = prepared.run_dir, prepared.trainer
-    if prepared.checkpoint is None and (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir / "checkpoints")  # a fresh start of the same recipe
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "recipe.yaml", prepared.loaded.to_yaml())
+    main = trainer.is_world_process_zero()
+    if main:
+        if prepared.checkpoint is None and (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir / "checkpoints")  # a fresh start of the same recipe
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "recipe.yaml", prepared.loaded.to_yaml())
+    trainer.accelerator.wait_for_everyone()
+    from ft_plugin.callbacks import StopOnSignal
+
+    stop = StopOnSignal()
+    trainer.add_callback(stop)
     started = time.perf_counter()
     checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
     output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -346,11 +402,14 @@ def run(prepared: PreparedRun) -> RunResult:
         trainer, output, prepared.data, wall, prepared.trainable_params, prepared.total_params,
         start_step,
     )  # fmt: skip
-    if trainer.is_world_process_zero():
-        _save_final(trainer, run_dir)
+    if stop.requested:
+        metrics["stopped"] = {"signal": stop.requested, "step": stop.stopped_at}
+    _save_final(trainer, run_dir)
+    if main:
         trainer.processing_class.save_pretrained(str(run_dir))
         trainer.state.save_to_json(str(run_dir / "trainer_state.json"))
         write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    trainer.accelerator.wait_for_everyone()
     return RunResult(run_dir, metrics)
 
 
@@ -448,6 +507,7 @@ def _collect_metrics(trainer, output, data, wall, trainable, total, start_step) 
         "tokens_per_step": round(train_tokens / steps_run, 1),
         "packing": _packing_label(trainer.args),
         "world_size": trainer.accelerator.num_processes,
+        "distributed": str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1].lower(),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "wall_seconds": round(wall, 2),
         "trainable_params": trainable,
@@ -491,8 +551,11 @@ def summary_line(result: RunResult) -> str:
 
 def train_from_cli(args: argparse.Namespace) -> int:
     """`ft-plugin train` and `python -m ft_plugin.train`: train, then print the summary."""
+    check_launch()
     loaded = load_recipe(args.recipe, args.set)
     result = train(loaded, args.output_dir, args.resume)
+    if not is_main_process():
+        return 0
     print(summary_line(result))
     if loaded.recipe.hub_model_id:
         from ft_plugin.hub.publish import push_run
