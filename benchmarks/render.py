@@ -25,30 +25,99 @@ def header(result: dict) -> list[str]:
             f"{m['date']}, commit {m['commit']}", ""]  # fmt: skip
 
 
-def speed(result: dict) -> list[str]:
-    lines = ["### Speed and memory (CPU)", "", *header(result)]
-    lines += ["| configuration | effective tokens/s (median) | × baseline | peak RSS MB | × baseline | loss, last 10 steps |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    names = {"baseline": "plain TRL (documented SFTTrainer + LoRA, default SFTConfig)",
-             "ours": "ft-plugin (packing 1×256, bf16 on AMX, no checkpointing)",
-             "ours-nopack": "ft-plugin without packing (8 padded rows)"}  # fmt: skip
-    for key, label in names.items():
-        median = result["median"][key]
-        ratio = result["ratio_vs_baseline"].get(key, {"tokens_per_second": 1.0, "peak_memory": 1.0})
-        lines.append(f"| {label} | {median['tokens_per_second']:.1f} | {ratio['tokens_per_second']:.2f} | "
-                     f"{median['peak_memory_mb']:.0f} | {ratio['peak_memory']:.2f} | {median['mean_loss_last_10']:.3f} |")  # fmt: skip
-    per_rep = [
-        f"rep {i + 1}: {o['tokens_per_second'] / b['tokens_per_second']:.2f}x"
-        for i, (o, b) in enumerate(
-            zip(result["runs"]["ours"], result["runs"]["baseline"], strict=True)
+SIDES = {"trl": "plain TRL (documented SFTTrainer + LoRA)", "ft-plugin": "ft-plugin"}
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def _side(runs: list[dict], key: str) -> float:
+    return _median([r[key] for r in runs])
+
+
+def _accuracy(runs: list[dict], key: str) -> float:
+    return _median([r["held_out"][key] for r in runs])
+
+
+def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
+    lines = [f"### {title}", "", *header(result),
+             f"Recipe overrides: `{' '.join(case['overrides']) or '(none)'}`; {case['train_rows']} TFNS rows, "
+             f"{len(case['runs']['trl'])} repetition(s) per side, alternating; medians.", "",
+             "| side | process wall s | training s | steps | rows / step | tokens / step | peak RSS MB | "
+             "held-out accuracy | macro-F1 | model FLOP/s ÷ bf16 peak |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for side, label in SIDES.items():
+        runs = case["runs"][side]
+        steps = _side(runs, "steps")
+        rows = (
+            _side(runs, "rows_per_step")
+            if "rows_per_step" in runs[0]
+            else _side(runs, "train_rows") / steps
         )
-    ]
-    lines += ["", f"ft-plugin / baseline effective tokens/s per repetition: {', '.join(per_rep)}."]
-    peaks = result["matmul_peak_gflops"]
-    lines += ["", f"Matmul peak on this machine: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s. "
-              f"Training FLOP/s as a share of the bf16 peak (LoRA-aware 4·N per token + attention 12·L·ctx·d): "
-              + ", ".join(f"{k} {v:.1%}" for k, v in result["bf16_peak_share"].items()), ""]  # fmt: skip
+        tokens = _side(runs, "train_tokens") / steps if "train_tokens" in runs[0] else float("nan")
+        share = f"{_side(runs, 'bf16_peak_share'):.1%}" if "bf16_peak_share" in runs[0] else "—"
+        lines.append(f"| {label} | {_side(runs, 'wall_seconds_process'):.0f} | {_side(runs, 'train_seconds'):.0f} | "
+                     f"{steps:.0f} | {rows:.1f} | {tokens:.0f} | {_side(runs, 'peak_rss_mb'):.0f} | "
+                     f"{_accuracy(runs, 'accuracy'):.3f} | {_accuracy(runs, 'macro_f1'):.3f} | {share} |")  # fmt: skip
+    rows = case["runs"]["trl"][0]["held_out"]["rows"]
+    lines += ["", f"Speed-up (TRL wall time over ft-plugin's, whole process): **{case['speedup_wall']:.2f}x**; "
+              f"peak RSS ratio (ft-plugin / TRL): **{case['memory_ratio']:.2f}**; accuracy on {rows} held-out "
+              "`valid.csv` rows by label log-likelihood.", ""]  # fmt: skip
     return lines
+
+
+def speed(result: dict, before: dict | None) -> list[str]:
+    lines: list[str] = []
+    titles = {"user": "Speed, memory and quality at the user's settings (CPU)",
+              "builtin": "Speed, memory and quality, builtin recipe as shipped (CPU)"}  # fmt: skip
+    for name, case in result["cases"].items():
+        lines += speed_case(name, case, result, titles[name])
+    if before is not None and "user" in before["cases"]:
+        lines += speed_case("user", before["cases"]["user"], before,
+                            "Before this change: the user's settings at the previous commit (the recipe then "
+                            "resolved to 2 micro-batches per step; packing flattened micro_batch_size bins "
+                            "into one row under a block-diagonal mask)")  # fmt: skip
+    peaks = result["matmul_peak_gflops"]
+    lines += [f"Matmul peak on this machine (best 2048² matmul): fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} "
+              "GFLOP/s. Model FLOP/s counts, as MFU does, the model's FLOPs per real (non-padding) token whatever "
+              "the implementation executes: LoRA-aware 4·N (forward 2N, input gradient 2N) plus attention over the "
+              "token's own row. ft-plugin executes fewer: its LM head scores only the answer positions.", ""]  # fmt: skip
+    return lines
+
+
+def kernels(result: dict) -> list[str]:
+    lines = ["### Kernels behind the choices (CPU, bf16, fwd + bwd)", "", *header(result),
+             "| row length | SDPA math ms | SDPA flash ms |", "|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        f"| {r['length']} | {r['math']:.1f} | {r['flash_attention']:.1f} |"
+        for r in result["sdpa_by_length"]
+    ]
+    lines += ["", "| packed rows | tokens | block-diagonal mask ms | sdpa_packed (per row) ms | × |",
+              "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['rows']} | {r['tokens']} | {r['block_mask_ms']:.1f} | {r['per_row_ms']:.1f} | "
+              f"{r['block_mask_ms'] / r['per_row_ms']:.1f} |" for r in result["packed_rows"]]  # fmt: skip
+    d = result["dropout"]
+    lines += ["", f"LoRA dropout on {d['elements']:,} bf16 elements: `nn.Dropout` {d['torch_dropout_ms']:.2f} ms, "
+              f"`SharedInputDropout` {d['shared_input_dropout_ms']:.2f} ms "
+              f"({d['torch_dropout_ms'] / d['shared_input_dropout_ms']:.1f}x), before sharing one draw among the "
+              "adapters that read the same input.", ""]  # fmt: skip
+    return lines
+
+
+def torch_compile(result: dict) -> list[str]:
+    lines = ["### torch.compile (inductor) on a LoRA step", "", *header(result),
+             "| compiled | first step s | later steps, mean s | total s |", "|---|---:|---:|---:|"]  # fmt: skip
+    names = {
+        "eager": "nothing (eager)",
+        "mlp": "each decoder MLP",
+        "layer": "each whole decoder layer",
+    }
+    lines += [f"| {names[m['mode']]} | {m['first_step_seconds']:.1f} | {m['later_step_seconds']:.2f} | "
+              f"{m['total_seconds']:.0f} |" for m in result["modes"]]  # fmt: skip
+    return [*lines, "", f"{result['steps']} steps of `finance-sentiment-lora` as shipped.", ""]
 
 
 def classification(name: str, title: str, result: dict) -> list[str]:
@@ -105,8 +174,11 @@ def legalbench(result: dict) -> list[str]:
     ]
 
 
-def profile(result: dict) -> list[str]:
-    lines = ["### Where a training step's time goes (torch.profiler, ft-plugin defaults)", "", *header(result),
+def profile(
+    result: dict,
+    title: str = "Where a training step's time goes (torch.profiler, ft-plugin defaults)",
+) -> list[str]:
+    lines = [f"### {title}", "", *header(result),
              "| operator | self CPU ms | share | calls |", "|---|---:|---:|---:|"]  # fmt: skip
     lines += [f"| `{r['op']}` | {r['self_cpu_ms']:.0f} | {r['share']:.1%} | {r['calls']} |" for r in result["top_ops"][:10]]  # fmt: skip
     return [
@@ -134,12 +206,86 @@ def continual(result: dict) -> list[str]:
     return [*lines, "", f"{result['steps']} steps per task, EWC λ = {result['lambda']}.", ""]
 
 
+def gpu(lines_jsonl: list[dict]) -> list[str]:
+    lines = ["### GPU (benchmarks/gpu.sh)", "", "| shape | method | side | tokens/s | rows / step | peak MB | MFU | attention |",
+             "|---|---|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in lines_jsonl:
+        if "error" in r:
+            lines.append(f"| {r['shape']} | {r['method']} | {r['side']} | {r['error']} | | | | |")
+            continue
+        lines.append(f"| {r['shape']} | {r['method']} | {r['side']} | {r['tokens_per_second']:.0f} | "
+                     f"{r.get('rows_per_step', 8):g} | {r['peak_memory_mb']:.0f} | {r['mfu']:.1%} | "
+                     f"{r.get('attention', 'sdpa (padded)')} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _speed_summary(case: dict) -> str:
+    trl, ours = case["runs"]["trl"], case["runs"]["ft-plugin"]
+    acc_trl, acc_ours = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
+    return (f"**{case['speedup_wall']:.2f}x** ({_side(trl, 'wall_seconds_process'):.0f} s → "
+            f"{_side(ours, 'wall_seconds_process'):.0f} s), peak RSS **{case['memory_ratio']:.2f}x** "
+            f"({_side(trl, 'peak_rss_mb'):.0f} → {_side(ours, 'peak_rss_mb'):.0f} MB), held-out accuracy "
+            f"{acc_trl:.3f} → {acc_ours:.3f} ({100 * (acc_ours - acc_trl):+.1f} points)")  # fmt: skip
+
+
+def summary() -> list[str]:
+    """The summary table, every number read from the results files."""
+    rows = []
+    if speed_result := load("speed"):
+        cases = speed_result["cases"]
+        if "user" in cases:
+            rows.append(("user's settings (issue #13): ≥2x plain TRL's wall time, peak RSS no higher, "
+                         "accuracy within 3 points", _speed_summary(cases["user"])))  # fmt: skip
+        if "builtin" in cases:
+            rows.append(("builtin recipe as shipped: ≥2x", _speed_summary(cases["builtin"])))
+        before = load("speed_before")
+        if (
+            before
+            and "user" in cases
+            and "bf16_peak_share" in cases["user"]["runs"]["ft-plugin"][0]
+        ):
+            was = _side(before["cases"]["user"]["runs"]["ft-plugin"], "bf16_peak_share")
+            now = _side(cases["user"]["runs"]["ft-plugin"], "bf16_peak_share")
+            rows.append(("model FLOP/s as a share of the bf16 matmul peak (user's settings)",
+                         f"{was:.1%} before → {now:.1%} after"))  # fmt: skip
+    if tfns := load("tfns"):
+        rows.append(("TFNS: tuned embedded model >80% accuracy, CPU run <30 min",
+                     f"{tfns['tuned']['accuracy']:.3f} accuracy ({tfns['tuned']['macro_f1']:.3f} macro-F1) after "
+                     f"{tfns['train_wall_seconds'] / 60:.1f} min; zero-shot {tfns['zero_shot']['accuracy']:.3f}"))  # fmt: skip
+    if pubmed := load("pubmedqa"):
+        rows.append(
+            (
+                "PubMedQA 500 test PMIDs, zero-shot vs tuned",
+                f"{pubmed['zero_shot']['accuracy']:.3f} vs {pubmed['tuned']['accuracy']:.3f} accuracy",
+            )
+        )
+    if legal := load("legalbench"):
+        mean = legal["mean_over_tasks"]
+        rows.append(
+            (
+                "LegalBench balanced accuracy on unseen contract tasks",
+                f"{mean['zero_shot']:.3f} zero-shot vs {mean['tuned']:.3f} tuned",
+            )
+        )
+    gpu = RESULTS / "gpu.jsonl"
+    rows.append(("GPU (H200) tokens/s, memory, MFU", "see the GPU table" if gpu.is_file()
+                 else "not run: no GPU machine was lent to this task"))  # fmt: skip
+    return ["| goal | result (benchmarks/results/; machine and commit in each table below) |", "|---|---|",
+            *(f"| {goal} | {result} |" for goal, result in rows), ""]  # fmt: skip
+
+
 def main() -> None:
     out: list[str] = []
     if result := load("speed"):
-        out += speed(result)
+        out += speed(result, load("speed_before"))
+    if result := load("kernels"):
+        out += kernels(result)
     if result := load("profile"):
         out += profile(result)
+    if result := load("profile_before"):
+        out += profile(result, "The same profile before this change (commit of the run below)")
+    if result := load("torch_compile"):
+        out += torch_compile(result)
     if result := load("label_scoring"):
         out += label_scoring(result)
     if result := load("tfns"):
@@ -149,16 +295,27 @@ def main() -> None:
     for name in ("legalbench", "legalbench_folds"):
         if result := load(name):
             out += legalbench(result)
+    if (RESULTS / "gpu.jsonl").is_file():
+        out += gpu(
+            [
+                json.loads(line)
+                for line in (RESULTS / "gpu.jsonl").read_text().splitlines()
+                if line.strip()
+            ]
+        )
     for path in sorted(RESULTS.glob("continual_ewc*.json")):
         out += continual(json.loads(path.read_text()))
     tables = "\n".join(out)
     if "--write" not in sys.argv:
+        print("\n".join(summary()))
         print(tables)
         return
     head = (REPO / "benchmarks" / "BENCHMARKS.head.md").read_text(encoding="utf-8")
     target = REPO / "BENCHMARKS.md"
     staging = target.with_suffix(".md.tmp")
-    staging.write_text(f"{head.rstrip()}\n\n## Results\n\n{tables.rstrip()}\n", encoding="utf-8")
+    summary_table = "\n".join(summary())
+    staging.write_text(f"{head.rstrip()}\n\n## Summary\n\n{summary_table.rstrip()}\n\n## Results\n\n"
+                       f"{tables.rstrip()}\n", encoding="utf-8")  # fmt: skip
     staging.replace(target)
     print(f"wrote {target}")
 

@@ -108,9 +108,12 @@ def train_trl(case: str, data: Path, out: Path) -> dict:
                          processing_class=tokenizer, peft_config=peft_config)  # fmt: skip
     output = trainer.train()
     trainer.save_model(str(out))
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    tokens = int(max(float(h.get("num_tokens", 0)) for h in history))  # TRL's non-padding count
     return {"steps": trainer.state.global_step, "train_loss": round(output.training_loss, 4),
-            "train_rows": len(trainer.train_dataset), "loss_curve": losses}  # fmt: skip
+            "train_rows": len(trainer.train_dataset), "train_tokens": tokens,
+            "train_seconds": round(output.metrics["train_runtime"], 2), "loss_curve": losses}  # fmt: skip
 
 
 def train_ours(case: str, data: Path, out: Path) -> dict:
@@ -123,6 +126,7 @@ def train_ours(case: str, data: Path, out: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     state = json.loads((out / "trainer_state.json").read_text())
     metrics["loss_curve"] = [h["loss"] for h in state["log_history"] if "loss" in h]
+    metrics["train_seconds"] = metrics["wall_seconds"]
     return metrics
 
 
@@ -173,6 +177,39 @@ def child(argv: list[str]) -> tuple[dict, float, float]:
     return json.loads(lines[-1]), wall, usage.ru_maxrss / 1024
 
 
+def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
+    """Best observed GFLOP/s of a square matmul in this dtype (the machine's practical peak)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
+    return round(best, 1)
+
+
+def flops_per_token(mean_row_tokens: float) -> float:
+    """LoRA-aware model FLOPs per trained token: forward 2N + input gradient 2N (frozen N
+    needs no weight gradient), plus attention over the token's own row (12·L·ℓ·d)."""
+    from transformers import AutoConfig
+
+    from ft_plugin.models import resolve_base_model
+
+    config = AutoConfig.from_pretrained(resolve_base_model("embedded:smollm2-135m-instruct").path)
+    params = 134_515_008  # SmolLM2-135M weights, the tied head counted once
+    return 4 * params + 12 * config.num_hidden_layers * mean_row_tokens * config.hidden_size
+
+
+def peak_share(run: dict, bf16_peak_gflops: float) -> float:
+    """Training FLOP/s over the bf16 matmul peak, counting only real (non-padding) tokens."""
+    per_token = flops_per_token(run["train_tokens"] / max(1, run["train_rows"]))
+    return round(run["train_tokens"] * per_token / run["train_seconds"] / 1e9 / bf16_peak_gflops, 4)
+
+
 def run_case(case: str, reps: int, eval_rows: int) -> dict:
     data = write_rows(WORK / "tfns-train-240.jsonl", tfns_rows("train", TRAIN_ROWS, seed=0))
     held_out = write_rows(WORK / "tfns-valid.jsonl", tfns_rows("valid", eval_rows, seed=1))
@@ -216,12 +253,18 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     cases = list(CASES) if args.case == "all" else [args.case]
     results = {case: run_case(case, args.reps, args.eval_rows) for case in cases}
+    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+    for result in results.values():
+        for runs in result["runs"].values():
+            for run in runs:
+                run["bf16_peak_share"] = peak_share(run, peaks["bf16"])
     print(
         json.dumps(
             {c: {k: r[k] for k in ("speedup_wall", "memory_ratio")} for c, r in results.items()}
         )
     )
-    save("speed", {"reps": args.reps, "eval_rows": args.eval_rows, "cases": results})
+    save("speed", {"reps": args.reps, "eval_rows": args.eval_rows, "cases": results,
+                   "matmul_peak_gflops": peaks})  # fmt: skip
 
 
 if __name__ == "__main__":

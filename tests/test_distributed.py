@@ -124,3 +124,18 @@ def test_accelerate_cpu_flag_with_several_processes_is_refused_clearly(tmp_path:
     assert result.returncode != 0
     assert "recipes/accelerate/ddp.yaml --num_processes N" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_fsdp_launch_on_cpus_says_it_runs_plain_data_parallel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from accelerate.utils import DistributedType
+
+    from ft_plugin.train import launch_notes
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    (note,) = launch_notes(False, DistributedType.MULTI_CPU)
+    assert "enables it on GPUs only" in note and "multi_cpu" in note
+    assert launch_notes(True, DistributedType.FSDP) == []
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    assert launch_notes(False, DistributedType.MULTI_CPU) == []
