@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.ft-plugin-installed
 DEMO_DIR ?= runs/demo
-DEMO_STEPS ?= 40
+DEMO_STEPS ?= 20
 
 export HF_HUB_DISABLE_TELEMETRY = 1
 export GRADIO_ANALYTICS_ENABLED = False
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin train medical-lora --output-dir $(DEMO_DIR) \
-		--set max_steps=$(DEMO_STEPS) --set eval_steps=20
+		--set max_steps=$(DEMO_STEPS) --set eval_steps=10
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin eval $(DEMO_DIR) --baseline --max-new-tokens 48
 
 # The browser test drives Debian's chromium with Playwright (no browser download); it is

@@ -42,12 +42,20 @@ def _accuracy(runs: list[dict], key: str) -> float:
     return _median([r["held_out"][key] for r in runs])
 
 
+def _quality_columns(runs: list[dict]) -> tuple[str, str]:
+    if "accuracy" in runs[0]["held_out"]:
+        return f"{_accuracy(runs, 'accuracy'):.3f}", f"macro-F1 {_accuracy(runs, 'macro_f1'):.3f}"
+    return f"ppl {_accuracy(runs, 'perplexity'):.2f}", ""
+
+
 def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
+    data = "the recipe's builtin rows" if name == "medical" else "240 TFNS rows"
     lines = [f"### {title}", "", *header(result),
-             f"Recipe overrides: `{' '.join(case['overrides']) or '(none)'}`; {case['train_rows']} TFNS rows, "
-             f"{len(case['runs']['trl'])} repetition(s) per side, alternating; medians.", "",
+             f"Recipe `{case.get('recipe', 'finance-sentiment-lora')}`, overrides "
+             f"`{' '.join(case['overrides']) or '(none)'}`; {data}, {len(case['runs']['trl'])} repetition(s) per "
+             "side, alternating; medians.", "",
              "| side | process wall s | training s | steps | rows / step | tokens / step | peak RSS MB | "
-             "held-out accuracy | macro-F1 | model FLOP/s ÷ bf16 peak |",
+             "held-out quality | | model FLOP/s ÷ bf16 peak |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for side, label in SIDES.items():
         runs = case["runs"][side]
@@ -59,20 +67,24 @@ def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
         )
         tokens = _side(runs, "train_tokens") / steps if "train_tokens" in runs[0] else float("nan")
         share = f"{_side(runs, 'bf16_peak_share'):.1%}" if "bf16_peak_share" in runs[0] else "—"
+        quality, extra = _quality_columns(runs)
         lines.append(f"| {label} | {_side(runs, 'wall_seconds_process'):.0f} | {_side(runs, 'train_seconds'):.0f} | "
                      f"{steps:.0f} | {rows:.1f} | {tokens:.0f} | {_side(runs, 'peak_rss_mb'):.0f} | "
-                     f"{_accuracy(runs, 'accuracy'):.3f} | {_accuracy(runs, 'macro_f1'):.3f} | {share} |")  # fmt: skip
+                     f"{quality} | {extra} | {share} |")  # fmt: skip
     rows = case["runs"]["trl"][0]["held_out"]["rows"]
+    scored = ("`valid.csv` rows by label log-likelihood (accuracy)" if name != "medical"
+              else "rows of the recipe's split (answer perplexity)")  # fmt: skip
     lines += ["", f"Speed-up (TRL wall time over ft-plugin's, whole process): **{case['speedup_wall']:.2f}x**; "
-              f"peak RSS ratio (ft-plugin / TRL): **{case['memory_ratio']:.2f}**; accuracy on {rows} held-out "
-              "`valid.csv` rows by label log-likelihood.", ""]  # fmt: skip
+              f"peak RSS ratio (ft-plugin / TRL): **{case['memory_ratio']:.2f}**; quality on {rows} held-out "
+              f"{scored}.", ""]  # fmt: skip
     return lines
 
 
 def speed(result: dict, before: dict | None) -> list[str]:
     lines: list[str] = []
     titles = {"user": "Speed, memory and quality at the user's settings (CPU)",
-              "builtin": "Speed, memory and quality, builtin recipe as shipped (CPU)"}  # fmt: skip
+              "builtin": "Speed, memory and quality, builtin recipe as shipped (CPU)",
+              "medical": "Speed, memory and quality, medical-lora as shipped: long answers (CPU)"}  # fmt: skip
     for name, case in result["cases"].items():
         lines += speed_case(name, case, result, titles[name])
     if before is not None and "user" in before["cases"]:
@@ -221,11 +233,15 @@ def gpu(lines_jsonl: list[dict]) -> list[str]:
 
 def _speed_summary(case: dict) -> str:
     trl, ours = case["runs"]["trl"], case["runs"]["ft-plugin"]
-    acc_trl, acc_ours = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
+    if "accuracy" in trl[0]["held_out"]:
+        was, now = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
+        quality = f"held-out accuracy {was:.3f} → {now:.3f} ({100 * (now - was):+.1f} points)"
+    else:
+        was, now = _accuracy(trl, "perplexity"), _accuracy(ours, "perplexity")
+        quality = f"held-out perplexity {was:.2f} → {now:.2f}"
     return (f"**{case['speedup_wall']:.2f}x** ({_side(trl, 'wall_seconds_process'):.0f} s → "
             f"{_side(ours, 'wall_seconds_process'):.0f} s), peak RSS **{case['memory_ratio']:.2f}x** "
-            f"({_side(trl, 'peak_rss_mb'):.0f} → {_side(ours, 'peak_rss_mb'):.0f} MB), held-out accuracy "
-            f"{acc_trl:.3f} → {acc_ours:.3f} ({100 * (acc_ours - acc_trl):+.1f} points)")  # fmt: skip
+            f"({_side(trl, 'peak_rss_mb'):.0f} → {_side(ours, 'peak_rss_mb'):.0f} MB), {quality}")  # fmt: skip
 
 
 def summary() -> list[str]:
@@ -238,6 +254,10 @@ def summary() -> list[str]:
                          "accuracy within 3 points", _speed_summary(cases["user"])))  # fmt: skip
         if "builtin" in cases:
             rows.append(("builtin recipe as shipped: ≥2x", _speed_summary(cases["builtin"])))
+        if "medical" in cases:
+            rows.append(
+                ("medical-lora as shipped (long answers)", _speed_summary(cases["medical"]))
+            )
         before = load("speed_before")
         if (
             before

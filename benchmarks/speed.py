@@ -12,8 +12,11 @@ learning rate 2e-4, on the embedded SmolLM2-135M-Instruct:
   ``max_length`` 512.
 - ``builtin``: ``finance-sentiment-lora`` as shipped (its batch shape and sequence_len);
   TRL with the same micro-batch, accumulation and ``max_length``.
+- ``medical``: ``medical-lora`` as shipped on its builtin medical rows (longer answers:
+  most tokens carry loss); both sides train on the recipe's seeded 90% split and are
+  scored by perplexity on the held-out 10% (ft-plugin's own run also evaluates it).
 
-Both sides train on all 240 rows (``val_set_size: 0`` on ours, so the steps match).
+The TFNS cases train on all 240 rows on both sides (``val_set_size: 0`` on ours).
 Each training runs in its own process, the two back to back (alternating over
 ``--reps``); the wall time is the whole process (imports, loading, data, training,
 saving) measured by this script, and the peak RSS is the child's own (``wait4``). Then
@@ -44,9 +47,11 @@ WORK = REPO / "runs" / "bench-speed"
 LEARNING_RATE = 2e-4
 TRAIN_ROWS = 240
 CASES = {
-    "user": {"overrides": ["micro_batch_size=8", "sequence_len=512", "num_epochs=1"]},
-    "builtin": {"overrides": []},
-}
+    "user": {"recipe": "finance-sentiment-lora",
+             "overrides": ["micro_batch_size=8", "sequence_len=512", "num_epochs=1"]},
+    "builtin": {"recipe": "finance-sentiment-lora", "overrides": []},
+    "medical": {"recipe": "medical-lora", "overrides": []},
+}  # fmt: skip
 
 
 def tfns_rows(split: str, count: int, seed: int) -> list[dict]:
@@ -75,8 +80,22 @@ def chat_rows(path: Path) -> list[dict]:
 
 
 def recipe_overrides(case: str, data: Path) -> list[str]:
+    if case == "medical":  # the recipe's own rows and held-out split
+        return [*CASES[case]["overrides"], f"learning_rate={LEARNING_RATE}"]
     return [*CASES[case]["overrides"], f"datasets.0.path={data}", "val_set_size=0",
             f"learning_rate={LEARNING_RATE}"]  # fmt: skip
+
+
+def training_rows(case: str, data: Path, tokenizer: object) -> tuple[list[dict], list[dict]]:
+    """(train, held-out) prompt/completion rows, exactly as ft-plugin's data stage makes them."""
+    from ft_plugin.config import load_recipe
+    from ft_plugin.data import build_training_data
+
+    if case != "medical":
+        return chat_rows(data), []
+    recipe = load_recipe(CASES[case]["recipe"], recipe_overrides(case, data)).recipe
+    built = build_training_data(recipe, tokenizer)
+    return built.train.to_list(), built.eval.to_list() if built.eval is not None else []
 
 
 def train_trl(case: str, data: Path, out: Path) -> dict:
@@ -90,10 +109,11 @@ def train_trl(case: str, data: Path, out: Path) -> dict:
     from ft_plugin.config import load_recipe
     from ft_plugin.models import resolve_base_model
 
-    recipe = load_recipe("finance-sentiment-lora", recipe_overrides(case, data)).recipe
+    recipe = load_recipe(CASES[case]["recipe"], recipe_overrides(case, data)).recipe
     path = resolve_base_model(recipe.base_model).path
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    train_rows, _ = training_rows(case, data, tokenizer)
     args = SFTConfig(
         output_dir=str(out), num_train_epochs=recipe.num_epochs,
         per_device_train_batch_size=recipe.micro_batch_size,
@@ -104,7 +124,7 @@ def train_trl(case: str, data: Path, out: Path) -> dict:
     peft_config = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(chat_rows(data)),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          processing_class=tokenizer, peft_config=peft_config)  # fmt: skip
     output = trainer.train()
     trainer.save_model(str(out))
@@ -118,7 +138,7 @@ def train_trl(case: str, data: Path, out: Path) -> dict:
 
 def train_ours(case: str, data: Path, out: Path) -> dict:
     """`ft-plugin train` exactly as a user runs it."""
-    command = [str(Path(sys.executable).parent / "ft-plugin"), "train", "finance-sentiment-lora",
+    command = [str(Path(sys.executable).parent / "ft-plugin"), "train", CASES[case]["recipe"],
                "--output-dir", str(out)]  # fmt: skip
     for item in recipe_overrides(case, data):
         command += ["--set", item]
@@ -130,14 +150,15 @@ def train_ours(case: str, data: Path, out: Path) -> dict:
     return metrics
 
 
-def score(adapter: Path, rows_path: Path) -> dict:
-    """Accuracy and macro-F1 of the adapter on held-out rows (label log-likelihood)."""
+def score(case: str, adapter: Path, rows_path: Path) -> dict:
+    """TFNS: accuracy and macro-F1 on held-out rows by label log-likelihood; medical:
+    perplexity of the answers on the recipe's held-out split."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
     from ft_plugin.evaluate.classification import classification_metrics
+    from ft_plugin.evaluate.perplexity import corpus_perplexity
     from ft_plugin.evaluate.scoring import predict_labels
     from ft_plugin.models import resolve_base_model
 
@@ -145,6 +166,11 @@ def score(adapter: Path, rows_path: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(adapter)).eval()
+    if case == "medical":
+        _, held_out = training_rows(case, rows_path, tokenizer)
+        with torch.inference_mode():
+            result = corpus_perplexity(model, tokenizer, held_out, sequence_len=256)
+        return {"perplexity": round(result.perplexity, 4), "rows": len(held_out)}
     examples = chat_rows(rows_path)
     labels = ["bearish", "bullish", "neutral"]
     predicted = predict_labels(model, tokenizer, examples, labels)
@@ -220,7 +246,9 @@ def run_case(case: str, reps: int, eval_rows: int) -> dict:
             result, wall, rss = child(
                 ["--one", side, "--case", case, "--data", str(data), "--out", str(out)]
             )
-            quality, _, _ = child(["--one", "score", "--data", str(held_out), "--out", str(out)])
+            quality, _, _ = child(
+                ["--one", "score", "--case", case, "--data", str(held_out), "--out", str(out)]
+            )
             sides[side].append({**result, "wall_seconds_process": round(wall, 1), "peak_rss_mb": round(rss),
                                 "held_out": quality})  # fmt: skip
             print(f"{case} rep {rep + 1} {side}: {wall:.0f} s, {rss:.0f} MB, {quality}", flush=True)
@@ -229,7 +257,7 @@ def run_case(case: str, reps: int, eval_rows: int) -> dict:
         for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)
     ]
     memory = [o["peak_rss_mb"] / t["peak_rss_mb"] for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)]  # fmt: skip
-    return {"case": case, "overrides": CASES[case]["overrides"], "train_rows": TRAIN_ROWS, "runs": sides,
+    return {"case": case, "recipe": CASES[case]["recipe"], "overrides": CASES[case]["overrides"], "runs": sides,
             "speedup_wall": round(statistics.median(ratios), 3), "memory_ratio": round(statistics.median(memory), 3)}  # fmt: skip
 
 
@@ -245,7 +273,7 @@ def main() -> None:
     if args.one:
         runner = {"trl": lambda: train_trl(args.case, Path(args.data), Path(args.out)),
                   "ft-plugin": lambda: train_ours(args.case, Path(args.data), Path(args.out)),
-                  "score": lambda: score(Path(args.out), Path(args.data))}[args.one]  # fmt: skip
+                  "score": lambda: score(args.case, Path(args.out), Path(args.data))}[args.one]  # fmt: skip
         print(json.dumps(runner()))
         return
     import shutil

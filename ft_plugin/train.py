@@ -475,9 +475,9 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc
 
     from ft_plugin.callbacks import CountingTrainerMixin, PeakMemoryCallback
     from ft_plugin.continual.ewc import ewc_trainer_class
-    from ft_plugin.trl_compat import score_only_loss_positions
+    from ft_plugin.trl_compat import tune_fused_lm_head_for_cpu
 
-    score_only_loss_positions()
+    tune_fused_lm_head_for_cpu()
 
     args = build_sft_config(
         recipe, run_dir, precision=precision,

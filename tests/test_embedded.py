@@ -64,3 +64,16 @@ def test_builtin_recipe_trains_and_the_adapter_changes_the_output(
         before = model(ids).logits.clone()
         after = PeftModel.from_pretrained(model, run)(ids).logits
     assert not torch.allclose(before, after, atol=1e-5)
+
+
+def test_every_builtin_recipe_keeps_all_of_its_own_sample_rows() -> None:
+    """A builtin recipe's sequence_len fits its samples: none dropped as over-long."""
+    from ft_plugin import registry
+    from ft_plugin.data import build_training_data
+    from ft_plugin.data.build import OVERLONG
+
+    for name in sorted(registry.recipes()):
+        recipe = load_recipe(name).recipe
+        tokenizer = load_tokenizer(recipe, resolve_base_model(recipe.base_model))
+        data = build_training_data(recipe, tokenizer)
+        assert data.dropped[OVERLONG] == 0, (name, data.dropped)

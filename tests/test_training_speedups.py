@@ -63,17 +63,19 @@ def test_compact_lm_head_scoring_gives_the_same_loss_and_gradients(
     assert hasattr(trl_utils, "_use_triton"), (
         "TRL moved its compact-scoring switch: update trl_compat"
     )
-    ids = torch.randint(0, 250, (1, 24), generator=torch.Generator().manual_seed(3))
+    ids = torch.randint(0, 250, (1, 400), generator=torch.Generator().manual_seed(3))
     labels = ids.clone()
-    labels[0, :16] = -100  # only the answer carries loss
+    labels[0, :100] = -100  # only the answer carries loss: 299 scored positions, 3 tiles
     results = []
     for compact in (False, True):
         with monkeypatch.context() as patch:
             if compact:
-                assert trl_compat.score_only_loss_positions()
+                assert trl_compat.tune_fused_lm_head_for_cpu()
                 assert trl_utils._use_triton(torch.device("cpu"))
+                assert chunked_logprob.TOKEN_CHUNK_SIZE == trl_compat.CPU_TOKENS_PER_TILE
             else:  # TRL as shipped, whether or not an earlier test applied ours
                 patch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
+                patch.setattr(chunked_logprob, "TOKEN_CHUNK_SIZE", 4096)
             model = tiny_llama()
             add_fused_lm_head(model)
             loss = model(input_ids=ids, labels=labels, fused_lm_head=True).loss
