@@ -135,6 +135,9 @@ class Answer:
             f"{self.latency_ms:,.0f} ms · {self.new_tokens} tokens · "
             f"{self.tokens_per_second:,.1f} tokens/s"
         )
+        if self.new_tokens and not self.text:
+            # An empty box alone reads as a broken Space; say what the model produced.
+            line += " · no visible text (only whitespace or special tokens)"
         return line + (" · stopped at the time limit" if self.hit_time_limit else "")
 
 

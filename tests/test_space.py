@@ -42,7 +42,7 @@ def build_tiny_space_run(tmp: Path) -> Path:
             "datasets.0.path": "builtin:medical",
             "datasets.0.max_rows": 16,
             "sequence_len": 512,
-            "learning_rate": 0.05,
+            "learning_rate": 0.02,
             "max_steps": 4,
         },
     )
@@ -521,3 +521,12 @@ def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     assert space_launch.space_command(args) == 0
     assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999,
                          "data_dir": Path("d"), "ratings_dataset": None})]  # fmt: skip
+
+
+def test_answer_stats_say_when_the_tokens_decode_to_no_visible_text(app) -> None:  # noqa: ANN001
+    blank = app.Answer(text="", latency_ms=12.0, new_tokens=8, tokens_per_second=666.7)
+    assert blank.stats() == (
+        "12 ms · 8 tokens · 666.7 tokens/s · no visible text (only whitespace or special tokens)"
+    )
+    shown = app.Answer(text="Chest pain.", latency_ms=12.0, new_tokens=3, tokens_per_second=250)
+    assert shown.stats() == "12 ms · 3 tokens · 250.0 tokens/s"
