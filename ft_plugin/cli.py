@@ -89,24 +89,18 @@ def _templates_show(args: argparse.Namespace) -> int:
 def _templates_preview(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from ft_plugin.config.schema import DatasetSection
-    from ft_plugin.data.formats import convert_rows
-    from ft_plugin.data.preview import preview_lines
-    from ft_plugin.data.reading import builtin_sample_path, read_rows
+    from ft_plugin.data.columns import parse_field_arguments
+    from ft_plugin.data.preview import template_preview
     from ft_plugin.data.templates import load_template
     from ft_plugin.models import resolve_base_model
 
     template = load_template(args.name)
-    data = args.data or f"builtin:{template.name}"
-    if data.startswith("builtin:"):
-        builtin_sample_path(data.removeprefix("builtin:"))  # a clear error when absent
-    rows = read_rows(data)[: max(args.n * 4, args.n)]
-    converted = convert_rows(rows, DatasetSection(path=data, type=args.name))
-    if not converted.examples:
-        raise UserError(f"{data}: no row fits template {template.name} ({dict(converted.dropped)})")
-    base = resolve_base_model(args.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
-    blocks, warnings = preview_lines(tokenizer, converted.examples[: args.n], args.sequence_len)
+    fields = parse_field_arguments(args.field, template)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(args.base_model).path)
+    data, blocks, warnings = template_preview(
+        template, args.data, tokenizer, rows=args.n, sequence_len=args.sequence_len,
+        fields=fields, encoding=args.encoding,
+    )  # fmt: skip
     print(f"template {template.name} on {data}, tokenizer of {args.base_model}\n")
     print("\n\n".join(blocks))
     for line in warnings:
@@ -119,6 +113,8 @@ def _data_prepare(args: argparse.Namespace) -> int:
     from ft_plugin.data.templates import load_template
 
     jobs = _prepare_jobs(args)
+    from ft_plugin.data.lengths import length_advice
+
     tokenizer = None
     if args.tokenizer != "none":
         from transformers import AutoTokenizer
@@ -126,7 +122,7 @@ def _data_prepare(args: argparse.Namespace) -> int:
         from ft_plugin.models import resolve_base_model
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(args.tokenizer).path)
-    for index, (template_ref, inputs, field_map) in enumerate(jobs):
+    for index, (template_ref, inputs, field_map, recipe_key, encoding) in enumerate(jobs):
         output = Path(args.output)
         if len(jobs) > 1:
             output = output.with_name(f"{output.stem}.{index}{output.suffix}")
@@ -144,43 +140,59 @@ def _data_prepare(args: argparse.Namespace) -> int:
             sequence_len=args.sequence_len,
             seed=args.seed,
             field_map=field_map,
+            encoding=encoding,
+            recipe_key=recipe_key,
         )
         report_path = Path(args.report) if args.report and len(jobs) == 1 else None
         result = prepare_dataset(load_template(template_ref), inputs, output, tokenizer=tokenizer,
                                  options=options, report_path=report_path)  # fmt: skip
         r = result.report
         dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "none"
-        print(
-            f"{result.output}: {r['input_rows']} rows in, {r['output_rows']} out (dropped: {dropped})"
-        )
+        encodings = ", ".join(sorted({e for e in r["encodings"].values() if e})) or "-"
+        print(f"{result.output}: {r['input_rows']} rows in, {r['output_rows']} out (dropped: {dropped}); "
+              f"encoding {encodings}")  # fmt: skip
+        if r.get("length_tokens") and (
+            advice := length_advice(r["length_tokens"], "--sequence-len")
+        ):
+            print(f"note: {advice}", file=sys.stderr)
         print(f"report: {result.report_path} (+ .md, .png)")
     return 0
 
 
-def _prepare_jobs(args: argparse.Namespace) -> list[tuple[str, list[str], dict[str, str]]]:
-    """(template, inputs, field map) per dataset: from --template/--input, or a recipe's datasets."""
+Job = tuple[str, list[str], dict[str, str], str | None, str | None]
+
+
+def _prepare_jobs(args: argparse.Namespace) -> list[Job]:
+    """(template, inputs, field map, recipe key, encoding) per dataset: from
+    --template/--input (with --field, --encoding), or a recipe's datasets."""
+    from ft_plugin.data.templates import load_template
+
     if args.recipe is None:
         if not args.template or not args.input:
             raise UserError("data prepare: give RECIPE, or --template NAME with --input FILE")
-        return [(args.template, list(args.input), {})]
+        from ft_plugin.data.columns import parse_field_arguments
+
+        fields = parse_field_arguments(args.field, load_template(args.template))
+        return [(args.template, list(args.input), fields, None, args.encoding)]
+    if args.field or args.encoding:
+        raise UserError("data prepare RECIPE: set field_* and encoding: in the recipe's datasets")
     from ft_plugin.config import load_recipe
     from ft_plugin.data.formats import CONVERTERS, template_mapping
-    from ft_plugin.data.templates import load_template
 
     recipe = load_recipe(args.recipe, args.set).recipe
-    jobs = []
+    jobs: list[Job] = []
     for index, spec in enumerate(recipe.datasets):
         if spec.type in CONVERTERS:
             raise UserError(
                 f"datasets.{index}.type: {spec.type} has no template to clean by; "
                 "use a domain template type (ft-plugin templates list) or --template"
             )
-        jobs.append((spec.type, [spec.path], template_mapping(load_template(spec.type), spec)))
+        mapping = template_mapping(load_template(spec.type), spec)
+        jobs.append((spec.type, [spec.path], mapping, f"datasets.{index}", spec.encoding))
     return jobs
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
 
     if args.import_ratings:
         return _import_ratings(args)
@@ -195,6 +207,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(
         data=args.data, template=args.template, baseline=args.baseline or bool(args.human_sheet),
+        data_type=args.type, fields=_eval_fields(args), encoding=args.encoding,
         metrics=args.metrics.split(",") if args.metrics else None, max_samples=args.max_samples,
         max_new_tokens=args.max_new_tokens, scoring=args.scoring, price_per_hour=args.price_per_hour,
     )  # fmt: skip
@@ -214,9 +227,23 @@ def _eval(args: argparse.Namespace) -> int:
         print(
             f"human sheet: {args.human_sheet} (key: {Path(args.human_sheet).with_suffix('')}.key.csv)"
         )
-    print(json.dumps(report.models, indent=2))
-    print(f"report: {output / 'report.md'}")
+    from ft_plugin.evaluate.report import terminal_table
+
+    print(terminal_table(report.to_dict()))
+    print(f"report: {output / 'report.md'} (numbers in report.json)")
     return 0
+
+
+def _eval_fields(args: argparse.Namespace) -> dict[str, str]:
+    """--field for eval: template field names with a template, the row type's otherwise."""
+    from ft_plugin.data import columns
+    from ft_plugin.data.formats import CONVERTERS
+
+    if args.template and args.template not in CONVERTERS:
+        from ft_plugin.data.templates import load_template
+
+        return columns.parse_field_arguments(args.field, load_template(args.template))
+    return columns.parse_plain_field_arguments(args.field)
 
 
 def _forgetting(args: argparse.Namespace) -> int:
@@ -351,6 +378,18 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a user's own file is read: its columns and its encoding."""
+    parser.add_argument(
+        "--field", action="append", metavar="NAME=COLUMN",
+        help="fill template field NAME from COLUMN (the recipe's field_NAME), e.g. "
+        "--field instruction=ask; repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--encoding", help="text encoding of the file (default: detected), e.g. gb18030"
+    )
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -453,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-model", default="embedded:smollm2-135m-instruct", help="whose chat template"
     )
     preview.add_argument("--sequence-len", type=int, default=512, help="cut-off, as in the recipe")
+    _add_data_file_arguments(preview)
     preview.set_defaults(handler=_templates_preview)
     _add_configs_push(template_commands, "templates")
 
@@ -466,6 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="rows to evaluate on (default: the run's held-out split)"
     )
     evaluation.add_argument("--template", help="template for --data (default: the run's)")
+    evaluation.add_argument(
+        "--type", choices=["alpaca", "chat_template", "completion"],
+        help="row type of --data without a template (default: detected: messages -> "
+        "chat_template, text -> completion, else alpaca)",
+    )  # fmt: skip
+    _add_data_file_arguments(evaluation)
     evaluation.add_argument(
         "--baseline", action="store_true", help="also evaluate the base model, side by side"
     )
@@ -547,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--topics", metavar="K|auto", help="cluster topics (TF-IDF + k-means) into the report"
     )
     prepare.add_argument("--sequence-len", type=int, default=512, help="for length statistics")
+    _add_data_file_arguments(prepare)
     prepare.add_argument(
         "--tokenizer",
         default="embedded:smollm2-135m-instruct",
@@ -561,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    from ft_plugin.noise import silence_third_party_noise
+
+    silence_third_party_noise()
     try:
         return args.handler(args)
     except UserError as exc:

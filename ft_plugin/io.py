@@ -10,9 +10,9 @@ from pathlib import Path
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place.
 
-    Example:
-        >>> write_text_atomic(Path("metrics.json"), "{}")  # doctest: +SKIP
-        PosixPath('metrics.json')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        write_text_atomic(Path("metrics.json"), "{}")  # PosixPath('metrics.json')
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -20,9 +20,9 @@ from ft_plugin.errors import UserError
 def merge_run(run_dir: Path, output: Path) -> Path:
     """Merge the adapter in ``run_dir`` into its base and save full safetensors weights.
 
-    Example:
-        >>> merge_run(Path("runs/medical-lora"), Path("merged"))  # doctest: +SKIP
-        PosixPath('merged')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        merge_run(Path("runs/medical-lora"), Path("merged"))  # PosixPath('merged')
     """
     import torch
     from peft import PeftModel

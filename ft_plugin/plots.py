@@ -32,9 +32,10 @@ def font_family() -> list[str]:
 def new_figure(width: float = 6, height: float = 3.4, dpi: int = 100) -> tuple[Any, Any]:
     """A (figure, axes) pair on the Agg canvas: no display, no global pyplot state.
 
-    Example:
-        >>> figure, axes = new_figure()
-        >>> save_png(figure, "plot.png")  # doctest: +SKIP
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        figure, axes = new_figure()
+        save_png(figure, "plot.png")
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -136,7 +136,7 @@ def build_sft_config(
         bf16=precision.bf16,
         fp16=precision.fp16,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses CPU bf16 without it
-        gradient_checkpointing=gradient_checkpointing,
+        activation_checkpointing=gradient_checkpointing,
         completion_only_loss=not recipe.train_on_inputs,
         report_to=[] if recipe.report_to == ["none"] else list(recipe.report_to),
         **packing_arguments(recipe),
@@ -334,6 +334,7 @@ def prepare_run(
     from ft_plugin import models
     from ft_plugin.data import build_training_data
     from ft_plugin.data.build import OVERLONG
+    from ft_plugin.data.lengths import length_advice
     from ft_plugin.methods.lora_training import speed_up_lora_layers
 
     recipe = loaded.recipe
@@ -371,13 +372,11 @@ def prepare_run(
         f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
         file=sys.stderr,
     )
-    if overlong := data.dropped.get(OVERLONG):
-        say(
-            f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
-            f"sequence_len={recipe.sequence_len} "
-            "tokens (their answers would be cut off); raise sequence_len to keep them",
-            file=sys.stderr,
-        )
+    if (overlong := data.dropped.get(OVERLONG)) and data.lengths:
+        say(f"ft-plugin: {length_advice(data.lengths, 'sequence_len:')}", file=sys.stderr)
+    elif overlong:
+        say(f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
+            f"sequence_len={recipe.sequence_len}", file=sys.stderr)  # fmt: skip
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
     existed = run_dir.exists()
     try:
@@ -435,10 +434,10 @@ def train(
 ) -> RunResult:
     """Train ``loaded`` into its run directory and return the metrics.
 
-    Example:
-        >>> result = train(load_recipe("medical-lora", ["max_steps=2"]), "runs/doc")  # doctest: +SKIP
-        >>> result.metrics["steps"]  # doctest: +SKIP
-        2
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        result = train(load_recipe("medical-lora", ["max_steps=2"]), "runs/doc")
+        result.metrics["steps"]  # 2
     """
     if loaded.recipe.stages:
         from ft_plugin.continual.stages import train_stages
@@ -565,6 +564,9 @@ def summary_line(result: RunResult) -> str:
 
 def train_from_cli(args: argparse.Namespace) -> int:
     """`ft-plugin train` and `python -m ft_plugin.train`: train, then print the summary."""
+    from ft_plugin.noise import silence_third_party_noise
+
+    silence_third_party_noise()
     check_launch()
     loaded = load_recipe(args.recipe, args.set)
     result = train(loaded, args.output_dir, args.resume)

@@ -359,6 +359,7 @@ class SpaceState:
         self._work = Path(tempfile.mkdtemp(prefix="ft-plugin-space-"))  # reports, plots
         weakref.finalize(self, shutil.rmtree, self._work, True)
         self.scheduler = None
+        self.ratings_push_error: str | None = None  # why ratings stay local, shown in the UI
         if ratings_dataset:
             self._start_ratings_push(ratings_dataset)
 
@@ -575,7 +576,7 @@ class SpaceState:
                 raise UserError(f"{name}: expected text")
             if len(answer) > self.limits.max_answer_chars:
                 raise UserError(f"{name}: longer than {self.limits.max_answer_chars:,} characters")
-        checked = {name: _score(name, scores.get(name)) for name in SCORE_FIELDS}
+        checked = _checked_scores(scores)
         choice = str(preference or "").strip().lower()
         if choice not in PREFERENCES:
             raise UserError(f"preference: expected a, b or tie, got {preference!r}")
@@ -614,15 +615,23 @@ class SpaceState:
             os.fsync(handle.fileno())
 
     def _start_ratings_push(self, repo_id: str) -> None:
-        """Commit ratings.jsonl to a Hub dataset every few minutes (and at exit)."""
+        """Commit ratings.jsonl to a Hub dataset every few minutes (and at exit).
+
+        A failure to start keeps the Space working with ratings on its own disk, and says
+        so, with the reason, in the log and on the Rate tab (never the token).
+        """
         try:
             self.scheduler = CommitScheduler(
                 repo_id=repo_id, repo_type="dataset", folder_path=self.data_dir,
                 allow_patterns=[RATINGS_FILE], every=self.limits.ratings_push_minutes,
                 private=True,
             )  # fmt: skip
-        except Exception as exc:  # the Space still works; ratings stay local
-            LOG.warning("ratings are not pushed to %s: %s", repo_id, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves ratings local, said loudly
+            self.ratings_push_error = (
+                f"ratings are kept in {self.ratings_path} only, not pushed to the Hub dataset "
+                f"{repo_id}: {_hub_failure_reason(exc)}"
+            )
+            LOG.error("%s", self.ratings_push_error)
             return
         self._ratings_lock = self.scheduler.lock  # no commit reads half a line
 
@@ -657,11 +666,15 @@ class SpaceState:
             for criterion in CRITERIA:
                 s = ScoreStats.of(values.get((model, criterion), []))
                 scores[model][criterion] = {"mean": s.mean, "ci95": s.ci95, "n": s.n}
+        overall = {}
+        for criterion in CRITERIA:
+            s = ScoreStats.of([r[criterion] for r in records if isinstance(r.get(criterion), int)])
+            overall[criterion] = {"mean": s.mean, "ci95": s.ci95, "n": s.n}
         preferred = [r.get("preferred") for r in records if r.get("preferred")]
         counts = {k: preferred.count(k) for k in ("tuned", "base", "tie")}
         shares = {k: (c / len(preferred) if preferred else 0.0) for k, c in counts.items()}
-        return {"ratings": len(records), "scores": scores, "preference": shares,
-                "preference_counts": counts}  # fmt: skip
+        return {"ratings": len(records), "scores": scores, "overall": overall,
+                "preference": shares, "preference_counts": counts}  # fmt: skip
 
     # ----------------------------------------------------------------- evaluate
 
@@ -748,11 +761,15 @@ class SpaceState:
             from ft_plugin.hub.card import RunInfo, build_card
 
             return build_card(RunInfo(info.run_dir, info.label, info.base_hub_id)).text
-        except Exception as exc:  # a card is documentation: never fail the tab
-            LOG.warning("model card of %s: %s", info.label, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a card is documentation: never fail the tab
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            LOG.warning(
+                "model card of %s could not be built (%s); showing a short one", info.label, reason
+            )
             return (
                 f"# {info.label}\n\n**{info.recipe.adapter}** fine-tuning of "
-                f"`{info.base_hub_id}`. No model card; training metrics below."
+                f"`{info.base_hub_id}`. The model card could not be built ({reason}); "
+                "training metrics below."
             )
 
     def training_metrics(self, adapter: str | None = None) -> dict[str, Any]:
@@ -777,6 +794,22 @@ class SpaceState:
             return None
 
 
+def _checked_scores(scores: dict[str, Any]) -> dict[str, int]:
+    """The rating's scores: the three overall ones (relevance, accuracy, readability: the
+    signature of the `rate` endpoint) and/or all six per-answer ones (relevance_a, …).
+
+    Either set may be absent (None); a set that is given must be complete and 1-5.
+    """
+    given = {name: value for name, value in scores.items() if value is not None and value != ""}
+    checked: dict[str, int] = {}
+    for names in (CRITERIA, SCORE_FIELDS):
+        if any(name in given for name in names):
+            checked.update({name: _score(name, given.get(name)) for name in names})
+    if not checked:
+        raise UserError("scores: give relevance, accuracy and readability (1-5)")
+    return checked
+
+
 def _score(name: str, value: Any) -> int:
     """A rating score: an integer 1-5 (4.0 is accepted as 4; 0, 6, 3.5 are refused)."""
     if isinstance(value, bool) or value is None:
@@ -788,6 +821,18 @@ def _score(name: str, value: Any) -> int:
     if not number.is_integer() or not 1 <= number <= 5:
         raise UserError(f"{name}: expected an integer score from 1 to 5, got {value!r}")
     return int(number)
+
+
+def _hub_failure_reason(exc: BaseException) -> str:
+    """Why a Hub call failed, in words a Space owner can act on; never the request headers."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    reasons = {401: "not authorised (set HF_TOKEN to a token with write access in the Space's secrets)",
+               403: "forbidden (the token cannot write to this dataset)",
+               404: "not found (or no access with this token)"}  # fmt: skip
+    if status is not None:
+        return reasons.get(status, f"Hub error {status}")
+    return f"{type(exc).__name__} (is the Hub reachable? is HF_HUB_OFFLINE set?)"
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -807,6 +852,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "Preferred: " + ", ".join(f"{k} {shares[k]:.0%}" for k in ("tuned", "base", "tie")),
     ]
     return "\n".join(lines)
+
+
+def _with_push_notice(state: SpaceState, text: str) -> str:
+    notice = f"**Warning:** {state.ratings_push_error}\n\n" if state.ratings_push_error else ""
+    return notice + text
 
 
 # --------------------------------------------------------------------------- Gradio layer
@@ -999,7 +1049,14 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             # one rating per pair: clear the pair, its answers and the scores
             # (distinct dicts: Gradio consumes each update it applies)
             cleared = [gr.update(value=None) for _ in range(len(score_inputs) + 1)]
-            return status, summary_markdown(summary), None, "", "", *cleared
+            return (
+                status,
+                _with_push_notice(state, summary_markdown(summary)),
+                None,
+                "",
+                "",
+                *cleared,
+            )
 
         rate_btn.click(ui_rate, [pair, *score_inputs, preference],
                        [rate_status, rate_summary, pair, rate_fields["answer_a"], rate_fields["answer_b"],
@@ -1031,7 +1088,7 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
         card_outputs = [card_md, metrics_table, curves, eval_source]
         adapter.change(ui_card, [adapter], card_outputs, api_visibility="private")
         demo.load(ui_card, [adapter], card_outputs, api_visibility="private")
-        demo.load(lambda: summary_markdown(state.ratings_summary()), None, [rate_summary],
+        demo.load(lambda: _with_push_notice(state, summary_markdown(state.ratings_summary())), None, [rate_summary],
                   api_visibility="private")  # fmt: skip
 
         # ------------------------------------------------------------- named API
@@ -1063,24 +1120,29 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             prompt: str,
             answer_a: str,
             answer_b: str,
-            relevance_a: int,
-            accuracy_a: int,
-            readability_a: int,
-            relevance_b: int,
-            accuracy_b: int,
-            readability_b: int,
+            relevance: int,
+            accuracy: int,
+            readability: int,
             preference: str,
             tuned: str = "b",
             adapter: str = "",
+            relevance_a: int | None = None,
+            accuracy_a: int | None = None,
+            readability_a: int | None = None,
+            relevance_b: int | None = None,
+            accuracy_b: int | None = None,
+            readability_b: int | None = None,
         ) -> str:
-            """Record one rating in ratings.jsonl. Scores are integers 1-5; preference is
-            "a", "b" or "tie"; tuned says which answer came from the tuned model (default
-            "b": answer_a is the base answer, answer_b the tuned one)."""
-            values = (relevance_a, accuracy_a, readability_a, relevance_b, accuracy_b,
-                      readability_b)  # fmt: skip
+            """Record one rating in ratings.jsonl: relevance, accuracy and readability of
+            the pair (integers 1-5) and the preference "a", "b" or "tie"; tuned says which
+            answer came from the tuned model (default "b"). Optional: the six per-answer
+            scores relevance_a … readability_b, all or none."""
             record = state.rate(
-                prompt=prompt, answer_a=answer_a, answer_b=answer_b,
-                scores=dict(zip(SCORE_FIELDS, values, strict=True)), preference=preference,
+                prompt=prompt, answer_a=answer_a, answer_b=answer_b, preference=preference,
+                scores={"relevance": relevance, "accuracy": accuracy, "readability": readability,
+                        "relevance_a": relevance_a, "accuracy_a": accuracy_a,
+                        "readability_a": readability_a, "relevance_b": relevance_b,
+                        "accuracy_b": accuracy_b, "readability_b": readability_b},
                 tuned=tuned, adapter=adapter or None, source="api",
             )  # fmt: skip
             return f"rating {record['id']} saved; preferred: {record['preferred']}"

@@ -318,6 +318,21 @@ def test_strip_markup_is_lenient_with_broken_html() -> None:
     assert strip_markup("<div>x <!-- note --> y &unknown; z &#169;</div>") == "x y &unknown; z ©"
 
 
+def test_an_html_parser_failure_keeps_the_text_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_feed(self, data):  # noqa: ANN001, ANN202
+        raise AssertionError("unknown status keyword")
+
+    monkeypatch.setattr(cleaning._TextExtractor, "feed", broken_feed)
+    with pytest.raises(cleaning.MarkupError, match="AssertionError: unknown status keyword"):
+        strip_markup("<p>x</p>", strict=True)
+    rows = [{"text": "<p>kept as written</p>"}, {"text": "plain text, no markup"}]
+    out, report = run(rows)
+    assert [r["text"] for r in out] == ["<p>kept as written</p>", "plain text, no markup"]
+    assert report.modified["html_parse_failed"] == 1
+
+
 @pytest.mark.timeout(20)
 def test_strip_markup_stays_linear_on_unclosed_brackets() -> None:
     code = "for (i = 0; i<n; i++) total += x[i];\n" * 5000  # 190 kB, no ">" anywhere

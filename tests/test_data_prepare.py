@@ -133,7 +133,10 @@ def test_prepare_augments_from_the_template_tables(tmp_path: Path) -> None:
             "bad.jsonl:2: invalid JSON",
         ),
         ("[1, 2]\n", "bad.jsonl:1: expected a JSON object, got list"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "bad.jsonl:1: not UTF-8 text (binary file?)"),
+        (
+            b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe",
+            "bad.jsonl: not text in any encoding charset-normalizer knows (a binary file?)",
+        ),
     ],
 )
 def test_malformed_input_is_one_line_with_file_and_line(

@@ -181,6 +181,23 @@ def test_hf_recipes_and_templates_resolve_through_the_hub(hub: HubServer, tmp_pa
     assert example["prompt"][-1]["content"] == "Q: Why?"
 
 
+def test_a_recipe_on_a_pull_request_revision_resolves(hub: HubServer, tmp_path: Path) -> None:
+    """`hf://OWNER/REPO@refs/pr/1/PATH`: a revision with slashes, and relative extends."""
+    HfApi().create_repo("test-user/recipes")
+    (tmp_path / "base.yaml").write_text("extends: medical-lora\nlora_r: 4\n")
+    (tmp_path / "proposal.yaml").write_text("extends: base.yaml\nlearning_rate: 3.0e-4\n")
+    opened = HfApi().upload_file(path_or_fileobj=str(tmp_path / "base.yaml"), path_in_repo="base.yaml",
+                                 repo_id="test-user/recipes", create_pr=True)  # fmt: skip
+    assert opened.pr_revision == "refs/pr/1"
+    HfApi().upload_file(path_or_fileobj=str(tmp_path / "proposal.yaml"), path_in_repo="proposal.yaml",
+                        repo_id="test-user/recipes", revision="refs/pr/1")  # fmt: skip
+    loaded = load_recipe("hf://test-user/recipes@refs/pr/1/proposal.yaml")
+    assert (loaded.recipe.lora_r, loaded.recipe.learning_rate) == (4, 3e-4)
+    assert "proposal.yaml" not in hub.list_files("test-user/recipes")  # on the PR only
+    encoded = load_recipe("hf://test-user/recipes@refs%2Fpr%2F1/proposal.yaml")
+    assert encoded.recipe.learning_rate == 3e-4
+
+
 def test_hub_model_id_pushes_at_the_end_of_training(hub: HubServer, tmp_path: Path) -> None:
     publish_base(tmp_path)
     loaded = tiny_recipe(tmp_path, "lora", base_model=BASE, max_steps=2)
@@ -237,5 +254,21 @@ def test_space_loads_an_adapter_by_hub_repo_id(hub: HubServer, tmp_path: Path) -
     app = load_app_module()
     state = app.SpaceState.load("test-user/space-adapter", data_dir=tmp_path / "data")
     assert state.adapter_labels == ["test-user/space-adapter"]
-    comparison = state.compare("What is 2 plus 2?", max_new_tokens=4)
-    assert isinstance(comparison.base.text, str) and isinstance(comparison.tuned.text, str)
+    local = app.SpaceState.load(str(run), data_dir=tmp_path / "local")
+    # the adapter that came down from the Hub is the one trained here, weight for weight
+    from safetensors.torch import load_file
+
+    trained = load_file(run / "adapter_model.safetensors")
+    served = {name: p for name, p in state.loaded.model.named_parameters() if "lora_" in name}
+    assert len(served) == len(trained)
+    for name, tensor in trained.items():
+        match = [
+            p
+            for n, p in served.items()
+            if n.replace(".default", "").endswith(name.removeprefix("base_model."))
+        ]
+        assert len(match) == 1 and torch.equal(match[0].detach().float(), tensor.float()), name
+    prompt = "What is 2 plus 2?"
+    remote, here = (s.compare(prompt, max_new_tokens=8) for s in (state, local))
+    assert (remote.base.text, remote.tuned.text) == (here.base.text, here.tuned.text)
+    assert remote.tuned.new_tokens > 0

@@ -149,9 +149,13 @@ def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
         name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()
     }
     assert params["/compare"][:2] == ["prompt", "max_new_tokens"]
-    assert params["/rate"][:10] == ["prompt", "answer_a", "answer_b", "relevance_a", "accuracy_a",
-                                    "readability_a", "relevance_b", "accuracy_b", "readability_b",
-                                    "preference"]  # fmt: skip
+    # the signature the Space was specified with; per-answer scores are optional extras
+    assert params["/rate"][:7] == ["prompt", "answer_a", "answer_b", "relevance", "accuracy",
+                                   "readability", "preference"]  # fmt: skip
+    assert params["/rate"][9:] == ["relevance_a", "accuracy_a", "readability_a", "relevance_b",
+                                   "accuracy_b", "readability_b"]  # fmt: skip
+    optional = [p["parameter_has_default"] for p in named["/rate"]["parameters"]]
+    assert optional == [False] * 7 + [True] * 8
     assert params["/evaluate"] == ["file"]
     assert len(named["/compare"]["returns"]) == 2
 
@@ -220,12 +224,19 @@ def test_sampling_settings_are_checked(served) -> None:  # noqa: ANN001
 def test_rate_appends_one_unblinded_line_per_call(served) -> None:  # noqa: ANN001
     path = served.state.ratings_path
     before = _lines(path)
-    message = served.client.predict(
-        PROMPT, "base says this", "tuned says that", 4, 3, 5, 2, 2, 1, "a", api_name="/rate"
+    message = served.client.predict(  # an existing client: the seven specified inputs only
+        PROMPT, "base says this", "tuned says that", 4, 3, 5, "a", api_name="/rate"
     )
     assert "saved" in message and "preferred: base" in message
+    record = _lines(path)[-1]
+    assert [record[k] for k in ("relevance", "accuracy", "readability")] == [4, 3, 5]
+    assert "relevance_a" not in record
+    message = served.client.predict(
+        PROMPT, "base says this", "tuned says that", 4, 4, 4, "a", relevance_a=4, accuracy_a=3,
+        readability_a=5, relevance_b=2, accuracy_b=2, readability_b=1, api_name="/rate",
+    )  # fmt: skip
     after = _lines(path)
-    assert len(after) == len(before) + 1
+    assert len(after) == len(before) + 2
     record = after[-1]
     assert record["prompt"] == PROMPT
     assert (record["answer_a"], record["answer_b"]) == ("base says this", "tuned says that")
@@ -235,7 +246,7 @@ def test_rate_appends_one_unblinded_line_per_call(served) -> None:  # noqa: ANN0
     assert (record["preference"], record["preferred"]) == ("a", "base")
     assert record["source"] == "api" and record["adapter"] == served.state.adapter_labels[0]
     assert datetime.fromisoformat(record["timestamp"]).tzinfo is not None
-    served.client.predict(PROMPT, "x", "y", 5, 5, 5, 1, 1, 1, "TIE", "a", api_name="/rate")
+    served.client.predict(PROMPT, "x", "y", 5, 5, 5, "TIE", "a", api_name="/rate")
     record = _lines(path)[-1]
     assert (record["a"], record["b"], record["preferred"]) == ("tuned", "base", "tie")
 
@@ -246,10 +257,18 @@ def test_rate_refuses_bad_scores_and_writes_nothing(served, bad) -> None:  # noq
 
     path = served.state.ratings_path
     before = path.read_bytes() if path.exists() else b""
-    with pytest.raises(AppError, match=r"accuracy_b: expected an integer score from 1 to 5"):
-        served.client.predict(PROMPT, "a", "b", 3, 3, 3, 3, bad, 3, "b", api_name="/rate")
+    with pytest.raises(
+        AppError, match=r"accuracy(_b)?: (expected an integer score from 1 to 5|give a)"
+    ):
+        served.client.predict(PROMPT, "a", "b", 3, bad, 3, "b", api_name="/rate")
+    with pytest.raises(
+        AppError, match=r"accuracy_b: (expected an integer score from 1 to 5|give a)"
+    ):
+        served.client.predict(PROMPT, "a", "b", 3, 3, 3, "b", relevance_a=3, accuracy_a=3,
+                              readability_a=3, relevance_b=3, accuracy_b=bad, readability_b=3,
+                              api_name="/rate")  # fmt: skip
     with pytest.raises(AppError, match="preference: expected a, b or tie"):
-        served.client.predict(PROMPT, "a", "b", 3, 3, 3, 3, 3, 3, "c", api_name="/rate")
+        served.client.predict(PROMPT, "a", "b", 3, 3, 3, "c", api_name="/rate")
     assert (path.read_bytes() if path.exists() else b"") == before
 
 
@@ -282,24 +301,54 @@ def test_ratings_summary_and_concurrent_appends(served, tmp_path: Path, app) -> 
 
 
 def test_ratings_are_committed_to_a_hub_dataset_when_configured(
+    served, app, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """The real CommitScheduler against the test Hub server: the committed file reads back."""
+    from hub_server import run_hub_server
+
+    with run_hub_server() as hub, hub.patched_client():
+        state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
+                               data_dir=tmp_path, ratings_dataset="test-user/ratings")  # fmt: skip
+        try:
+            assert state.ratings_push_error is None
+            assert state._ratings_lock is state.scheduler.lock
+            state.rate(prompt="q", answer_a="a", answer_b="b", preference="b",
+                       scores={"relevance": 4, "accuracy": 4, "readability": 5})  # fmt: skip
+            state.scheduler.trigger().result(timeout=60)
+            committed = hub.read_file("test-user/ratings", "ratings.jsonl", repo_type="dataset")
+        finally:
+            state.scheduler.stop()
+        assert hub.get_repo("test-user/ratings", "dataset").private
+    records = [json.loads(line) for line in committed.decode().splitlines()]
+    assert [r["prompt"] for r in records] == ["q"] and records[0]["preferred"] == "tuned"
+
+
+def test_a_ratings_push_that_cannot_start_is_said_in_the_log_and_the_page(
     served,
     app,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,  # noqa: ANN001
 ) -> None:
-    created = []
+    from hub_server import run_hub_server
 
-    class FakeScheduler:
-        def __init__(self, **kwargs) -> None:  # noqa: ANN003
-            created.append(kwargs)
-            self.lock = threading.Lock()
-
-    monkeypatch.setattr(app, "CommitScheduler", FakeScheduler)
-    state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
-                           data_dir=tmp_path, ratings_dataset="me/ratings")  # fmt: skip
-    assert created == [{"repo_id": "me/ratings", "repo_type": "dataset", "folder_path": tmp_path,
-                        "allow_patterns": ["ratings.jsonl"], "every": 5.0, "private": True}]  # fmt: skip
-    assert state._ratings_lock is state.scheduler.lock
+    with (
+        run_hub_server() as hub,
+        hub.patched_client(token="hf_not_a_valid_token"),
+        caplog.at_level("ERROR", logger="ft_plugin.space"),
+    ):
+        state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
+                               data_dir=tmp_path, ratings_dataset="test-user/ratings")  # fmt: skip
+    assert state.scheduler is None
+    assert (
+        "not pushed to the Hub dataset test-user/ratings: not authorised"
+        in state.ratings_push_error
+    )
+    assert state.ratings_push_error in caplog.text and "hf_not_a_valid_token" not in caplog.text
+    page = app._with_push_notice(state, "No ratings yet.")
+    assert page.startswith("**Warning:** ratings are kept in") and "hf_not_a_valid" not in page
+    state.rate(prompt="q", answer_a="a", answer_b="b", preference="a",
+               scores={"relevance": 3, "accuracy": 3, "readability": 3})  # fmt: skip
+    assert len(_lines(tmp_path / "ratings.jsonl")) == 1  # the Space keeps working, locally
 
 
 def test_evaluate_an_uploaded_jsonl(served, tmp_path: Path) -> None:  # noqa: ANN001
@@ -355,6 +404,23 @@ def test_model_card_and_training_metrics(served) -> None:  # noqa: ANN001
     assert state.training_metrics()["steps"] == 4
     curves = state.training_curves()
     assert curves is not None and curves.is_file()
+
+
+def test_a_model_card_that_cannot_be_built_says_why(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    from huggingface_hub import ModelCard
+
+    from ft_plugin.hub import card
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("metrics.json: not JSON")
+
+    monkeypatch.setattr(ModelCard, "load", broken)
+    monkeypatch.setattr(card, "build_card", broken)
+    text = served.state.card_markdown()
+    assert "could not be built (ValueError: metrics.json: not JSON)" in text
+    assert text.startswith(f"# {served.state.adapter_labels[0]}")
 
 
 # --------------------------------------------------------------------------- loading

@@ -230,6 +230,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"unknown key; did you mean {match!r}?" if match else "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if kind == "value_error":  # our validators' messages name the value and the fix
+        return str(error["ctx"]["error"])
     message = error["msg"][0].lower() + error["msg"][1:]
     if kind.startswith(("literal_error", "enum")):
         return f"{message} (got {error['input']!r})"

@@ -152,12 +152,12 @@ def merge_adapters(
     existing ``name``, mismatched ``weights``, a bad or missing ``density``, an unknown
     ``combination_type``, unequal ranks where they must match, and non-LoRA adapters.
 
-    Example:
-        >>> model = get_peft_model(base, LoraConfig(r=4), adapter_name="law")  # doctest: +SKIP
-        >>> model.add_adapter("med", LoraConfig(r=4))  # doctest: +SKIP
-        >>> merge_adapters(model, ["law", "med"], [0.5, 0.5], name="both",
-        ...                combination_type="ties", density=0.5)  # doctest: +SKIP
-        'both'
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        model = get_peft_model(base, LoraConfig(r=4), adapter_name="law")
+        model.add_adapter("med", LoraConfig(r=4))
+        merge_adapters(model, ["law", "med"], [0.5, 0.5], name="both",
+                       combination_type="ties", density=0.5)  # 'both'
     """
     import torch
 

@@ -37,8 +37,9 @@ def compute_fisher(
 
     Each batch holds ``input_ids`` and ``labels`` (-100 where no loss) of one row.
 
-    Example:
-        >>> fisher = compute_fisher(model, [{"input_ids": ids, "labels": labels}])  # doctest: +SKIP
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        fisher = compute_fisher(model, [{"input_ids": ids, "labels": labels}])
     """
     params = trainable_parameters(model)
     if not params:

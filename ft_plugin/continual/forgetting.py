@@ -140,10 +140,10 @@ def plot_forgetting_matrix(
     Agg canvas directly (no pyplot). Raises ``ValueError`` for a bad ``R`` or names that do
     not match its shape.
 
-    Example:
-        >>> plot_forgetting_matrix([[0.9, 0.2], [0.7, 0.8]], ["after law", "after med"],
-        ...                        ["law", "med"], "forgetting.png", "accuracy")  # doctest: +SKIP
-        PosixPath('forgetting.png')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        plot_forgetting_matrix([[0.9, 0.2], [0.7, 0.8]], ["after law", "after med"],
+                               ["law", "med"], "forgetting.png", "accuracy")  # PosixPath('forgetting.png')
     """
     import numpy as np
 

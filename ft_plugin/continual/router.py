@@ -285,9 +285,9 @@ class AdapterRouter:
 
         A prompt with no known term gets the intercept-only probabilities.
 
-        Example:
-            >>> router.route_proba("blood pressure")  # doctest: +SKIP
-            {'law': 0.03, 'med': 0.97}
+        Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+            router.route_proba("blood pressure")  # {'law': 0.03, 'med': 0.97}
         """
         fitted = self._require()
         probabilities = self._proba(fitted, prompt)
@@ -296,9 +296,9 @@ class AdapterRouter:
     def route(self, prompt: str) -> str:
         """The adapter that should answer ``prompt`` (ties go to the first name in order).
 
-        Example:
-            >>> router.route("高血压的药物")  # doctest: +SKIP
-            'med'
+        Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+            router.route("高血压的药物")  # 'med'
         """
         fitted = self._require()
         return fitted.classes[int(np.argmax(self._proba(fitted, prompt)))]
@@ -308,9 +308,9 @@ class AdapterRouter:
     def save(self, folder: str | Path) -> Path:
         """Write ``router.json`` and ``router.safetensors`` into ``folder``; return the folder.
 
-        Example:
-            >>> router.save("runs/router")  # doctest: +SKIP
-            PosixPath('runs/router')
+        Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+            router.save("runs/router")  # PosixPath('runs/router')
         """
         from safetensors.numpy import save_file
 
@@ -356,9 +356,9 @@ class AdapterRouter:
     def load(cls, folder: str | Path) -> AdapterRouter:
         """Rebuild a router saved by :meth:`save` (no pickle; every field is validated).
 
-        Example:
-            >>> AdapterRouter.load("runs/router").route("tax law")  # doctest: +SKIP
-            'law'
+        Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+            AdapterRouter.load("runs/router").route("tax law")  # 'law'
         """
         from safetensors.numpy import load_file
 

@@ -407,9 +407,10 @@ class HFTranslator:
     ``{"en": "eng_Latn", "fr": "fra_Latn"}``): the tokenizer's ``src_lang`` is set and
     generation is forced to start with the target language token.
 
-    Example:
-        >>> translator = HFTranslator("Helsinki-NLP/opus-mt-en-fr", "Helsinki-NLP/opus-mt-fr-en")
-        >>> rows = back_translate(rows, translator, fields=["instruction"])  # doctest: +SKIP
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        translator = HFTranslator("Helsinki-NLP/opus-mt-en-fr", "Helsinki-NLP/opus-mt-fr-en")
+        rows = back_translate(rows, translator, fields=["instruction"])
     """
 
     def __init__(

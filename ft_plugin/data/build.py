@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ft_plugin.errors import DataError
 
-from .formats import AXOLOTL_FIELDS, Example, convert_rows
+from .formats import AXOLOTL_FIELDS, CONVERTERS, Example, convert_rows, template_mapping
+from .lengths import length_stats
 from .reading import read_rows
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class TrainingData:
     train: Dataset
     eval: Dataset | None
     dropped: Counter[str] = field(default_factory=Counter)
+    lengths: dict[str, Any] | None = None  # token-length statistics of the chat rows (lengths.py)
 
 
 def _examples_for(
@@ -40,8 +42,16 @@ def _examples_for(
         name=spec.name,
         data_files=spec.data_files,
         revision=spec.revision,
+        encoding=spec.encoding,
     )
     _check_mapped_columns(spec, rows, index)
+    if spec.type not in CONVERTERS:
+        from .columns import check_columns
+        from .templates import load_template
+
+        template = load_template(spec.type)
+        check_columns(template, spec.path, rows[:100], template_mapping(template, spec),
+                      recipe_key=f"datasets.{index}")  # fmt: skip
     converted = convert_rows(rows, spec)
     if not converted.examples:
         reasons = (
@@ -141,7 +151,7 @@ OVERLONG = "longer_than_sequence_len"
 
 def drop_overlong(
     examples: list[Example], tokenizer: Any, sequence_len: int
-) -> tuple[list[Example], int]:
+) -> tuple[list[Example], int, list[int]]:
     """Drop prompt/completion examples longer than ``sequence_len`` tokens once rendered.
 
     TRL truncates a row at ``max_length`` from the end, so an over-long example would
@@ -151,12 +161,15 @@ def drop_overlong(
     """
     from .preview import render_example
 
-    kept = [
-        e
-        for e in examples
-        if "text" in e or render_example(tokenizer, e, sequence_len).full_length <= sequence_len
-    ]
-    return kept, len(examples) - len(kept)
+    kept, lengths = [], []
+    for example in examples:
+        if "text" in example:
+            kept.append(example)
+            continue
+        lengths.append(render_example(tokenizer, example, sequence_len).full_length)
+        if lengths[-1] <= sequence_len:
+            kept.append(example)
+    return kept, len(examples) - len(kept), lengths
 
 
 def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> TrainingData:
@@ -191,14 +204,18 @@ def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> Trainin
     if recipe.replay:
         examples = with_replay(examples, recipe.replay, seed, chunker)
     if tokenizer is not None:
-        examples, dropped[OVERLONG] = drop_overlong(examples, tokenizer, recipe.sequence_len)
-        held_out, more = drop_overlong(held_out, tokenizer, recipe.sequence_len)
+        examples, dropped[OVERLONG], lengths = drop_overlong(
+            examples, tokenizer, recipe.sequence_len
+        )
+        held_out, more, held_out_lengths = drop_overlong(held_out, tokenizer, recipe.sequence_len)
         dropped[OVERLONG] += more
+        stats = length_stats(lengths + held_out_lengths, recipe.sequence_len)
         if not examples:
             raise DataError(
                 f"sequence_len: {recipe.sequence_len} is shorter than every training example; "
                 "raise it"
             )
     return TrainingData(
-        Dataset.from_list(examples), Dataset.from_list(held_out) if held_out else None, dropped
-    )
+        Dataset.from_list(examples), Dataset.from_list(held_out) if held_out else None, dropped,
+        stats if tokenizer is not None else None,
+    )  # fmt: skip

@@ -61,11 +61,11 @@ def chunk_spans(
     consecutive windows share exactly ``overlap`` tokens when cuts allow it (always when
     every token is a whole number of characters) and otherwise slightly fewer, never more.
 
-    Example:
-        With a byte-level tokenizer (one token per ASCII character):
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
-        >>> chunk_spans("abcdef", byte_tokenizer, window=4, overlap=1)  # doctest: +SKIP
-        ([(0, 4), (3, 6)], 6)
+        # With a byte-level tokenizer (one token per ASCII character):
+
+        chunk_spans("abcdef", byte_tokenizer, window=4, overlap=1)  # ([(0, 4), (3, 6)], 6)
     """
     _check(window, overlap)
     if not text:
@@ -112,11 +112,11 @@ def chunk_text(text: str, tokenizer: Any, *, window: int, overlap: int) -> list[
     + ...`` is exactly ``text``, where ``overlap_i`` is the text shared by chunks i-1 and
     i (a suffix of the one, a prefix of the other); see :func:`chunk_spans` for the rules.
 
-    Example:
-        >>> from transformers import AutoTokenizer
-        >>> tokenizer = AutoTokenizer.from_pretrained("gpt2")  # doctest: +SKIP
-        >>> chunk_text("one two three four five", tokenizer, window=3, overlap=1)  # doctest: +SKIP
-        ['one two three', ' three four five']
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained("gpt2")
+        chunk_text("one two three four five", tokenizer, window=3, overlap=1)  # ['one two three', ' three four five']
     """
     spans, _ = chunk_spans(text, tokenizer, window=window, overlap=overlap)
     return [text[start:end] for start, end in spans]
@@ -131,11 +131,11 @@ def chunk_rows(
     (the document's index in ``rows``). A row whose ``field`` is missing or not a string
     raises ``ValueError``.
 
-    Example:
-        >>> rows = [{"text": "a long document ...", "source": "wiki"}]
-        >>> chunks, report = chunk_rows(rows, tokenizer, window=512, overlap=64)  # doctest: +SKIP
-        >>> chunks[0]["_chunk"], chunks[0]["_source_row"], report.documents  # doctest: +SKIP
-        (0, 0, 1)
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        rows = [{"text": "a long document ...", "source": "wiki"}]
+        chunks, report = chunk_rows(rows, tokenizer, window=512, overlap=64)
+        chunks[0]["_chunk"], chunks[0]["_source_row"], report.documents  # (0, 0, 1)
     """
     _check(window, overlap)
     out: list[Row] = []

@@ -246,12 +246,18 @@ def _escape_stray_brackets(text: str) -> str:
     return head + _TAG_OR_BRACKET.sub(keep, text[split:])
 
 
-def strip_markup(text: str) -> str:
+class MarkupError(ValueError):
+    """`html.parser` failed on a text (strict ``strip_markup``)."""
+
+
+def strip_markup(text: str, *, strict: bool = False) -> str:
     """Text without HTML tags, comments and script/style contents, entities decoded.
 
     Uses `html.parser`; block elements become line breaks and whitespace is normalised.
     Text without ``<`` or ``&`` is returned unchanged; a ``<`` that opens no complete tag,
-    and tags that are not HTML elements (``List<String>``), stay as they are.
+    and tags that are not HTML elements (``List<String>``), stay as they are. Should the
+    parser fail, the text is returned as it was, or, with ``strict``, ``MarkupError`` is
+    raised (the cleaning pass counts those rows in its report).
 
     >>> strip_markup("<p>Fish &amp; chips&nbsp;<b>now</b></p><script>x()</script><p>2 < 3</p>")
     'Fish & chips now\\n2 < 3'
@@ -262,9 +268,19 @@ def strip_markup(text: str) -> str:
     try:
         parser.feed(_escape_stray_brackets(text))
         parser.close()
-    except Exception:  # the parser is lenient, but must never fail a row
+    except Exception as exc:  # the parser is lenient, but must never fail a row
+        if strict:
+            raise MarkupError(f"{type(exc).__name__}: {exc}") from exc
         return text
     return _whitespace("".join(parser.parts))
+
+
+def _strip_markup_counted(text: str, touched: set[str]) -> str:
+    try:
+        return strip_markup(text, strict=True)
+    except MarkupError:
+        touched.add("html_parse_failed")  # kept as it was; counted under `modified`
+        return text
 
 
 # --- PII -----------------------------------------------------------------------------------
@@ -514,7 +530,7 @@ def _clean_text(text: str, options: CleaningOptions, touched: set[str], pii: Cou
     steps: list[tuple[bool, str, Callable[[str], str]]] = [
         (options.normalize_unicode, "unicode_normalized", _unicode),
         (options.normalize_unicode, "whitespace_normalized", _whitespace),
-        (options.strip_html, "html_stripped", strip_markup),
+        (options.strip_html, "html_stripped", lambda value: _strip_markup_counted(value, touched)),
     ]
     for enabled, reason, function in steps:
         if enabled and (result := function(text)) != text:

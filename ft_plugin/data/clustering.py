@@ -176,10 +176,10 @@ def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
     use an installed CJK font when there is one; otherwise missing glyphs are drawn as
     boxes, silently.
 
-    Example:
-        >>> report = cluster_topics(["tax law", "tax code", "heart rate", "heart attack"], k=2)
-        >>> plot_topic_sizes(report, "topics.png")  # doctest: +SKIP
-        PosixPath('topics.png')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        report = cluster_topics(["tax law", "tax code", "heart rate", "heart attack"], k=2)
+        plot_topic_sizes(report, "topics.png")  # PosixPath('topics.png')
     """
     from ft_plugin.plots import font_family, new_figure, save_png
 

@@ -134,7 +134,10 @@ def _with_system(example: Example | str, system: str | None) -> Example | str:
 
 
 def template_examples(
-    rows: list[dict[str, Any]], spec: DatasetSection, dropped: Counter[str]
+    rows: list[dict[str, Any]],
+    spec: DatasetSection,
+    dropped: Counter[str],
+    mapping: dict[str, str] | None = None,
 ) -> list[Example]:
     """Rows in any shape the template accepts → prompt/completion with its system prompt.
 
@@ -144,7 +147,7 @@ def template_examples(
     from .cleaning import CleaningOptions, CleaningReport, clean_rows
 
     template = load_template(spec.type)
-    mapping = template_mapping(template, spec)
+    mapping = {**template_mapping(template, spec), **(mapping or {})}
     system = template.system_prompt.strip() if template.system_prompt else None
     messages_column = spec.field_messages or "messages"
     is_chat = [template.accepts_messages and messages_column in row for row in rows]

@@ -9,9 +9,9 @@ not grow with the file size. Outputs are written to temporary files and renamed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -22,7 +22,9 @@ from typing import Any, Literal
 from ft_plugin.errors import DataError
 
 from .cleaning import CleaningOptions, CleaningReport, clean_rows
-from .reading import iter_rows
+from .columns import check_columns
+from .lengths import length_stats
+from .reading import iter_rows, local_encoding
 from .templates import Template
 
 Row = dict[str, Any]
@@ -42,6 +44,8 @@ class PrepareOptions:
     sequence_len: int = 512
     seed: int = 42
     field_map: dict[str, str] = field(default_factory=dict)  # canonical field -> column
+    encoding: str | None = None  # local text files: None detects
+    recipe_key: str | None = None  # `datasets.N` when the inputs come from a recipe
 
 
 @dataclass
@@ -67,6 +71,18 @@ def cleaning_options(template: Template, options: PrepareOptions) -> CleaningOpt
         max_chars=spec.max_chars,
         near_dup_threshold=threshold,
     )
+
+
+_HEAD_ROWS = 100  # rows read ahead to check the columns before streaming the rest
+
+
+def _checked_input(template: Template, path: str, options: PrepareOptions) -> Iterator[Row]:
+    """The rows of ``path``, after checking that its columns can fill the template."""
+    rows = iter_rows(path, encoding=options.encoding)
+    head = list(itertools.islice(rows, _HEAD_ROWS))
+    check_columns(template, path, head, options.field_map, recipe_key=options.recipe_key)
+    yield from head
+    yield from rows
 
 
 def _canonical_rows(
@@ -115,37 +131,29 @@ def _augment(template: Template, rows: list[Row], options: PrepareOptions) -> li
     return rows + added
 
 
-def _write_jsonl(path: Path, rows: Iterable[Row]) -> Iterator[Row]:
-    """Write rows to ``path`` atomically while passing them on (so stats can stream too)."""
+def _write_jsonl(path: Path, rows: Iterable[Row], cleaning: CleaningReport) -> Iterator[Row]:
+    """Write rows to ``path`` atomically while passing them on (so stats can stream too).
+
+    Keeping no row at all is an error, not an empty output.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        written = 0
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                written += 1
                 yield row
+        if written == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in cleaning.dropped.items()) or "no rows read"
+            raise DataError(
+                f"{path}: 0 rows kept of {cleaning.input_rows} (dropped: {reasons}); nothing written"
+            )
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):
             os.unlink(staging)
-
-
-def length_stats(lengths: list[int], sequence_len: int) -> dict[str, Any]:
-    """min/mean/p50/p95/max of token lengths and how many rows exceed `sequence_len`."""
-    if not lengths:
-        return {"rows": 0}
-    ordered = sorted(lengths)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "rows": len(ordered),
-        "min": ordered[0],
-        "mean": round(statistics.fmean(ordered), 1),
-        "p50": ordered[(len(ordered) - 1) // 2],
-        "p95": p95,
-        "max": ordered[-1],
-        "over_sequence_len": sum(1 for n in ordered if n > sequence_len),
-        "sequence_len": sequence_len,
-    }
 
 
 def prepare_dataset(
@@ -159,15 +167,17 @@ def prepare_dataset(
 ) -> PrepareResult:
     """Clean ``inputs`` through ``template`` into ``output`` (JSONL) and write the report.
 
-    Example:
-        >>> from ft_plugin.data.templates import load_template
-        >>> result = prepare_dataset(load_template("finance-sentiment"), ["builtin:finance-sentiment"],
-        ...                          Path("out.jsonl"), tokenizer=None, options=PrepareOptions())  # doctest: +SKIP
-        >>> result.report["output_rows"]  # doctest: +SKIP
-        92
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        from ft_plugin.data.templates import load_template
+        result = prepare_dataset(load_template("finance-sentiment"), ["builtin:finance-sentiment"],
+                                 Path("out.jsonl"), tokenizer=None, options=PrepareOptions())
+        result.report["output_rows"]  # 92
     """
     cleaning = CleaningReport()
-    rows: Iterable[Row] = (row for path in inputs for row in iter_rows(path))
+    rows: Iterable[Row] = (
+        row for path in inputs for row in _checked_input(template, path, options)
+    )
     rows = _canonical_rows(template, rows, options.field_map)
     rows = clean_rows(
         rows, text_fields=template.text_fields, required_fields=template.required,
@@ -203,7 +213,7 @@ def prepare_dataset(
     labels: Counter[str] = Counter()
     texts: list[str] = []
     written = 0
-    for row in _write_jsonl(output, rows):
+    for row in _write_jsonl(output, rows, cleaning):
         written += 1
         if label_field:
             labels[row[label_field]] += 1
@@ -242,6 +252,7 @@ def _report(template, inputs, output, cleaning, labels, lengths, options, extras
     report: dict[str, Any] = {
         "template": template.name,
         "inputs": inputs,
+        "encodings": {path: local_encoding(path, options.encoding) for path in inputs},
         "output": str(output),
         **cleaning.to_dict(),
     }

@@ -8,6 +8,7 @@ test checks this against the masks SFTTrainer itself builds.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,9 +91,35 @@ def preview_lines(
         header = f"── row {number}: {len(rendered.input_ids)} tokens, {trained} carry loss (between {LOSS_OPEN} {LOSS_CLOSE}) ──"
         blocks.append(f"{header}\n{marked_text(tokenizer, rendered)}")
         if rendered.truncated:
-            lost = rendered.full_length - len(rendered.input_ids)
+            what = "raw text is cut into windows" if "text" in example else "training drops the row"
             warnings.append(
-                f"warning: row {number} has {rendered.full_length} tokens; sequence_len {sequence_len} "
-                f"cuts the last {lost}" + (" and leaves no answer tokens" if trained == 0 else "")
+                f"warning: row {number} has {rendered.full_length} tokens, more than sequence_len "
+                f"{sequence_len} (shown cut there): {what}; raise sequence_len to keep it whole"
             )
     return blocks, warnings
+
+
+def template_preview(template: Any, data: str | None, tokenizer: PreTrainedTokenizerBase, *,
+                     rows: int, sequence_len: int, fields: dict[str, str] | None = None,
+                     encoding: str | None = None) -> tuple[str, list[str], list[str]]:  # fmt: skip
+    """(source, blocks, warnings): the first ``rows`` rows of ``data`` (default: the
+    template's sample) rendered through ``template`` exactly as training renders them."""
+    from ft_plugin.config.schema import DatasetSection
+    from ft_plugin.errors import DataError
+
+    from .columns import check_columns
+    from .formats import template_examples
+    from .reading import builtin_sample_path, read_rows
+
+    source = data or f"builtin:{template.name}"
+    if source.startswith("builtin:"):
+        builtin_sample_path(source.removeprefix("builtin:"))  # a clear error when absent
+    head = read_rows(source, encoding=encoding)[: max(rows * 4, rows)]
+    check_columns(template, source, head, fields or {})
+    dropped: Counter[str] = Counter()
+    spec = DatasetSection(path=source, type=template.name)
+    examples = template_examples(head, spec, dropped, mapping=fields)
+    if not examples:
+        raise DataError(f"{source}: no row fits template {template.name} ({dict(dropped)})")
+    blocks, warnings = preview_lines(tokenizer, examples[:rows], sequence_len)
+    return source, blocks, warnings

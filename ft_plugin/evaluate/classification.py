@@ -169,10 +169,10 @@ def plot_confusion_matrix(
 
     Rows are true labels, columns predicted labels plus ``"unparseable"``.
 
-    Example:
-        >>> s = classification_metrics(["a", "b"], ["a", None], ["a", "b"])
-        >>> plot_confusion_matrix(s, ["a", "b"], tmp / "cm.png", "demo").suffix  # doctest: +SKIP
-        '.png'
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        s = classification_metrics(["a", "b"], ["a", None], ["a", "b"])
+        plot_confusion_matrix(s, ["a", "b"], tmp / "cm.png", "demo").suffix  # '.png'
     """
     matrix = scores.confusion
     if len(matrix) != len(labels) or any(len(row) != len(labels) + 1 for row in matrix):

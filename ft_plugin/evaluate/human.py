@@ -99,10 +99,10 @@ def write_human_sheet(items: list[dict[str, Any]], path: str | Path, *, seed: in
     ``item["id"]`` when given, else its 1-based position. Which answer is ``a`` is drawn
     per row from ``random.Random(seed)``, so the same items and seed give the same sheet.
 
-    Example:
-        >>> items = [{"prompt": "2+2?", "base_answer": "5", "tuned_answer": "4"}]
-        >>> write_human_sheet(items, tmp / "ratings.csv", seed=1).name  # doctest: +SKIP
-        'ratings.csv'
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        items = [{"prompt": "2+2?", "base_answer": "5", "tuned_answer": "4"}]
+        write_human_sheet(items, tmp / "ratings.csv", seed=1).name  # 'ratings.csv'
     """
     if not items:
         raise ValueError("no items to write to the human evaluation sheet")
@@ -324,10 +324,11 @@ def import_ratings(
     :func:`key_path_for` of the first sheet, else the only ``*.key.csv`` in its folder.
     Empty cells are skipped; a rater may rate an item only once.
 
-    Example:
-        >>> sheets = ["eval/ratings_ann.csv", "eval/ratings_bob.csv"]
-        >>> report = import_ratings(sheets)  # doctest: +SKIP
-        >>> report.scores["tuned"]["accuracy"].mean, report.preference["tuned"]  # doctest: +SKIP
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        sheets = ["eval/ratings_ann.csv", "eval/ratings_bob.csv"]
+        report = import_ratings(sheets)
+        report.scores["tuned"]["accuracy"].mean, report.preference["tuned"]
 
     Raises:
         ValueError: ``file.csv:ROW: column: what is wrong`` for a bad cell, an id not in

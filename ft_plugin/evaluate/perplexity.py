@@ -71,9 +71,9 @@ def corpus_perplexity(
 ) -> PerplexityResult:
     """Token-weighted perplexity of ``examples`` (prompt/completion rows or raw text).
 
-    Example:
-        >>> corpus_perplexity(model, tokenizer, examples, sequence_len=512).perplexity  # doctest: +SKIP
-        12.83
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        corpus_perplexity(model, tokenizer, examples, sequence_len=512).perplexity  # 12.83
     """
     total, tokens = 0.0, 0
     for example in examples:

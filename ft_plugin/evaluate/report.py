@@ -72,6 +72,50 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Metrics where a lower value is better (the change column says "better"/"worse" by this).
+LOWER_IS_BETTER = ("perplexity", "latency_ms_p50", "latency_ms_p95", "peak_memory_mb",
+                   "weights_size_mb", "cost_per_1k_requests", "unparseable_rate")  # fmt: skip
+
+
+def terminal_table(report: dict[str, Any]) -> str:
+    """The comparison a person reads at the end of `ft-plugin eval`: one row per metric.
+
+    Example:
+        >>> print(terminal_table({"models": {"target": {"perplexity": 10.0}, "baseline": {"perplexity": 15.5}},
+        ...                       "delta": {"perplexity": -5.5}, "data": {"rows": 6}}))
+        metric      base  tuned       change
+        perplexity  15.5     10  -5.5 better
+        (6 rows)
+    """
+    models = report["models"]
+    target, baseline = models["target"], models.get("baseline")
+    names = [k for k, v in target.items() if isinstance(v, int | float)]
+    header = ["metric", *(["base"] if baseline else []), "tuned", *(["change"] if baseline else [])]
+    rows = [header]
+    for name in names:
+        row = [name]
+        if baseline is not None:
+            row.append(_cell(baseline.get(name)))
+        row.append(_cell(target[name]))
+        if baseline is not None:
+            change = report["delta"].get(name)
+            row.append(_cell(change, signed=True) + _verdict(name, change))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in rows]  # fmt: skip
+    return "\n".join([*lines, f"({report['data']['rows']} rows)"])
+
+
+def _verdict(name: str, change: Any) -> str:
+    if not isinstance(change, int | float) or change == 0:
+        return ""
+    if name == "tokens_per_second":
+        return " faster" if change > 0 else " slower"
+    better = change < 0 if name in LOWER_IS_BETTER else change > 0
+    return " better" if better else " worse"
+
+
 def _cell(value: Any, signed: bool = False) -> str:
     if not isinstance(value, int | float):
         return "–"

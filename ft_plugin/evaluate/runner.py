@@ -34,6 +34,11 @@ class EvalSettings:
     price_per_hour: float | None = None
     latency_samples: int = 8
     sequence_len: int | None = None
+    data_type: str | None = (
+        None  # alpaca, chat_template, completion; None: the template, or detected
+    )
+    fields: dict[str, str] = field(default_factory=dict)  # template field -> column (--field)
+    encoding: str | None = None  # of a local --data file; None detects
 
 
 @dataclass
@@ -61,6 +66,10 @@ def _template_of(target: LoadedTarget, settings: EvalSettings) -> Any | None:
     from ft_plugin.data.templates import load_template
 
     name = settings.template
+    if name in CONVERTERS:  # `--template completion` means the dataset type
+        return None
+    if name is None and settings.data and settings.data_type:
+        return None
     if name is None and target.recipe is not None:
         first = target.recipe.datasets[0].type
         name = None if first in CONVERTERS else first
@@ -71,15 +80,24 @@ def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
     """``--data`` through the template, or the run's own held-out rows."""
     from ft_plugin.config.schema import DatasetSection
     from ft_plugin.data import build_training_data
-    from ft_plugin.data.formats import convert_rows
+    from ft_plugin.data.formats import Conversion, convert_rows, template_examples
     from ft_plugin.data.reading import read_rows
 
     template = _template_of(target, settings)
     if settings.data:
-        kind = template.name if template else "alpaca"
-        converted = convert_rows(
-            read_rows(settings.data), DatasetSection(path=settings.data, type=kind)
-        )
+        rows = read_rows(settings.data, encoding=settings.encoding)
+        if template is not None:
+            from ft_plugin.data.columns import check_columns
+
+            check_columns(template, settings.data, rows[:100], settings.fields)
+        kind = template.name if template else settings.data_type or _detected_type(settings, rows)
+        spec = DatasetSection(path=settings.data, type=kind, **_field_keys(kind, settings.fields))
+        if template is not None:  # --field names template fields here, not recipe keys
+            converted = Conversion([])
+            converted.examples = template_examples(rows, spec, converted.dropped,
+                                                   mapping=settings.fields)  # fmt: skip
+        else:
+            converted = convert_rows(rows, spec)
         if not converted.examples:
             reasons = (
                 ", ".join(f"{k}: {v}" for k, v in converted.dropped.items()) or "the file is empty"
@@ -98,11 +116,34 @@ def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
     return EvalData(examples[: settings.max_samples], source, template)
 
 
+def _detected_type(settings: EvalSettings, rows: list[dict[str, Any]]) -> str:
+    """A file without a template: chat rows, raw text rows, or instruction rows."""
+    if settings.template in ("alpaca", "chat_template", "completion"):
+        return settings.template
+    columns = set().union(*(row.keys() for row in rows[:100])) if rows else set()
+    if "messages" in columns:
+        return "chat_template"
+    if "text" in columns and "instruction" not in columns and not settings.fields:
+        return "completion"
+    return "alpaca"
+
+
+def _field_keys(kind: str, fields: dict[str, str]) -> dict[str, str]:
+    """`--field instruction=ask` → `field_instruction="ask"` for the builtin row types."""
+    if kind not in ("alpaca", "chat_template", "completion"):
+        return {}
+    return {f"field_{name}": column for name, column in fields.items()}
+
+
 def chosen_metrics(settings: EvalSettings, data: EvalData) -> list[str]:
-    wanted = settings.metrics or [
-        *(data.template.metrics if data.template else ["perplexity"]),
-        "latency",
-    ]
+    text_only = bool(data.examples) and all("text" in e for e in data.examples)
+    default = data.template.metrics if data.template else ["perplexity"]
+    wanted = settings.metrics or ([*default, "latency"] if not text_only else ["perplexity"])
+    if text_only and (other := [m for m in wanted if m != "perplexity"]):
+        raise UserError(
+            f"--metrics {','.join(other)}: the rows are raw text (completion) with no prompt to "
+            "answer; raw text supports --metrics perplexity"
+        )
     unknown = [m for m in wanted if m not in KNOWN_METRICS]
     if unknown:
         raise UserError(

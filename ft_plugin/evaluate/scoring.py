@@ -169,9 +169,9 @@ def score_labels(
 ) -> list[list[float]]:
     """Summed log-probability of each label as the answer, for every example.
 
-    Example:
-        >>> score_labels(model, tokenizer, examples, ["yes", "no"])  # doctest: +SKIP
-        [[-0.21, -1.66], [-2.3, -0.11]]
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        score_labels(model, tokenizer, examples, ["yes", "no"])  # [[-0.21, -1.66], [-2.3, -0.11]]
     """
     if not labels:
         raise ValueError("score_labels needs at least one label")

@@ -227,10 +227,10 @@ def _usage_section(run: RunInfo, merged: bool) -> list[str]:
 def build_card(run: RunInfo, *, merged: bool = False, loss_curve: str | None = None) -> ModelCard:
     """The complete model card of a run, ready to save as README.md.
 
-    Example:
-        >>> card = build_card(RunInfo(Path("runs/demo"), "me/demo", "HuggingFaceTB/SmolLM2-135M-Instruct"))  # doctest: +SKIP
-        >>> card.data.library_name  # doctest: +SKIP
-        'peft'
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        card = build_card(RunInfo(Path("runs/demo"), "me/demo", "HuggingFaceTB/SmolLM2-135M-Instruct"))
+        card.data.library_name  # 'peft'
     """
     library = (
         "transformers"

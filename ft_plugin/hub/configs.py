@@ -54,8 +54,9 @@ def push_configs(
 ) -> PushResult:
     """Validate and publish recipe or template files, with a README index.
 
-    Example:
-        >>> push_configs([Path("medical-qlora.yaml")], "team/recipes", "recipes")  # doctest: +SKIP
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        push_configs([Path("medical-qlora.yaml")], "team/recipes", "recipes")
     """
     names = [f.name for f in files]
     if len(set(names)) != len(names):

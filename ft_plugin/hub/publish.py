@@ -169,9 +169,9 @@ def push_run(
 ) -> PushResult:
     """Publish ``run_dir`` to ``repo_id`` in one commit.
 
-    Example:
-        >>> push_run(Path("runs/medical-lora"), "me/medical-lora")  # doctest: +SKIP
-        PushResult(repo_id='me/medical-lora', commit='…', changed=True, url='https://huggingface.co/me/medical-lora')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        push_run(Path("runs/medical-lora"), "me/medical-lora")  # PushResult(repo_id='me/medical-lora', commit='…', changed=True, url='https://huggingface.co/me/medical-lora')
     """
     from huggingface_hub import HfApi
 

@@ -28,8 +28,15 @@ class HubRef:
     repo_type: str = "model"
 
     def __str__(self) -> str:
+        from urllib.parse import quote
+
+        from huggingface_hub.hf_api import SPECIAL_REFS_REVISION_REGEX
+
         kind = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
-        rev = f"@{self.revision}" if self.revision else ""
+        revision = self.revision or ""
+        if "/" in revision and not SPECIAL_REFS_REVISION_REGEX.fullmatch(revision):
+            revision = quote(revision, safe="")
+        rev = f"@{revision}" if revision else ""
         return f"{PREFIX}{kind}{self.repo_id}{rev}/{self.path}"
 
     def sibling(self, relative: str) -> HubRef:
@@ -47,21 +54,39 @@ def is_hub_ref(text: str) -> bool:
 def parse_hub_ref(text: str) -> HubRef:
     """Parse ``hf://[datasets/|spaces/]OWNER/REPO[@REV]/PATH``.
 
+    A revision holds no ``/`` except the Hub's own special refs (``refs/pr/N``,
+    ``refs/convert/parquet``, recognised as ``HfFileSystem`` does); any revision may
+    also be percent-encoded (``@refs%2Fheads%2Fdev``).
+
     Example:
         >>> parse_hub_ref("hf://team/recipes@v1/medical/qlora.yaml")
         HubRef(repo_id='team/recipes', path='medical/qlora.yaml', revision='v1', repo_type='model')
+        >>> parse_hub_ref("hf://datasets/team/notes@refs/pr/1/train.jsonl").revision
+        'refs/pr/1'
     """
+    from urllib.parse import unquote
+
+    from huggingface_hub.hf_api import SPECIAL_REFS_REVISION_REGEX
+
     if not is_hub_ref(text):
         raise UserError(f"{text}: not an hf:// reference")
-    parts = text[len(PREFIX) :].split("/")
+    body = text[len(PREFIX) :]
     repo_type = "model"
-    if parts and parts[0] in _REPO_TYPES:
-        repo_type = _REPO_TYPES[parts.pop(0)]
-    if len(parts) < 3 or not all(parts):
+    first, _, rest = body.partition("/")
+    if first in _REPO_TYPES:
+        repo_type, body = _REPO_TYPES[first], rest
+    owner, _, rest = body.partition("/")
+    repo, _, rest = rest.partition("/")
+    revision = None
+    if "@" in repo:
+        repo, _, revision = repo.partition("@")
+        joined = f"{revision}/{rest}"
+        if special := SPECIAL_REFS_REVISION_REGEX.match(joined):
+            revision, rest = special.group(0), joined[len(special.group(0)) + 1 :]
+        revision = unquote(revision)
+    if not owner or not repo or not rest or "" in rest.split("/") or revision == "":
         raise UserError(f"{text}: expected hf://OWNER/REPO[@REVISION]/PATH")
-    owner, repo, *rest = parts
-    repo, _, revision = repo.partition("@")
-    return HubRef(f"{owner}/{repo}", "/".join(rest), revision or None, repo_type)
+    return HubRef(f"{owner}/{repo}", rest, revision, repo_type)
 
 
 def download(ref: HubRef) -> Path:
@@ -93,9 +118,9 @@ def download(ref: HubRef) -> Path:
 def resolve_folder(reference: str) -> Path:
     """A local folder for a run directory path or ``hf://[datasets/]OWNER/REPO[@REV]`` (whole repo).
 
-    Example:
-        >>> resolve_folder("runs/medical-lora")  # doctest: +SKIP
-        PosixPath('runs/medical-lora')
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        resolve_folder("runs/medical-lora")  # PosixPath('runs/medical-lora')
     """
     if not is_hub_ref(reference):
         folder = Path(reference).expanduser()

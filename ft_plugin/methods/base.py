@@ -70,15 +70,14 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
 
     This is Axolotl's `lora_target_linear: true`; bitsandbytes' 4- and 8-bit linears count.
     """
+    import sys
+
     import torch
 
     kinds: tuple[type, ...] = (torch.nn.Linear,)
-    try:
-        import bitsandbytes as bnb
-
+    bnb = sys.modules.get("bitsandbytes")  # a quantized model has imported it; don't otherwise
+    if bnb is not None:
         kinds += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
-    except ImportError:
-        pass
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     names = {
         name.rsplit(".", 1)[-1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Section
 
@@ -13,8 +13,13 @@ class DatasetSection(Section):
     """One entry of `datasets:` (or `test_datasets:`)."""
 
     path: str = Field(
-        description="Where the rows are: a local jsonl/json/csv/tsv/parquet file, a folder saved "
-        "with `datasets`, a Hub dataset id, or `builtin:NAME` for a template's sample data."
+        description="Where the rows are: a local jsonl/json/csv/tsv/txt/parquet file, a folder "
+        "saved with `datasets`, a Hub dataset id, or `builtin:NAME` for a template's sample data."
+    )
+    encoding: str | None = Field(
+        None,
+        description="Text encoding of a local jsonl/json/csv/tsv/txt file (e.g. gb18030, utf-16, "
+        "latin-1); default: detected, and confirmed on the whole file.",
     )
     type: str = Field(
         "alpaca",
@@ -62,9 +67,19 @@ class DatasetsSection(Section):
     val_set_size: float = Field(
         0.0,
         ge=0,
-        description="Held-out share of the training rows for evaluation: a fraction (<1) or a "
-        "row count (>=1). Seeded by `seed`.",
+        description="Held-out share of the training rows for evaluation: a fraction in [0, 1) "
+        "or a whole number of rows (>= 1). Seeded by `seed`.",
     )
     dataset_shuffle_seed: int | None = Field(
         None, description="Seed for mixing and splitting; defaults to `seed`."
     )
+
+    @field_validator("val_set_size")
+    @classmethod
+    def _fraction_or_rows(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError(
+                f"{value:g} is neither a fraction in [0, 1) nor a whole number of rows; "
+                f"write e.g. 0.1 for 10% or {round(value)} for {round(value)} rows"
+            )
+        return value

@@ -1,0 +1,166 @@
+"""Which column of a user's file fills which field of a template, and what to say when none does.
+
+The command line takes ``--field NAME=COLUMN`` (repeatable) with the recipe's names:
+``--field instruction=ask`` is ``field_instruction: ask``, and maps ``ask`` onto the
+template field that accepts an ``instruction`` column; a template's own field names
+(``--field question=Q`` for medical-pubmedqa) work too. Before any row is dropped for a
+missing field, ``check_columns`` looks at the file's columns: a required field that no
+column can fill is one error naming the file, the field, the names the template
+accepts, the file's columns and the closest column as a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from ft_plugin.errors import DataError, UserError
+
+from .templates import Template
+
+# The recipe's field_* keys, by the column name each overrides (formats.AXOLOTL_FIELDS).
+RECIPE_FIELD_NAMES = ("instruction", "input", "output", "system", "text", "label")
+_NAME_SIMILARITY = 0.6  # above this, a column name is taken for a misspelling of the field
+
+
+def parse_field_arguments(pairs: Iterable[str] | None, template: Template) -> dict[str, str]:
+    """``["instruction=ask", …]`` → {template field: column}.
+
+    Example:
+        >>> from ft_plugin.data.templates import load_template
+        >>> parse_field_arguments(["instruction=ask", "output=answer"], load_template("medical"))
+        {'instruction': 'ask', 'output': 'answer'}
+        >>> parse_field_arguments(["instruction=Q"], load_template("medical-pubmedqa"))
+        {'question': 'Q'}
+    """
+    mapping: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, column = pair.partition("=")
+        name, column = name.strip(), column.strip()
+        if not sep or not name or not column:
+            raise UserError(f"--field {pair}: expected NAME=COLUMN, e.g. --field instruction=ask")
+        mapping[_template_field(name, template, pair)] = column
+    return mapping
+
+
+def parse_plain_field_arguments(pairs: Iterable[str] | None) -> dict[str, str]:
+    """``--field`` for files read without a template (alpaca / chat / raw-text rows).
+
+    Example:
+        >>> parse_plain_field_arguments(["text=body"])
+        {'text': 'body'}
+    """
+    mapping: dict[str, str] = {}
+    names = (*RECIPE_FIELD_NAMES, "messages")
+    for pair in pairs or []:
+        name, sep, column = (part.strip() for part in pair.partition("="))
+        if not sep or not column or name not in names:
+            raise UserError(
+                f"--field {pair}: expected NAME=COLUMN with NAME one of {', '.join(names)}, "
+                "e.g. --field instruction=ask"
+            )
+        mapping[name] = column
+    return mapping
+
+
+def _template_field(name: str, template: Template, pair: str) -> str:
+    if name in template.fields:
+        return name
+    if name in RECIPE_FIELD_NAMES:
+        for field, accepted in template.fields.items():
+            if name in accepted:
+                return field
+    known = sorted(
+        set(template.fields) | {n for n in RECIPE_FIELD_NAMES if _accepting(template, n)}
+    )
+    raise UserError(
+        f"--field {pair}: template {template.name} has no field {name!r}; fields: {', '.join(known)}"
+    )
+
+
+def _accepting(template: Template, name: str) -> bool:
+    return any(name in accepted for accepted in template.fields.values())
+
+
+def _fills(template: Template, field: str, mapping: dict[str, str], columns: set[str]) -> bool:
+    if field in mapping:
+        return mapping[field] in columns
+    return any(column in columns for column in template.fields[field])
+
+
+def _mean_text_length(rows: list[dict[str, Any]], column: str) -> float:
+    values = [str(row.get(column) or "") for row in rows]
+    return sum(map(len, values)) / max(1, len(values))
+
+
+def suggest_column(field: str, template: Template, columns: list[str], used: set[str],
+                   rows: list[dict[str, Any]]) -> str | None:  # fmt: skip
+    """The column most likely meant for ``field``: a near spelling of a name the template
+    accepts, else (free-text fields) the free column with the longest text."""
+    free = [c for c in columns if c not in used]
+    if not free:
+        return None
+    names = [field, *template.fields[field]]
+
+    def similarity(column: str) -> float:
+        return max(difflib.SequenceMatcher(None, column.lower(), n.lower()).ratio() for n in names)
+
+    best = max(free, key=similarity)
+    if similarity(best) >= _NAME_SIMILARITY:
+        return best
+    if template.labels and field == template.labels.field:
+        return None
+    return max(free, key=lambda c: _mean_text_length(rows, c))
+
+
+def check_columns(template: Template, source: str, rows: list[dict[str, Any]],
+                  mapping: dict[str, str], *, recipe_key: str | None = None) -> None:  # fmt: skip
+    """Fail early, with what to type, when a required field has no column in ``rows``.
+
+    ``recipe_key`` (e.g. ``datasets.0``) phrases the fix as a recipe key instead of a flag.
+    Rows in chat form (a ``messages`` list) need no field columns.
+    """
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    present = set(columns)
+    if template.accepts_messages and "messages" in present:
+        return
+    for field, column in mapping.items():
+        if column not in present:
+            raise DataError(
+                f"{source}: column {column!r} (for field {field}) not found; the file's columns: "
+                f"{', '.join(columns)}"
+            )
+    used = {c for f in template.fields if _fills(template, f, mapping, present)
+            for c in ([mapping[f]] if f in mapping else template.fields[f]) if c in present}  # fmt: skip
+    for field in template.required:
+        if _fills(template, field, mapping, present):
+            continue
+        accepted = ", ".join(template.fields[field])
+        message = (f"{source}: no column for the template's required field {field!r} (template "
+                   f"{template.name} accepts: {accepted}); the file's columns: {', '.join(columns)}")  # fmt: skip
+        guess = suggest_column(field, template, columns, used, rows)
+        if guess is not None:
+            message += f"; did you mean {_fix(template, field, guess, recipe_key)}?"
+        raise DataError(message)
+
+
+def _fix(template: Template, field: str, column: str, recipe_key: str | None) -> str:
+    name = _recipe_name(template, field)
+    if recipe_key is None:
+        return f"--field {name}={column}"
+    if name in RECIPE_FIELD_NAMES:
+        return f"field_{name}: {column} in {recipe_key}"
+    return f"renaming column {column} to {field}"
+
+
+def _recipe_name(template: Template, field: str) -> str:
+    """The recipe/flag name for ``field``: its field_* name where one exists."""
+    if field in RECIPE_FIELD_NAMES:
+        return field
+    for name in RECIPE_FIELD_NAMES:
+        if name in template.fields[field]:
+            return name
+    return field
