@@ -1,0 +1,237 @@
+"""The run directory: the one contract between train, evaluate, hub and the Space.
+
+Training writes a run directory; everything after it reads one. This module is the only
+place that spells its file names (DESIGN.md, "Run directory")::
+
+    RUN_DIR/
+      recipe.yaml  metrics.json  trainer_state.json  README.md
+      adapter_config.json + adapter_model.safetensors | config.json + model.safetensors
+      checkpoints/checkpoint-N/   logs/   eval/report.json
+      stages/NAME/                (progressive stages, each a run directory)
+      NAME/ + router/             (task adapters, each a run directory, and their router)
+
+Example:
+    >>> run = RunDir("runs/medical-lora")
+    >>> run.recipe_path.as_posix(), run.stage("warmup").path.as_posix()
+    ('runs/medical-lora/recipe.yaml', 'runs/medical-lora/stages/warmup')
+    >>> run.is_run()
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ft_plugin.errors import UserError
+from ft_plugin.io import write_text_atomic
+
+if TYPE_CHECKING:
+    from ft_plugin.config import LoadedRecipe
+
+RECIPE = "recipe.yaml"
+METRICS = "metrics.json"
+TRAINER_STATE = "trainer_state.json"
+CARD = "README.md"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+MODEL_CONFIG = "config.json"
+MODEL_WEIGHTS = "model.safetensors"
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+EVAL = "eval"
+REPORT = "report.json"
+STAGES = "stages"
+ROUTER = "router"
+FINAL_STAGING = ".final-staging"
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "vocab.json", "merges.txt", "tokenizer.model",
+)  # fmt: skip
+# Recipe keys that name where a run goes or is published, not what it trains.
+IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub")
+
+
+def recipe_identity(yaml_text: str) -> dict[str, Any]:
+    """What makes two resolved recipes the same run (where it is written does not).
+
+    Example:
+        >>> recipe_identity("seed: 1\\noutput_dir: a\\n") == recipe_identity("seed: 1\\noutput_dir: b\\n")
+        True
+    """
+    import yaml
+
+    data = yaml.safe_load(yaml_text) or {}
+    return {k: v for k, v in data.items() if k not in IDENTITY_IGNORES}
+
+
+class RunDir:
+    """A run directory on disk: its paths, its files, and the checks before reuse."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def for_recipe(cls, loaded: LoadedRecipe, output_dir: str | None = None) -> RunDir:
+        """``output_dir`` (or the recipe's), with ``{recipe}`` replaced by the recipe's name."""
+        template = output_dir or loaded.recipe.output_dir
+        return cls(Path(template.replace("{recipe}", loaded.name)).expanduser())
+
+    # ------------------------------------------------------------------ paths
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / RECIPE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def trainer_state_path(self) -> Path:
+        return self.path / TRAINER_STATE
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / CARD
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def logs(self) -> Path:
+        return self.path / LOGS
+
+    @property
+    def router(self) -> Path:
+        return self.path / ROUTER
+
+    @property
+    def final_staging(self) -> Path:
+        return self.path / FINAL_STAGING
+
+    def eval_dir(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / EVAL / REPORT
+
+    def stage(self, name: str) -> RunDir:
+        return RunDir(self.path / STAGES / name)
+
+    def task(self, name: str) -> RunDir:
+        return RunDir(self.path / name)
+
+    # ------------------------------------------------------------------ what it holds
+    def is_run(self) -> bool:
+        """Whether training wrote here (a ``recipe.yaml``)."""
+        return self.recipe_path.is_file()
+
+    def has_adapter(self) -> bool:
+        return (self.path / ADAPTER_CONFIG).is_file()
+
+    def is_finished(self) -> bool:
+        return self.is_run() and self.metrics_path.is_file()
+
+    def task_names(self) -> list[str]:
+        """Named task adapters: sub-folders that are adapter run directories."""
+        return sorted(p.parent.name for p in self.path.glob(f"*/{ADAPTER_CONFIG}"))
+
+    def stage_dirs(self, names: list[str]) -> list[RunDir]:
+        return [self.stage(name) for name in names]
+
+    def weight_files(self, uses_peft: bool) -> list[str]:
+        """The files of the trained weights, adapter or full model."""
+        return [ADAPTER_CONFIG, ADAPTER_WEIGHTS] if uses_peft else [MODEL_CONFIG, MODEL_WEIGHTS]
+
+    def tokenizer_files(self) -> list[str]:
+        return [name for name in TOKENIZER_FILES if (self.path / name).is_file()]
+
+    # ------------------------------------------------------------------ reading
+    def recipe_text(self) -> str:
+        return self.recipe_path.read_text(encoding="utf-8")
+
+    def load_recipe(self, overrides: list[str] | None = None) -> LoadedRecipe:
+        """The resolved recipe the run was trained with; a clear error when it is not a run."""
+        from ft_plugin.config import load_recipe
+
+        if not self.is_run():
+            raise UserError(f"{self.path}: not a run directory (no {RECIPE})")
+        return load_recipe(str(self.recipe_path), overrides or [])
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.metrics_path.is_file():
+            raise UserError(f"{self.path}: no {METRICS} (did training finish?)")
+        return json.loads(self.metrics_path.read_text(encoding="utf-8"))
+
+    def trainer_state(self) -> dict[str, Any] | None:
+        path = self.trainer_state_path
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def report(self) -> dict[str, Any] | None:
+        path = self.report_path
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def latest_checkpoint(self) -> Path | None:
+        numbered = [
+            p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+        ]
+        return max(numbered, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+    def finished_metrics(self, loaded: LoadedRecipe) -> dict[str, Any] | None:
+        """The metrics of a finished run of the same recipe here, else None (resume skips it)."""
+        if not self.is_finished():
+            return None
+        if recipe_identity(self.recipe_text()) != recipe_identity(loaded.to_yaml()):
+            return None
+        return self.metrics()
+
+    # ------------------------------------------------------------------ checks
+    def check_reuse(self, resolved_yaml: str, resume: bool | str) -> Path | None:
+        """Refuse a directory that holds a different run; return the checkpoint to resume from.
+
+        ``resume``: False starts fresh, True requires a checkpoint, ``"auto"`` uses one if any.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--output-dir {self.path}: exists and is not a directory")
+        if self.is_run():
+            if recipe_identity(self.recipe_text()) != recipe_identity(resolved_yaml):
+                raise UserError(
+                    f"--output-dir {self.path}: holds a run of a different recipe "
+                    f"({self.recipe_path}); choose another --output-dir or delete it"
+                )
+        elif self.path.is_dir() and any(self.path.iterdir()):
+            raise UserError(
+                f"--output-dir {self.path}: not empty and not an ft-plugin run directory"
+            )
+        checkpoint = self.latest_checkpoint()
+        if resume is True and checkpoint is None:
+            raise UserError(f"--resume: no checkpoint in {self.checkpoints} to resume from")
+        return checkpoint if resume and checkpoint is not None else None
+
+    def missing_for_publishing(self, uses_peft: bool) -> list[str]:
+        """Files a push needs that are not here (checked before any network call)."""
+        needed = [RECIPE, METRICS, *self.weight_files(uses_peft)]
+        return [name for name in needed if not (self.path / name).is_file()]
+
+    # ------------------------------------------------------------------ writing
+    def write_recipe(self, loaded: LoadedRecipe) -> Path:
+        return write_text_atomic(self.recipe_path, loaded.to_yaml())
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path:
+        return write_text_atomic(self.metrics_path, json.dumps(metrics, indent=2) + "\n")
+
+    def clear_checkpoints(self) -> None:
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
