@@ -70,14 +70,13 @@ def train_or_reuse(loaded: Any, output_dir: Path, *, reuse: bool) -> tuple[Path,
     the trainer measured when it ran, so results stay comparable. The run directory's
     own recipe check refuses a run trained from a different recipe.
     """
+    from ft_plugin.rundir import RunDir
     from ft_plugin.train import train
 
-    metrics_file = output_dir / "metrics.json"
-    if reuse and metrics_file.is_file():
-        from ft_plugin.train import check_run_dir
-
-        check_run_dir(output_dir, loaded.to_yaml(), resume=False)
+    run = RunDir(output_dir)
+    if reuse and run.is_finished():
+        run.check_reuse(loaded.to_yaml(), resume=False)
         print(f"reusing the finished run in {output_dir} (trained earlier; not retrained)")
-        return output_dir, json.loads(metrics_file.read_text())
+        return output_dir, run.metrics()
     result = train(loaded, str(output_dir))
     return result.run_dir, result.metrics

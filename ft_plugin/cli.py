@@ -365,7 +365,7 @@ def _space(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ft_plugin.train import train_from_cli
+    from ft_plugin.train.__main__ import train_from_cli
 
     return train_from_cli(args)
 

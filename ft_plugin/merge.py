@@ -28,19 +28,16 @@ def merge_run(run_dir: Path, output: Path) -> Path:
     from peft import PeftModel
 
     from ft_plugin import models
-    from ft_plugin.config import load_recipe
+    from ft_plugin.rundir import ADAPTER_CONFIG, RunDir
 
-    recipe_path = run_dir / "recipe.yaml"
-    if not recipe_path.is_file():
-        raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
-    recipe = load_recipe(str(recipe_path)).recipe
+    recipe = RunDir(run_dir).load_recipe().recipe
     method = registry.load_method(recipe.adapter)
     if not method.uses_peft or not method.mergeable:
         raise UserError(
             f"{run_dir}: adapter {recipe.adapter} cannot be merged: {method.not_mergeable_reason}"
         )
-    if not (run_dir / "adapter_config.json").is_file():
-        raise UserError(f"{run_dir}: no adapter_config.json; training did not finish")
+    if not RunDir(run_dir).has_adapter():
+        raise UserError(f"{run_dir}: no {ADAPTER_CONFIG}; training did not finish")
     if output.exists() and any(output.iterdir()):
         raise UserError(f"--output {output}: exists and is not empty")
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)

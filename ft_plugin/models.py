@@ -143,11 +143,8 @@ def resolve_base_model(base_model: str, revision: str | None = None) -> Resolved
     if base_model.startswith((".", "/", "~")) or base_model.count("/") > 1:
         raise UserError(f"base_model: {base_model}: no such folder")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
+
+    from ft_plugin.hub_calls import hub_error, hub_exceptions
 
     try:
         path = snapshot_download(
@@ -155,18 +152,9 @@ def resolve_base_model(base_model: str, revision: str | None = None) -> Resolved
             revision=revision,
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
         )
-    except RepositoryNotFoundError:
-        raise UserError(
-            f"base_model: {base_model!r} is not a local folder and not a Hub model (or no access)"
-        ) from None
-    except LocalEntryNotFoundError:
-        raise UserError(
-            f"base_model: {base_model!r} is not a local folder and not in the Hub cache, and the Hub "
-            "is offline or unreachable (HF_HUB_OFFLINE)"
-        ) from None
-    except HfHubHTTPError as exc:
-        raise UserError(
-            f"base_model: {base_model!r}: Hub error {exc.response.status_code}"
+    except hub_exceptions() as exc:
+        raise hub_error(
+            exc, f"base_model: {base_model!r} (not a local folder; as a Hub model)"
         ) from None
     return ResolvedModel(path, base_model, revision)
 

@@ -48,7 +48,7 @@ ROUTER = "router"
 FINAL_STAGING = ".final-staging"
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "vocab.json", "merges.txt", "tokenizer.model",
+    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
 )  # fmt: skip
 # Recipe keys that name where a run goes or is published, not what it trains.
 IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub")

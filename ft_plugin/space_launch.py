@@ -197,7 +197,7 @@ def push_space(repo_id: str, adapter_id: str, *, private: bool = False) -> str:
     returns the Space's URL."""
     from huggingface_hub import HfApi
 
-    from ft_plugin.hub.publish import with_retries
+    from ft_plugin.hub_calls import with_retries
 
     _check_repo_id(repo_id, "--repo-id")
     _check_repo_id(adapter_id, "--adapter")

@@ -17,9 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ft_plugin import registry
+from ft_plugin import refs, registry
 from ft_plugin.errors import RecipeError, UserError
-from ft_plugin.hub import refs
 
 from .schema import BUILTIN_DATASET_TYPES, Recipe
 from .yaml_source import KeyPath, Located, Origin, read_yaml

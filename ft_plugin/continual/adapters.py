@@ -8,14 +8,13 @@ regression router on each adapter's training prompts into ``RUN_DIR/router/``.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ft_plugin.config import LoadedRecipe
-from ft_plugin.io import write_text_atomic
-
-ROUTER_DIR = "router"
+from ft_plugin.engine import RunResult, prepare_run, run
+from ft_plugin.rundir import RunDir
 
 
 def task_recipe(loaded: LoadedRecipe, index: int) -> LoadedRecipe:
@@ -29,43 +28,36 @@ def _prompts(data: Any) -> list[str]:
 
 
 def train_task_adapters(
-    loaded: LoadedRecipe, output_dir: str | None, resume: bool, callbacks: list[Any] | None
-) -> Any:
+    loaded: LoadedRecipe,
+    output_dir: str | None,
+    resume: bool,
+    callbacks: list[Any] | None,
+    prepare: Callable[..., Any] = prepare_run,
+) -> RunResult:
     """Train every task adapter, then the router; returns a RunResult for the whole run."""
     from ft_plugin.continual.router import AdapterRouter
-    from ft_plugin.train import (
-        RunResult,
-        check_run_dir,
-        prepare_run,
-        resolve_run_dir,
-        run,
-    )
 
-    run_dir = resolve_run_dir(loaded, output_dir)
-    check_run_dir(run_dir, loaded.to_yaml(), False)
+    top = RunDir.for_recipe(loaded, output_dir)
+    top.check_reuse(loaded.to_yaml(), False)
     per_adapter: dict[str, Any] = {}
     prompts: dict[str, list[str]] = {}
     for index, entry in enumerate(loaded.recipe.adapters):
-        prepared = prepare_run(
-            task_recipe(loaded, index),
-            str(run_dir / entry.name),
-            "auto" if resume else False,
-            callbacks,
-        )
-        write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
+        prepared = prepare(task_recipe(loaded, index), str(top.task(entry.name).path),
+                           "auto" if resume else False, callbacks)  # fmt: skip
+        top.write_recipe(loaded)
         prompts[entry.name] = _prompts(prepared.data)
         per_adapter[entry.name] = run(prepared).metrics
     router = AdapterRouter()
     report = router.fit(prompts, seed=loaded.recipe.seed)
-    router.save(run_dir / ROUTER_DIR)
+    router.save(top.router)
     metrics = {"adapters": per_adapter, "router": report.to_dict()}
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return RunResult(run_dir, metrics)
+    top.write_metrics(metrics)
+    return RunResult(top.path, metrics)
 
 
 def adapter_names(run_dir: Path) -> list[str]:
-    """Named adapters in a run directory (sub-folders with an adapter_config.json)."""
-    return sorted(p.parent.name for p in run_dir.glob("*/adapter_config.json"))
+    """Named adapters in a run directory (sub-folders that are adapter run directories)."""
+    return RunDir(run_dir).task_names()
 
 
 def load_task_adapters(run_dir: Path) -> tuple[Any, Any, Any]:
@@ -74,11 +66,11 @@ def load_task_adapters(run_dir: Path) -> tuple[Any, Any, Any]:
     from peft import PeftModel
 
     from ft_plugin import models
-    from ft_plugin.config import load_recipe
     from ft_plugin.continual.router import AdapterRouter
 
-    names = adapter_names(run_dir)
-    recipe = load_recipe(str(run_dir / names[0] / "recipe.yaml")).recipe
+    top = RunDir(run_dir)
+    names = top.task_names()
+    recipe = top.task(names[0]).load_recipe().recipe
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     model = PeftModel.from_pretrained(
         models.load_model(recipe, base, dtype=torch.float32),
@@ -87,5 +79,5 @@ def load_task_adapters(run_dir: Path) -> tuple[Any, Any, Any]:
     )
     for name in names[1:]:
         model.load_adapter(str(run_dir / name), adapter_name=name)
-    router = AdapterRouter.load(run_dir / ROUTER_DIR) if (run_dir / ROUTER_DIR).is_dir() else None
+    router = AdapterRouter.load(top.router) if top.router.is_dir() else None
     return model.eval(), models.load_tokenizer(recipe, base), router

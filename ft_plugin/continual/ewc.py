@@ -89,6 +89,8 @@ def load_fisher(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.
 class EwcPenalty(torch.nn.Module):
     """``(λ/2) Σ F (θ − θ*)²`` over the parameters the Fisher and the model share."""
 
+    log_name = "ewc_penalty"  # how the engine's penalty mixin names it in the logs
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -119,34 +121,20 @@ class EwcPenalty(torch.nn.Module):
         return 0.5 * self.lam * total
 
 
-def ewc_trainer_class(base: type) -> type:
-    """A subclass of ``base`` (SFTTrainer) that adds the EWC penalty and logs it as `ewc_penalty`."""
+def ewc_penalty_for(recipe: Any) -> Any:
+    """``model -> EwcPenalty`` protecting ``ewc.previous`` for the engine, or None without EWC.
 
-    class EwcTrainer(base):  # type: ignore[misc, valid-type]
-        ewc_penalty: EwcPenalty
+    The previous run's Fisher is computed first when it is missing.
+    """
+    if not recipe.ewc:
+        return None
 
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: Any,
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            result = super().compute_loss(
-                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-            )
-            loss, outputs = result if return_outputs else (result, None)
-            if model.training:
-                penalty = self.ewc_penalty()
-                self._ewc_sum = getattr(self, "_ewc_sum", 0.0) + float(penalty.detach())
-                self._ewc_count = getattr(self, "_ewc_count", 0) + 1
-                loss = loss + penalty
-            return (loss, outputs) if return_outputs else loss
+    def build(model: Any) -> EwcPenalty:
+        from ft_plugin.continual.fisher import ensure_fisher
+        from ft_plugin.refs import resolve_folder
 
-        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-            if getattr(self, "_ewc_count", 0) and "loss" in logs:
-                logs["ewc_penalty"] = round(self._ewc_sum / self._ewc_count, 6)
-                self._ewc_sum, self._ewc_count = 0.0, 0
-            super().log(logs, *args, **kwargs)
+        previous = resolve_folder(recipe.ewc.previous or recipe.lora_model_dir)
+        fisher, anchors = load_fisher(ensure_fisher(previous, samples=recipe.ewc.fisher_samples))
+        return EwcPenalty(model, fisher, anchors, recipe.ewc.lambda_)
 
-    return EwcTrainer
+    return build

@@ -10,19 +10,15 @@ from typing import Any
 
 import torch
 
-from ft_plugin.errors import UserError
-
 from .ewc import FISHER_FILE, compute_fisher, save_fisher, trainable_parameters
 
 
 def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
     """The run's model with exactly its trained parameters trainable, its tokenizer and recipe."""
     from ft_plugin import models, registry
-    from ft_plugin.config import load_recipe
+    from ft_plugin.rundir import RunDir
 
-    if not (run_dir / "recipe.yaml").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
-    recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
+    recipe = RunDir(run_dir).load_recipe().recipe
     method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)

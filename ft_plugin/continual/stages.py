@@ -8,13 +8,14 @@ stages and continues the unfinished one from its latest checkpoint.
 
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from ft_plugin import rundir
 from ft_plugin.config import LoadedRecipe
-from ft_plugin.io import write_text_atomic
+from ft_plugin.engine import RunResult, prepare_run, run
+from ft_plugin.rundir import RunDir
 
 
 def stage_recipe(loaded: LoadedRecipe, index: int, previous: str | None) -> LoadedRecipe:
@@ -26,53 +27,37 @@ def stage_recipe(loaded: LoadedRecipe, index: int, previous: str | None) -> Load
     return LoadedRecipe(recipe, f"{loaded.name}-{name}", loaded.source, loaded.located)
 
 
-def _finished(stage_dir: Path, loaded: LoadedRecipe) -> dict[str, Any] | None:
-    from ft_plugin.train import _identity
-
-    metrics, recipe = stage_dir / "metrics.json", stage_dir / "recipe.yaml"
-    if (
-        metrics.is_file()
-        and recipe.is_file()
-        and _identity(recipe.read_text()) == _identity(loaded.to_yaml())
-    ):
-        return json.loads(metrics.read_text())
-    return None
-
-
 def train_stages(
-    loaded: LoadedRecipe, output_dir: str | None, resume: bool, callbacks: list[Any] | None
-) -> Any:
-    """Run every stage in order; returns the final RunResult with per-stage metrics."""
-    from ft_plugin.train import (
-        RunResult,
-        check_run_dir,
-        prepare_run,
-        resolve_run_dir,
-        run,
-    )
+    loaded: LoadedRecipe,
+    output_dir: str | None,
+    resume: bool,
+    callbacks: list[Any] | None,
+    prepare: Callable[..., Any] = prepare_run,
+) -> RunResult:
+    """Run every stage in order; returns the final RunResult with per-stage metrics.
 
-    run_dir = resolve_run_dir(loaded, output_dir)
-    check_run_dir(run_dir, loaded.to_yaml(), False)  # refuses another recipe's run directory
+    ``prepare`` is the engine's ``prepare_run`` or a wrapper of it (the EWC penalty).
+    """
+    top = RunDir.for_recipe(loaded, output_dir)
+    top.check_reuse(loaded.to_yaml(), False)  # refuses another recipe's run directory
     previous = loaded.recipe.lora_model_dir
     per_stage: dict[str, dict[str, Any]] = {}
     for index, stage in enumerate(loaded.recipe.stages):
         stage_loaded = stage_recipe(loaded, index, previous)
-        stage_dir = run_dir / "stages" / stage.name
-        done = _finished(stage_dir, stage_loaded) if resume else None
+        stage_dir = top.stage(stage.name)
+        done = stage_dir.finished_metrics(stage_loaded) if resume else None
         if done is None:
-            prepared = prepare_run(
-                stage_loaded, str(stage_dir), "auto" if resume else False, callbacks
-            )
+            prepared = prepare(stage_loaded, str(stage_dir.path), "auto" if resume else False,
+                               callbacks)  # fmt: skip
             if index == 0:
-                write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
+                top.write_recipe(loaded)
             done = run(prepared).metrics
         per_stage[stage.name] = done
-        previous = str(stage_dir)
-    last = Path(previous)
-    for item in last.iterdir():
-        if item.is_file() and item.name not in ("recipe.yaml", "metrics.json"):
-            shutil.copy2(item, run_dir / item.name)
+        previous = str(stage_dir.path)
+    for item in RunDir(previous).path.iterdir():
+        if item.is_file() and item.name not in (rundir.RECIPE, rundir.METRICS):
+            shutil.copy2(item, top.file(item.name))
     metrics = {**per_stage[loaded.recipe.stages[-1].name], "stages": per_stage}
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_text_atomic(run_dir / "recipe.yaml", loaded.to_yaml())
-    return RunResult(run_dir, metrics)
+    top.write_metrics(metrics)
+    top.write_recipe(loaded)
+    return RunResult(top.path, metrics)

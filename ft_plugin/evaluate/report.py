@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.plots import new_figure, save_png
+from ft_plugin.rundir import REPORT
 
 
 def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
@@ -147,7 +148,7 @@ def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str
             plots.append("training_curves.png")
         if plot_comparison(report["models"], staging / "comparison.png"):
             plots.append("comparison.png")
-        (staging / "report.json").write_text(
+        (staging / REPORT).write_text(
             json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         (staging / "report.md").write_text(markdown(report, plots), encoding="utf-8")
@@ -164,7 +165,7 @@ def add_human_ratings(folder: Path, human: dict[str, Any]) -> Path:
     from ft_plugin.errors import UserError
     from ft_plugin.io import write_text_atomic
 
-    path = folder / "report.json"
+    path = folder / REPORT
     if not path.is_file():
         raise UserError(f"{path}: no evaluation report to add ratings to; run ft-plugin eval first")
     report = json.loads(path.read_text(encoding="utf-8"))

@@ -23,17 +23,15 @@ def stage_dirs(target: str) -> list[Path]:
     """The run directories of a sequence, in training order."""
     if "," in target:
         return [Path(p) for p in target.split(",") if p]
-    from ft_plugin.config import load_recipe
+    from ft_plugin.rundir import RunDir
 
-    root = Path(target)
-    recipe = (
-        load_recipe(str(root / "recipe.yaml")).recipe if (root / "recipe.yaml").is_file() else None
-    )
+    root = RunDir(target)
+    recipe = root.load_recipe().recipe if root.is_run() else None
     if recipe is None or not recipe.stages:
         raise UserError(
             f"{target}: --tasks needs a multi-stage run directory or RUN1,RUN2,… in training order"
         )
-    return [root / "stages" / stage.name for stage in recipe.stages]
+    return [root.stage(stage.name).path for stage in recipe.stages]
 
 
 def _score(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ft_plugin import registry
+from ft_plugin import registry, rundir
 from ft_plugin.errors import UserError
+from ft_plugin.rundir import RunDir
 
 
 @dataclass
@@ -32,7 +33,7 @@ class LoadedTarget:
 
 
 def is_run_dir(target: str) -> bool:
-    return (Path(target) / "recipe.yaml").is_file()
+    return RunDir(target).is_run()
 
 
 def _weights_bytes(folder: Path, pattern: str) -> int:
@@ -42,28 +43,29 @@ def _weights_bytes(folder: Path, pattern: str) -> int:
 def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
     """Load a run directory (adapter or full weights) or a base model reference."""
     from ft_plugin import models
-    from ft_plugin.config import load_recipe
 
     if not is_run_dir(target):
         if Path(target).is_dir() and not (Path(target) / "config.json").exists():
             raise UserError(
-                f"{target}: neither a run directory (no recipe.yaml) nor a model folder"
+                f"{target}: neither a run directory (no {rundir.RECIPE}) nor a model folder"
             )
         base = models.resolve_base_model(target)
         tokenizer = models.load_tokenizer(_plain_recipe(target), base)
         model = models.load_model(_plain_recipe(target), base, dtype=_float32()).eval()
         return LoadedTarget(target, tokenizer, model, None, None, 0)
     run_dir = Path(target)
-    recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
+    recipe = RunDir(run_dir).load_recipe().recipe
     method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)
     if method.uses_peft:
         return _load_adapter_run(run_dir, recipe, method, base, tokenizer)
-    if not (run_dir / "model.safetensors").is_file() and not list(
+    if not (run_dir / rundir.MODEL_WEIGHTS).is_file() and not list(
         run_dir.glob("model-*.safetensors")
     ):
-        raise UserError(f"{run_dir}: no trained weights (model.safetensors); did training finish?")
+        raise UserError(
+            f"{run_dir}: no trained weights ({rundir.MODEL_WEIGHTS}); did training finish?"
+        )
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -91,8 +93,8 @@ def _load_adapter_run(
 
     from ft_plugin import models
 
-    if not (run_dir / "adapter_config.json").is_file():
-        raise UserError(f"{run_dir}: no adapter (adapter_config.json); did training finish?")
+    if not RunDir(run_dir).has_adapter():
+        raise UserError(f"{run_dir}: no adapter ({rundir.ADAPTER_CONFIG}); did training finish?")
     if recipe.adapter == "bottleneck":
         import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
     quantization = method.quantization_config(recipe, _float32())
@@ -104,7 +106,7 @@ def _load_adapter_run(
         with model.disable_adapter():
             yield model
 
-    size = _weights_bytes(run_dir, "adapter_model.safetensors")
+    size = _weights_bytes(run_dir, rundir.ADAPTER_WEIGHTS)
     return LoadedTarget(str(run_dir), tokenizer, model, recipe, run_dir, size, baseline)
 
 

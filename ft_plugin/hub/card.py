@@ -8,7 +8,6 @@ identical bytes and no new commit. Front matter: `base_model` (the base's Hub id
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -97,16 +96,16 @@ class RunInfo:
     """What a card needs from a run directory."""
 
     def __init__(self, run_dir: Path, repo_id: str, base_hub_id: str | None) -> None:
-        from ft_plugin.config import load_recipe
+        from ft_plugin.rundir import RunDir
 
+        run = RunDir(run_dir)
         self.run_dir = run_dir
         self.repo_id = repo_id
         self.base_hub_id = base_hub_id
-        self.recipe_yaml = (run_dir / "recipe.yaml").read_text(encoding="utf-8")
-        self.recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
-        self.metrics = json.loads((run_dir / "metrics.json").read_text())
-        report = run_dir / "eval" / "report.json"
-        self.eval_report = json.loads(report.read_text()) if report.is_file() else None
+        self.recipe_yaml = run.recipe_text()
+        self.recipe = run.load_recipe().recipe
+        self.metrics = run.metrics()
+        self.eval_report = run.report()
 
 
 def _template_disclaimer(recipe: Any) -> tuple[str | None, str | None]:

@@ -16,8 +16,9 @@ from typing import Literal
 from huggingface_hub import HfApi
 
 from ft_plugin.errors import UserError
+from ft_plugin.hub_calls import with_retries
 
-from .publish import PushResult, with_retries
+from .publish import PushResult
 
 Kind = Literal["recipes", "templates"]
 

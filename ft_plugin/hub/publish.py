@@ -14,22 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ft_plugin import registry
+from ft_plugin import registry, rundir
 from ft_plugin.errors import UserError
-
-T = TypeVar("T")
-
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "vocab.json", "merges.txt", "chat_template.jinja", "added_tokens.json",
-)  # fmt: skip
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+from ft_plugin.hub_calls import with_retries
+from ft_plugin.rundir import RunDir
 
 
 @dataclass
@@ -40,24 +32,11 @@ class PushResult:
     url: str
 
 
-def required_files(run_dir: Path, adapter: str) -> list[str]:
-    """What a run directory must hold to be published (checked before any network call)."""
-    weights = ["adapter_config.json", "adapter_model.safetensors"]
-    if not registry.load_method(adapter).uses_peft:
-        weights = ["config.json", "model.safetensors"]
-    return ["recipe.yaml", "metrics.json", *weights]
-
-
 def check_run_dir(run_dir: Path) -> Any:
-    """The run's recipe, after checking that every required file is there."""
-    from ft_plugin.config import load_recipe
-
-    if not (run_dir / "recipe.yaml").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
-    recipe = load_recipe(str(run_dir / "recipe.yaml")).recipe
-    missing = [
-        name for name in required_files(run_dir, recipe.adapter) if not (run_dir / name).is_file()
-    ]
+    """The run's recipe, after checking that every file a push needs is there."""
+    run = RunDir(run_dir)
+    recipe = run.load_recipe().recipe
+    missing = run.missing_for_publishing(registry.load_method(recipe.adapter).uses_peft)
     if missing:
         raise UserError(
             f"{run_dir}: cannot push, missing {', '.join(missing)} (did training finish?)"
@@ -69,7 +48,7 @@ def build_bundle(run_dir: Path, repo_id: str, staging: Path, *, merged: bool = F
     """Assemble what will be uploaded into ``staging`` (a fresh folder)."""
     from .card import RunInfo, build_card
 
-    recipe = check_run_dir(run_dir)
+    run, recipe = RunDir(run_dir), check_run_dir(run_dir)
     hub_id = _base_hub_id(recipe)
     if merged:
         from ft_plugin.merge import merge_run
@@ -79,20 +58,20 @@ def build_bundle(run_dir: Path, repo_id: str, staging: Path, *, merged: bool = F
             item.rename(staging / item.name)
         (staging / "merged").rmdir()
     else:
-        for name in required_files(run_dir, recipe.adapter)[2:]:
-            shutil.copy2(run_dir / name, staging / name)
-        if (run_dir / "adapter_config.json").is_file():
-            _point_adapter_at_hub(staging / "adapter_config.json", hub_id)
-    for name in (*TOKENIZER_FILES, "recipe.yaml", "metrics.json", "trainer_state.json"):
-        if (run_dir / name).is_file() and not (staging / name).exists():
-            shutil.copy2(run_dir / name, staging / name)
-    if (run_dir / "eval").is_dir():
-        shutil.copytree(run_dir / "eval", staging / "eval")
-    curve = (
-        "eval/training_curves.png" if (staging / "eval" / "training_curves.png").is_file() else None
-    )
+        for name in run.weight_files(registry.load_method(recipe.adapter).uses_peft):
+            shutil.copy2(run.file(name), staging / name)
+        if run.has_adapter():
+            _point_adapter_at_hub(staging / rundir.ADAPTER_CONFIG, hub_id)
+    contract = (rundir.RECIPE, rundir.METRICS, rundir.TRAINER_STATE)
+    for name in (*run.tokenizer_files(), *contract):
+        if run.file(name).is_file() and not (staging / name).exists():
+            shutil.copy2(run.file(name), staging / name)
+    if run.eval_dir().is_dir():
+        shutil.copytree(run.eval_dir(), staging / rundir.EVAL)
+    curve = f"{rundir.EVAL}/training_curves.png"
+    curve = curve if (staging / curve).is_file() else None
     card = build_card(RunInfo(run_dir, repo_id, hub_id), merged=merged, loss_curve=curve)
-    card.save(staging / "README.md")
+    card.save(staging / rundir.CARD)
     return staging
 
 
@@ -113,47 +92,6 @@ def _point_adapter_at_hub(config_path: Path, hub_id: str) -> None:
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = hub_id  # not the local cache path training used
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def with_retries(
-    call: Callable[[], T], *, attempts: int = 4, base_delay: float = 1.0, what: str
-) -> T:
-    """Run ``call``, retrying HTTP 429/5xx and timeouts with exponential backoff."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:  # huggingface_hub 2.x talks through httpx2; 1.x through httpx
-        import httpx2 as http_client
-    except ImportError:
-        import httpx as http_client
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status in RETRY_STATUSES and attempt < attempts:
-                time.sleep(base_delay * 2 ** (attempt - 1))
-                continue
-            raise _hub_error(exc, what) from None
-        except (http_client.TimeoutException, http_client.TransportError) as exc:
-            if attempt < attempts:
-                time.sleep(base_delay * 2 ** (attempt - 1))
-                continue
-            raise UserError(
-                f"{what}: the Hub did not answer ({type(exc).__name__}) after {attempts} tries"
-            ) from None
-    raise AssertionError("unreachable")
-
-
-def _hub_error(exc: Any, what: str) -> UserError:
-    status = exc.response.status_code if exc.response is not None else None
-    reasons = {
-        401: "not authorised: log in with `hf auth login` or set HF_TOKEN to a token with write access",
-        403: "forbidden: the token cannot write to this repo (read-only token, or not your namespace)",
-        404: "not found (or no access with this token)",
-    }
-    # Never echo the exception text: it can carry request headers. Status and reason only.
-    return UserError(f"{what}: {reasons.get(status, f'Hub error {status}')}")
 
 
 def push_run(

@@ -92,27 +92,15 @@ def parse_hub_ref(text: str) -> HubRef:
 def download(ref: HubRef) -> Path:
     """Fetch the file (or take it from the cache) and return its local path."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+
+    from ft_plugin.hub_calls import hub_error, hub_exceptions
 
     try:
         return Path(
             hf_hub_download(ref.repo_id, ref.path, revision=ref.revision, repo_type=ref.repo_type)
         )
-    except RepositoryNotFoundError:
-        raise UserError(f"{ref}: Hub repo {ref.repo_id} not found (or no access)") from None
-    except RevisionNotFoundError:
-        raise UserError(f"{ref}: revision {ref.revision} not found") from None
-    except LocalEntryNotFoundError:  # before its base class EntryNotFoundError
-        raise UserError(
-            f"{ref}: not in the local Hub cache and the Hub is offline or unreachable"
-        ) from None
-    except EntryNotFoundError:
-        raise UserError(f"{ref}: no file {ref.path} in {ref.repo_id}") from None
+    except hub_exceptions() as exc:
+        raise hub_error(exc, str(ref)) from None
 
 
 def resolve_folder(reference: str) -> Path:
@@ -128,20 +116,11 @@ def resolve_folder(reference: str) -> Path:
             raise UserError(f"{reference}: no such run directory")
         return folder
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+
+    from ft_plugin.hub_calls import hub_error, hub_exceptions
 
     ref = parse_hub_ref(reference.rstrip("/") + "/.")
     try:
         return Path(snapshot_download(ref.repo_id, revision=ref.revision, repo_type=ref.repo_type))
-    except RepositoryNotFoundError:
-        raise UserError(f"{reference}: Hub repo {ref.repo_id} not found (or no access)") from None
-    except RevisionNotFoundError:
-        raise UserError(f"{reference}: revision {ref.revision} not found") from None
-    except LocalEntryNotFoundError:
-        raise UserError(
-            f"{reference}: not in the local Hub cache and the Hub is offline or unreachable"
-        ) from None
+    except hub_exceptions() as exc:
+        raise hub_error(exc, reference) from None
