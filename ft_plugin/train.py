@@ -504,7 +504,7 @@ def _make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, ewc
 
 
 def _collect_metrics(trainer, output, data, wall, trainable, total, start_step) -> dict[str, Any]:  # noqa: ANN001
-    from ft_plugin.callbacks import peak_memory_mb
+    from ft_plugin.memory import peak_memory_mb
 
     history = trainer.state.log_history
     rows_seen, train_tokens = trainer.counts_across_processes()
