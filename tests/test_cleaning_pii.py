@@ -104,3 +104,19 @@ def test_pii_is_kept_unless_asked() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(pii).failed == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ring 020 7946 0958 today.",  # GB landline, no "+"
+        "Fax 0161 496 0000.",
+        "Office 010-6552 9988 北京",  # Beijing landline
+        "Call +33 1 42 68 53 00 now.",  # any country with "+"
+        "Call +1 (555) 123-4567.",
+        "call 212 555 0123 now",  # US, space-separated
+    ],
+)
+def test_phonenumbers_finds_landlines_and_other_layouts(text: str) -> None:
+    scrubbed, counts = scrub_pii(text)
+    assert counts == Counter({"PHONE": 1}) and "[PHONE]" in scrubbed

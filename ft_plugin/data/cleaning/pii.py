@@ -138,6 +138,7 @@ _PII_RULES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
 
 PHONE_REGIONS = ("US", "GB", "CN")
 # NANP layout, to keep numbers with unassigned area codes (555) that phonenumbers calls invalid
+_DIGIT_RUN = re.compile(r"[0-9](?:[ ./()-]{0,3}[0-9]){6}", _A)
 _NANP_LAYOUT = re.compile(r"(?:\+?1[ .-])?(?:\([0-9]{3}\) ?|[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}", _A)
 
 
@@ -149,12 +150,11 @@ def _phone_spans(text: str) -> list[tuple[int, int]]:
     """
     matcher, leniency = phonenumbers.PhoneNumberMatcher, phonenumbers.Leniency
     spans = [(m.start, m.end) for r in PHONE_REGIONS for m in matcher(text, r, leniency.VALID)]
-    spans += [(m.start, m.end) for m in matcher(text, None, leniency.POSSIBLE)]  # "+" only
-    spans += [
-        (m.start, m.end)
-        for m in matcher(text, "US", leniency.POSSIBLE)
-        if _NANP_LAYOUT.fullmatch(m.raw_string)
-    ]
+    if "+" in text:  # no region: only numbers with a country code
+        spans += [(m.start, m.end) for m in matcher(text, None, leniency.POSSIBLE)]
+    if _NANP_LAYOUT.search(text):
+        us = matcher(text, "US", leniency.POSSIBLE)
+        spans += [(m.start, m.end) for m in us if _NANP_LAYOUT.fullmatch(m.raw_string)]
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:
@@ -165,7 +165,7 @@ def _phone_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _scrub_phones(text: str, counts: Counter[str]) -> str:
-    if sum(char.isdigit() for char in text) < 7:  # no phone number is shorter
+    if not _DIGIT_RUN.search(text):  # no phone number has fewer than 7 digits
         return text
     for start, end in reversed(_phone_spans(text)):
         text = f"{text[:start]}[PHONE]{text[end:]}"
