@@ -133,3 +133,27 @@ def test_chunk_rows_copies_fields_and_reports(tokenizer):
     ]
     with pytest.raises(ValueError, match="row 1: field 'text' is missing"):
         chunk_rows([{"text": "ok"}, {"body": "x"}], tokenizer, window=4, overlap=0)
+
+
+def test_overflowing_tokens_agree_on_whole_characters_but_split_cjk(tokenizer):
+    """Why chunk_spans is hand-written: the tokenizer's own windows cut inside characters."""
+
+    def overflow_spans(text, window, overlap):
+        encoding = tokenizer(
+            text, add_special_tokens=False, truncation=True, max_length=window, stride=overlap,
+            return_overflowing_tokens=True, return_offsets_mapping=True,
+        )  # fmt: skip
+        return [(offsets[0][0], offsets[-1][1]) for offsets in encoding["offset_mapping"]]
+
+    english = "The quick brown fox jumps over the lazy dog " * 3
+    assert chunk_spans(english, tokenizer, window=16, overlap=4)[0] == overflow_spans(
+        english, 16, 4
+    )
+    chinese = "一二三四五六七八"  # 3 byte tokens per character
+    assert chunk_spans(chinese, tokenizer, window=7, overlap=2)[0] == [
+        (0, 2),
+        (2, 4),
+        (4, 6),
+        (6, 8),
+    ]
+    assert overflow_spans(chinese, 7, 2)[:2] == [(0, 3), (1, 4)]  # 7 tokens: 2⅓ characters

@@ -1,22 +1,12 @@
-"""Peak memory: max allocated on a GPU, peak resident set size on a CPU."""
+"""Peak memory in the training logs (measured by :mod:`ft_plugin.memory`)."""
 
 from __future__ import annotations
 
-import resource
-import sys
-
 from transformers import TrainerCallback
 
+from ft_plugin.memory import peak_memory_mb
 
-def peak_memory_mb() -> float:
-    """Peak memory of this process so far, in MiB (GPU allocator if CUDA is in use, else RSS)."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+__all__ = ["PeakMemoryCallback", "peak_memory_mb"]
 
 
 class PeakMemoryCallback(TrainerCallback):

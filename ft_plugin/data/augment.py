@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ft_plugin.text import CJK_CLASS, has_cjk
+
 Row = dict[str, Any]
 
 __all__ = [
@@ -31,14 +33,11 @@ __all__ = [
 
 AUGMENTED = "_augmented"
 
-# Han (incl. extension A and compatibility ideographs), kana and Hangul: scripts written
-# without spaces between words (Korean has spaces, but substring matching is still right
-# for its agglutinated particles).
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK_RE = re.compile(f"[{_CJK}]")
+# CJK (ft_plugin.text): scripts written without spaces between words (Korean has spaces,
+# but substring matching is still right for its agglutinated particles).
 # What counts as "inside a word" for whole-word matching of Latin terms. CJK characters
 # are deliberately not word characters here, so "患有hypertension的" still matches.
-_WORD_CHAR = r"[^\W" + _CJK + r"]"
+_WORD_CHAR = r"[^\W" + CJK_CLASS + r"]"
 
 
 # --------------------------------------------------------------------------- report
@@ -177,14 +176,10 @@ def fill_slots(
 # --------------------------------------------------------------------------- synonyms
 
 
-def _is_cjk(text: str) -> bool:
-    return _CJK_RE.search(text) is not None
-
-
 def _term_regex(term: str) -> re.Pattern[str]:
     words = term.split()
     body = r"\s+".join(re.escape(word) for word in words)
-    if _is_cjk(term):
+    if has_cjk(term):
         return re.compile(body, re.IGNORECASE)
     return re.compile(rf"(?<!{_WORD_CHAR}){body}(?!{_WORD_CHAR})", re.IGNORECASE)
 
@@ -192,7 +187,7 @@ def _term_regex(term: str) -> re.Pattern[str]:
 def _match_case(matched: str, replacement: str) -> str:
     """Carry the matched text's casing over: ``HTN``→upper, ``Htn``→first letter upper."""
     letters = [char for char in matched if char.isalpha()]
-    if not letters or _is_cjk(matched):
+    if not letters or has_cjk(matched):
         return replacement
     if len(letters) > 1 and all(char.isupper() for char in letters):
         return replacement.upper()

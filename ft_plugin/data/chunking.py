@@ -70,6 +70,8 @@ def chunk_spans(
     _check(window, overlap)
     if not text:
         return [], 0
+    # Hand-written, not return_overflowing_tokens + stride: those windows are identical on
+    # whole-character tokens but cut byte-level tokens inside a CJK character.
     offsets = _offsets(text, tokenizer)
     count = len(offsets)
     if count <= window:

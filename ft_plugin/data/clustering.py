@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ft_plugin.text import CJK_CLASS
+
 __all__ = ["TopicReport", "analyze", "cluster_topics", "default_k", "plot_topic_sizes"]
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_SEGMENTS = re.compile(f"([{_CJK}]+)")
+_SEGMENTS = re.compile(f"([{CJK_CLASS}]+)")
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 # Fonts with CJK glyphs, most common first; the first one installed is used for labels.

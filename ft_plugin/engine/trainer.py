@@ -75,7 +75,7 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
 
 def collect_metrics(trainer, output, data, wall, trainable, total, start_step) -> dict[str, Any]:  # noqa: ANN001
     """metrics.json of a finished run (DESIGN.md lists the keys)."""
-    from ft_plugin.callbacks import peak_memory_mb
+    from ft_plugin.memory import peak_memory_mb
 
     history = trainer.state.log_history
     rows_seen, train_tokens = trainer.counts_across_processes()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from ft_plugin.text import CJK_CLASS, has_cjk
+
 __all__ = [
     "UNPARSEABLE",
     "ClassificationScores",
@@ -32,10 +34,8 @@ UNPARSEABLE = "unparseable"
 # Stands in for None predictions for scikit-learn; it can never be a real label.
 _SENTINEL = "\x00<unparseable>\x00"
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK_RE = re.compile(f"[{_CJK}]")
 # A character that continues a Latin word: letters and digits, but not CJK or "_".
-_WORD = f"[^\\W_{_CJK}]"
+_WORD = f"[^\\W_{CJK_CLASS}]"
 # Leading quotes, brackets, markdown (** _ # > `), punctuation and list bullets ("- ").
 _LEAD_RE = re.compile(r"^(?:[\s*_#>`\"'“”‘’「」『』《》()\[\]（）【】:：.,;!?。，、•]|[-+](?=\s))+")
 
@@ -46,7 +46,7 @@ def _occurs(label: str, text: str, *, at_start: bool) -> bool:
     Labels written in CJK have no word boundaries, so they match as plain substrings;
     CJK characters do not count as word characters around a Latin label ("是yes").
     """
-    if _CJK_RE.search(label):
+    if has_cjk(label):
         return text.startswith(label) if at_start else label in text
     before = "^" if at_start else f"(?<!{_WORD})"
     return re.search(before + re.escape(label) + f"(?!{_WORD})", text) is not None

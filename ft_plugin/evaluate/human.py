@@ -10,8 +10,8 @@ with ``a``, ``b`` or ``tie``, and optionally ``rater`` and ``comment``.
 :func:`import_ratings` reads the filled copies (one per rater), unblinds them with the
 key, and reports, per model and criterion, the mean score (1-5 scale) with a 95%
 t-interval, the preference shares (0-1), and the inter-rater agreement as
-Krippendorff's alpha (-1..1, 1 = perfect; :func:`krippendorff_alpha`, implemented
-here after Krippendorff, "Computing Krippendorff's Alpha-Reliability", 2011).
+Krippendorff's alpha (-1..1, 1 = perfect; :func:`krippendorff_alpha`, computed by the
+``krippendorff`` package from value counts per unit, so units may have any number of raters).
 Text metrics elsewhere use 0-100 (bleu, chrf, rouge*) and classification 0-1.
 
 Files are UTF-8 without a BOM (a BOM written back by a spreadsheet is accepted on
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import krippendorff
 import numpy as np
 from scipy import stats
 
@@ -141,39 +142,21 @@ def krippendorff_alpha(
         >>> round(krippendorff_alpha([[1, 2], [2, 2], [3, 3], [4, 3]], "interval"), 3)
         0.708
     """
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}: use one of {LEVELS}")
     pairable = [[v for v in unit if v is not None] for unit in units]
     pairable = [u for u in pairable if len(u) >= 2]
     values = sorted({v for u in pairable for v in u})
-    index = {v: i for i, v in enumerate(values)}
-    o = np.zeros((len(values), len(values)))  # coincidence matrix
-    for u in pairable:
-        for i, a in enumerate(u):
-            for j, b in enumerate(u):
-                if i != j:
-                    o[index[a], index[b]] += 1 / (len(u) - 1)
-    n_c = o.sum(axis=1)
-    n = n_c.sum()
-    v = np.array(values, dtype=float)
-    if level == "nominal":
-        delta = (v[:, None] != v[None, :]).astype(float)
-    elif level == "ordinal":
-        # (sum of n_g for g from c to k, minus (n_c + n_k) / 2) squared, with c <= k
-        cum, rank = np.cumsum(n_c), np.arange(len(v))
-        lo, hi = np.minimum.outer(rank, rank), np.maximum.outer(rank, rank)
-        delta = (cum[hi] - cum[lo] + n_c[lo] - (n_c[lo] + n_c[hi]) / 2) ** 2
-    elif level == "interval":
-        delta = (v[:, None] - v[None, :]) ** 2
-    elif level == "ratio":
-        total = v[:, None] + v[None, :]
-        delta = np.divide(
-            (v[:, None] - v[None, :]) ** 2, total**2, out=np.zeros_like(o), where=total != 0
-        )
-    else:
-        raise ValueError(f"unknown level {level!r}: use one of {LEVELS}")
-    expected = float((np.outer(n_c, n_c) * delta).sum())
-    if n == 0 or expected == 0:
+    if len(values) < 2:  # nothing pairable, or no variation: no expected disagreement
         return None
-    return float(1 - (n - 1) * (o * delta).sum() / expected)
+    index = {v: i for i, v in enumerate(values)}
+    counts = np.zeros((len(pairable), len(values)))  # units x values: how many raters gave it
+    for row, unit in enumerate(pairable):
+        for value in unit:
+            counts[row, index[value]] += 1
+    return float(
+        krippendorff.alpha(value_counts=counts, value_domain=values, level_of_measurement=level)
+    )
 
 
 @dataclass

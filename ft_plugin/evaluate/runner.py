@@ -166,7 +166,7 @@ def evaluate_model(
     weights_bytes: int | None,
 ) -> ModelResult:
     """Every requested metric for one model."""
-    from ft_plugin.callbacks import peak_memory_mb
+    from ft_plugin.memory import peak_memory_mb
 
     from .generation import generate_answers
 

@@ -31,15 +31,14 @@ from nltk.stem import porter
 from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU, CHRF
 
+from ft_plugin.text import CJK_CLASS, has_cjk
+
 __all__ = ["CJKTokenizer", "TextScores", "contains_cjk", "generation_metrics"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
-# Han (incl. extension A and compatibility ideographs), kana and Hangul.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK_RE = re.compile(f"[{_CJK}]")
 # One CJK character, or a run of letters/digits that are not CJK (no underscore).
-_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
+_TOKEN_RE = re.compile(f"[{CJK_CLASS}]|[^\\W_{CJK_CLASS}]+")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 
 
@@ -50,7 +49,7 @@ def contains_cjk(text: str) -> bool:
         >>> contains_cjk("GDP增长"), contains_cjk("GDP growth")
         (True, False)
     """
-    return _CJK_RE.search(text) is not None
+    return has_cjk(text)
 
 
 class CJKTokenizer(tokenizers.Tokenizer):
