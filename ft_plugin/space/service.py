@@ -278,7 +278,9 @@ class SpaceState:
         return self.ratings.summary()
 
     # ----------------------------------------------------------------- evaluate
-    def _eval_data(self, info: AdapterInfo, data_path: str | None, use_sample: bool) -> tuple:
+    def _eval_data(
+        self, info: AdapterInfo, data_path: str | None, use_sample: bool
+    ) -> tuple[str, str]:
         """What to evaluate on and how to name it in the report (never the upload path)."""
         if use_sample:
             from ft_plugin.data.reading import builtin_sample_path
