@@ -1,10 +1,11 @@
 """`ft-plugin space`: run the Gradio Space locally, or publish it as a Hugging Face Space.
 
-The app itself is ``space/app.py`` (deployable unchanged as a Space's ``app_file``);
-this module finds it, launches it on a run directory or a Hub adapter id, and builds and
-pushes the Space folder: ``app.py``, ``requirements.txt`` pinned to the versions
-installed here, ``config.yaml`` naming the adapter, and ``README.md`` whose YAML header
-is built with ``huggingface_hub.SpaceCardData``.
+The app is the package ``ft_plugin.space``; ``space/app.py`` is its thin entry point,
+deployable unchanged as a Space's ``app_file`` (the Space installs ``ft-plugin`` from its
+requirements). This module launches the app on a run directory or a Hub adapter id, and
+builds and pushes the Space folder: ``app.py``, ``requirements.txt`` pinned to the
+versions installed here, ``config.yaml`` naming the adapter, and ``README.md`` whose YAML
+header is built with ``huggingface_hub.SpaceCardData``.
 
 Nothing here imports gradio or torch at import time, so the CLI stays fast.
 """
@@ -34,8 +35,9 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def app_path() -> Path:
-    """Where ``app.py`` is: shipped inside the package (``ft_plugin/space``) or the repo's
-    top-level ``space/`` folder (a source checkout or editable install)."""
+    """Where the entry point ``app.py`` is: shipped inside the package
+    (``ft_plugin/space/app.py``, a link to ``space/app.py`` in a checkout) or the repo's
+    top-level ``space/`` folder."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "space" / "app.py", here.parent / "space" / "app.py"):
         if candidate.is_file():
@@ -47,7 +49,8 @@ def app_path() -> Path:
 
 
 def load_app_module() -> ModuleType:
-    """Import ``space/app.py`` once (as module ``ft_plugin_space_app``)."""
+    """Import the entry point ``app.py`` once (as module ``ft_plugin_space_app``), as a
+    Space runs it; it re-exports the app's main names from ``ft_plugin.space``."""
     if APP_MODULE in sys.modules:
         return sys.modules[APP_MODULE]
     spec = importlib.util.spec_from_file_location(APP_MODULE, app_path())
@@ -74,8 +77,9 @@ def launch_space(
 ) -> Any:
     """Load the run(s) and serve the Space; returns the ``gr.Blocks`` (after it stops
     when ``block``). Hub repo ids are downloaded with ``snapshot_download``."""
-    app = load_app_module()
-    demo = app.build_app(
+    from ft_plugin.space import build_app, launch_kwargs
+
+    demo = build_app(
         [targets] if isinstance(targets, str) else list(targets),
         data_dir=Path(data_dir),
         limits=limits,
@@ -85,7 +89,7 @@ def launch_space(
         server_name=host,
         server_port=port,
         prevent_thread_lock=not block,
-        **app.launch_kwargs(demo.ft_plugin_state.limits),
+        **launch_kwargs(demo.ft_plugin_state.limits),
     )
     return demo
 

@@ -56,8 +56,9 @@ def free_port() -> int:
 
 
 def small_limits() -> object:
-    app = space_launch.load_app_module()
-    return app.Limits(
+    from ft_plugin.space import Limits
+
+    return Limits(
         max_prompt_chars=300,
         max_new_tokens=24,
         default_new_tokens=8,
@@ -71,21 +72,24 @@ def serve(state: object) -> SimpleNamespace:
     """Launch the app of ``state`` on a free port; returns demo, url and a client."""
     from gradio_client import Client
 
-    app = space_launch.load_app_module()
-    demo = app.build_blocks(state)
+    from ft_plugin.space import build_blocks, launch_kwargs
+
+    demo = build_blocks(state)
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        **app.launch_kwargs(state.limits),
+        **launch_kwargs(state.limits),
     )
     return SimpleNamespace(demo=demo, url=url, client=Client(url, verbose=False), state=state)
 
 
 @pytest.fixture(scope="module")
 def app():  # noqa: ANN201
-    return space_launch.load_app_module()
+    import ft_plugin.space
+
+    return ft_plugin.space
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +348,9 @@ def test_a_ratings_push_that_cannot_start_is_said_in_the_log_and_the_page(
         in state.ratings_push_error
     )
     assert state.ratings_push_error in caplog.text and "hf_not_a_valid_token" not in caplog.text
-    page = app._with_push_notice(state, "No ratings yet.")
+    from ft_plugin.space.ratings import with_push_notice
+
+    page = with_push_notice(state, "No ratings yet.")
     assert page.startswith("**Warning:** ratings are kept in") and "hf_not_a_valid" not in page
     state.rate(prompt="q", answer_a="a", answer_b="b", preference="a",
                scores={"relevance": 3, "accuracy": 3, "readability": 3})  # fmt: skip
@@ -506,10 +512,13 @@ def test_a_hub_run_on_the_embedded_model_names_its_hub_id_without_the_package(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
+    from ft_plugin.space.loading import with_reachable_base
+
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
     (snapshot / "recipe.yaml").write_text(
         "base_model: embedded:smollm2-135m-instruct\nadapter: lora\n"
+        "datasets:\n  - path: builtin:medical\n    type: medical\n"
     )
     (snapshot / "adapter_config.json").write_text("{}")
 
@@ -517,11 +526,14 @@ def test_a_hub_run_on_the_embedded_model_names_its_hub_id_without_the_package(
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "distribution", missing)
-    folder = app._with_reachable_base(snapshot, "me/run", tmp_path / "cache")
+    folder = with_reachable_base(snapshot, "me/run", tmp_path / "cache")
     assert folder == tmp_path / "cache" / "adapters" / "me--run"
-    assert (folder / "recipe.yaml").read_text().splitlines() == [
-        "base_model: HuggingFaceTB/SmolLM2-135M-Instruct", "adapter: lora",
-    ]  # fmt: skip
+    # rewritten through the recipe schema (RunDir.write_recipe), not by editing text
+    rewritten = yaml.safe_load((folder / "recipe.yaml").read_text())
+    assert (rewritten["base_model"], rewritten["adapter"]) == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct", "lora",
+    )  # fmt: skip
+    assert rewritten["datasets"][0]["type"] == "medical"
     assert (folder / "adapter_config.json").is_file()
     assert "embedded:" in (snapshot / "recipe.yaml").read_text()  # the Hub cache is untouched
 
@@ -549,11 +561,16 @@ def test_space_config_from_env_or_config_yaml(app, tmp_path: Path) -> None:  # n
 def test_build_space_folder(tmp_path: Path) -> None:
     from huggingface_hub import SpaceCard
 
+    from ft_plugin.space import SpaceState, build_app
+
     folder = space_launch.build_space_folder("me/medical-lora", tmp_path / "space")
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "app.py", "config.yaml", "requirements.txt",
     ]  # fmt: skip
     assert (folder / "app.py").read_bytes() == space_launch.app_path().read_bytes()
+    entry = space_launch.load_app_module()  # the thin entry point, as a Space runs it
+    assert len(space_launch.app_path().read_text().splitlines()) < 60
+    assert entry.build_app is build_app and entry.SpaceState is SpaceState
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert requirements[0] == f"ft-plugin=={__version__}"
     pins = dict(line.split("==") for line in requirements)

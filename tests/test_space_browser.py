@@ -46,15 +46,14 @@ if not CHROMIUM.is_file():
 
 from test_space import PROMPT, build_tiny_space_run, serve, small_limits  # noqa: E402
 
-from ft_plugin import space_launch  # noqa: E402
+from ft_plugin.space import SpaceState  # noqa: E402
 
 
 def test_compare_then_rate_in_the_browser(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    app = space_launch.load_app_module()
     run = build_tiny_space_run(tmp_path_factory.mktemp("browserrun"))
-    state = app.SpaceState.load([str(run)], data_dir=tmp_path / "data", limits=small_limits())
+    state = SpaceState.load([str(run)], data_dir=tmp_path / "data", limits=small_limits())
     server = serve(state)
     try:
         with sync_playwright() as playwright:

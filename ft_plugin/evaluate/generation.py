@@ -1,4 +1,9 @@
-"""Greedy generation with per-request latency, as a served model would answer."""
+"""Timed generation, as a served model answers: one request at a time, prompt to last token.
+
+One helper, :func:`generate_answer`, serves both the evaluation (greedy, batch 1, over a
+dataset: :func:`generate_answers`) and the Space (one chat answer, optionally sampled, with
+a time limit).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,85 @@ from typing import Any
 import torch
 
 from ft_plugin.data.formats import Example
+
+
+@dataclass
+class Answer:
+    """One generated answer and how long it took.
+
+    Example:
+        >>> Answer("Rest.", latency_ms=12.0, new_tokens=3, tokens_per_second=250).stats()
+        '12 ms · 3 tokens · 250.0 tokens/s'
+    """
+
+    text: str
+    latency_ms: float
+    new_tokens: int
+    tokens_per_second: float
+    hit_time_limit: bool = False
+
+    def stats(self) -> str:
+        line = (
+            f"{self.latency_ms:,.0f} ms · {self.new_tokens} tokens · "
+            f"{self.tokens_per_second:,.1f} tokens/s"
+        )
+        if self.new_tokens and not self.text:
+            # An empty box alone reads as a broken Space; say what the model produced.
+            line += " · no visible text (only whitespace or special tokens)"
+        return line + (" · stopped at the time limit" if self.hit_time_limit else "")
+
+
+def _generate_kwargs(
+    tokenizer: Any, max_new_tokens: int, temperature: float, top_p: float, max_time: float | None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "do_sample": temperature > 0,
+    }
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    if max_time is not None:
+        kwargs["max_time"] = max_time
+    return kwargs
+
+
+def generate_answer(
+    model: Any,
+    tokenizer: Any,
+    messages: list[dict[str, str]],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_time: float | None = None,
+) -> Answer:
+    """One chat answer, timed from prompt to last token.
+
+    ``temperature`` 0 decodes greedily; above 0 it samples with ``top_p``. ``max_time``
+    (seconds) stops generation early (transformers' ``MaxTimeCriteria``).
+    """
+    device = next(model.parameters()).device
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(device)
+    kwargs = _generate_kwargs(tokenizer, max_new_tokens, temperature, top_p, max_time)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        ids = model.generate(**inputs, **kwargs)
+    elapsed = time.perf_counter() - started
+    new = ids[0, inputs["input_ids"].shape[1] :]
+    count = int(new.numel())
+    ended = count > 0 and int(new[-1]) == tokenizer.eos_token_id
+    stopped = max_time is not None and elapsed >= max_time and count < max_new_tokens
+    return Answer(
+        text=tokenizer.decode(new, skip_special_tokens=True).strip(),
+        latency_ms=round(elapsed * 1000, 1),
+        new_tokens=count,
+        tokens_per_second=round(count / elapsed, 2) if elapsed > 0 else 0.0,
+        hit_time_limit=bool(stopped and not ended),
+    )
 
 
 @dataclass
@@ -28,19 +112,9 @@ def generate_answers(
 ) -> Generations:
     """One request at a time (batch 1), greedy, timed from prompt to last token."""
     out = Generations()
-    device = next(model.parameters()).device
     for example in examples:
-        prompt = tokenizer.apply_chat_template(
-            example["prompt"], add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(device)
-        started = time.perf_counter()
-        with torch.inference_mode():
-            ids = model.generate(
-                **prompt, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )  # fmt: skip
-        out.latencies_ms.append((time.perf_counter() - started) * 1000)
-        new = ids[0, prompt["input_ids"].shape[1] :]
-        out.new_tokens.append(int(new.numel()))
-        out.texts.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+        answer = generate_answer(model, tokenizer, example["prompt"], max_new_tokens=max_new_tokens)
+        out.latencies_ms.append(answer.latency_ms)
+        out.new_tokens.append(answer.new_tokens)
+        out.texts.append(answer.text)
     return out

@@ -1,0 +1,86 @@
+"""The page: a header, the adapter choice, the tabs (:mod:`ft_plugin.space.tabs`) and the
+named API (:mod:`ft_plugin.space.api`), over one loaded :class:`SpaceState`."""
+
+from pathlib import Path
+
+import gradio as gr
+
+from .api import add_api
+from .service import SpaceState
+from .settings import Limits
+from .tabs import TABS
+from .ui import Ui
+
+
+def _header(state: SpaceState) -> None:
+    first = state.adapter()
+    gr.Markdown(
+        f"# {first.label}\n**{first.recipe.adapter}** fine-tuning of `{first.base_hub_id}`"
+        " with [ft-plugin](https://pypi.org/project/ft-plugin/): the base model and the "
+        "tuned one answer side by side."
+    )
+    if state.disclaimer():
+        gr.Markdown(f"> ⚠️ {state.disclaimer()}")
+
+
+def build_blocks(state: SpaceState) -> gr.Blocks:
+    """The Gradio layout over a loaded :class:`SpaceState` (queue configured)."""
+    limits = state.limits
+    first = state.adapter()
+    model_job = {"concurrency_id": "model", "concurrency_limit": limits.concurrency}
+    with gr.Blocks(title=f"ft-plugin · {first.label}") as demo:
+        _header(state)
+        adapter = gr.Dropdown(
+            state.adapter_labels,
+            value=first.label,
+            label="Adapter",
+            visible=len(state.adapters) > 1,
+            elem_id="adapter",
+        )
+        pair = gr.State(None)  # the blind pair and its key: server-side only
+        ui = Ui(demo=demo, adapter=adapter, pair=pair, model_job=model_job)
+        with gr.Tabs():
+            for tab_id, title, module in TABS:
+                with gr.Tab(title, id=tab_id):
+                    setattr(ui, tab_id, module.layout(state, ui))
+        for _, _, module in TABS:
+            module.connect(state, ui)
+        add_api(state, ui)
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
+    demo.ft_plugin_state = state  # for tests and launchers
+    return demo
+
+
+def build_app(
+    target: str | list[str],
+    *,
+    data_dir: Path,
+    limits: Limits | None = None,
+    ratings_dataset: str | None = None,
+) -> gr.Blocks:
+    """Load the run(s) once and build the Space. ``target``: run dirs or Hub adapter ids."""
+    state = SpaceState.load(
+        target, data_dir=Path(data_dir), limits=limits, ratings_dataset=ratings_dataset
+    )
+    return build_blocks(state)
+
+
+def main(folder: Path) -> None:
+    """Serve the Space configured by ``folder/config.yaml`` and the environment (as a
+    Hugging Face Space runs ``app.py``); a configuration error exits with one line."""
+    import logging
+
+    from ft_plugin.errors import UserError
+
+    from .settings import read_space_config
+    from .ui import launch_kwargs
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = read_space_config(folder)
+        demo = build_app(
+            config.targets, data_dir=config.data_dir, ratings_dataset=config.ratings_dataset
+        )
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    demo.launch(**launch_kwargs(demo.ft_plugin_state.limits))

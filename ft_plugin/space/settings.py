@@ -1,0 +1,87 @@
+"""What a public Space allows (:class:`Limits`) and where it reads its settings from.
+
+A Space run as a script reads the adapter id(s) from ``$FT_PLUGIN_ADAPTER`` (comma list),
+else from ``config.yaml`` next to its ``app.py`` (``adapter:`` or ``adapters:``,
+``data_dir:``, ``ratings_dataset:``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ft_plugin.errors import UserError
+
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of a public Space (all overridable).
+
+    Example:
+        >>> Limits(max_new_tokens=64).max_new_tokens, Limits().concurrency
+        (64, 1)
+    """
+
+    max_prompt_chars: int = 2000
+    max_new_tokens: int = 256  # cap: larger requests are clamped to it
+    default_new_tokens: int = 128
+    max_time_s: float = 30.0  # per answer, passed to generate(max_time=...)
+    max_temperature: float = 2.0
+    concurrency: int = 1  # model jobs at a time (compare, evaluate share one queue slot)
+    max_queue: int = 16  # waiting requests before "queue full"
+    max_eval_rows: int = 50
+    eval_max_new_tokens: int = 64
+    max_upload_mb: int = 5
+    max_answer_chars: int = 8000  # answers sent to /rate
+    ratings_push_minutes: float = 5.0  # CommitScheduler period, with ratings_dataset
+
+
+@dataclass
+class SpaceConfig:
+    targets: list[str]
+    data_dir: Path
+    ratings_dataset: str | None = None
+
+
+def _read_config_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise UserError(f"{path}: not valid YAML") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: expected a mapping (adapter:, data_dir:, …)")
+    return config
+
+
+def read_space_config(folder: Path, environ: dict[str, str] | None = None) -> SpaceConfig:
+    """Adapter id(s), data folder and ratings dataset: environment first, then config.yaml.
+
+    Example:
+        >>> read_space_config(Path("no-such-folder"), {"FT_PLUGIN_ADAPTER": "me/a,me/b"}).targets
+        ['me/a', 'me/b']
+    """
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(folder) / CONFIG_FILE
+    config = _read_config_yaml(path)
+    raw = environ.get("FT_PLUGIN_ADAPTER") or config.get("adapters") or config.get("adapter")
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    targets = [str(t).strip() for t in raw or [] if str(t).strip()]
+    if not targets:
+        raise UserError(
+            f"no adapter: set FT_PLUGIN_ADAPTER=OWNER/NAME or `adapter:` in {path.name}"
+        )
+    data_dir = Path(environ.get("FT_PLUGIN_DATA_DIR") or config.get("data_dir") or "space_data")
+    if not data_dir.is_absolute():
+        data_dir = Path(folder) / data_dir
+    dataset = environ.get("FT_PLUGIN_RATINGS_DATASET") or config.get("ratings_dataset") or None
+    return SpaceConfig(targets, data_dir, dataset)

@@ -1,0 +1,33 @@
+"""Model card: the adapter's card, its training metrics and loss curves."""
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ..service import SpaceState
+from ..ui import Ui
+from .evaluate import source_update
+
+
+def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
+    with gr.Row():
+        metrics = gr.Dataframe(
+            headers=["metric", "value"], label="Training metrics", interactive=False
+        )
+        curves = gr.Image(label="Training curves", type="filepath", interactive=False)
+    markdown = gr.Markdown(elem_id="model-card")
+    return SimpleNamespace(metrics=metrics, curves=curves, markdown=markdown)
+
+
+def connect(state: SpaceState, ui: Ui) -> None:
+    def ui_card(label):  # noqa: ANN001, ANN202
+        info = state.adapter(label)
+        metrics = [[k, v] for k, v in state.training_metrics(info.label).items()]
+        curve = state.training_curves(info.label)
+        card = state.card_markdown(info.label)
+        return card, metrics, str(curve) if curve else None, source_update(state, info.label)
+
+    tab = ui.card
+    outputs = [tab.markdown, tab.metrics, tab.curves, ui.evaluate.source]
+    ui.adapter.change(ui_card, [ui.adapter], outputs, api_visibility="private")
+    ui.demo.load(ui_card, [ui.adapter], outputs, api_visibility="private")
