@@ -34,29 +34,39 @@ def _status(exc: Any) -> int | None:
     return response.status_code if response is not None else None
 
 
+def hub_reason(exc: BaseException) -> str:
+    """Why a Hub call failed, in words a user can act on; never the exception's text.
+
+    Example:
+        >>> from huggingface_hub.errors import LocalEntryNotFoundError
+        >>> hub_reason(LocalEntryNotFoundError("x"))
+        'not in the local Hub cache and the Hub is offline or unreachable (HF_HUB_OFFLINE)'
+    """
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return "Hub repo not found (or no access)"
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return "revision not found"
+    if isinstance(exc, errors.LocalEntryNotFoundError):  # before its base EntryNotFoundError
+        return "not in the local Hub cache and the Hub is offline or unreachable (HF_HUB_OFFLINE)"
+    if isinstance(exc, errors.EntryNotFoundError):
+        return "no such file in the repo"
+    status = _status(exc)
+    if status is None:
+        return f"{type(exc).__name__} (is the Hub reachable? is HF_HUB_OFFLINE set?)"
+    return _STATUS_REASONS.get(status, f"Hub error {status}")
+
+
 def hub_error(exc: BaseException, what: str) -> UserError:
-    """The one-line ``UserError`` for a Hub exception: what failed and why, never the raw text.
+    """The one-line ``UserError`` for a Hub exception: what failed and why (``hub_reason``).
 
     Example:
         >>> from huggingface_hub.errors import LocalEntryNotFoundError
         >>> str(hub_error(LocalEntryNotFoundError("x"), "hf://o/r/recipe.yaml"))
         'hf://o/r/recipe.yaml: not in the local Hub cache and the Hub is offline or unreachable (HF_HUB_OFFLINE)'
     """
-    from huggingface_hub import errors
-
-    if isinstance(exc, errors.RepositoryNotFoundError):
-        return UserError(f"{what}: Hub repo not found (or no access)")
-    if isinstance(exc, errors.RevisionNotFoundError):
-        return UserError(f"{what}: revision not found")
-    if isinstance(exc, errors.LocalEntryNotFoundError):  # before its base EntryNotFoundError
-        return UserError(
-            f"{what}: not in the local Hub cache and the Hub is offline or unreachable "
-            "(HF_HUB_OFFLINE)"
-        )
-    if isinstance(exc, errors.EntryNotFoundError):
-        return UserError(f"{what}: no such file in the repo")
-    status = _status(exc)
-    return UserError(f"{what}: {_STATUS_REASONS.get(status, f'Hub error {status}')}")
+    return UserError(f"{what}: {hub_reason(exc)}")
 
 
 def hub_exceptions() -> tuple[type[BaseException], ...]:

@@ -170,6 +170,18 @@ def _hub_id_of(folder: Path) -> str | None:
     return name if name and name.count("/") == 1 and not Path(name).exists() else None
 
 
+def base_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
+    """The plain tokenizer of ``base_model`` (no recipe): for counting tokens and previews.
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        base_tokenizer("embedded:smollm2-135m-instruct")("hello")["input_ids"]
+    """
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_base_model(base_model).path)
+
+
 def load_tokenizer(recipe: Recipe, resolved: ResolvedModel) -> PreTrainedTokenizerBase:
     """The tokenizer with a pad token distinct from EOS where possible and the chat template set."""
     from transformers import AutoTokenizer

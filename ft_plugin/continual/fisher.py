@@ -63,6 +63,18 @@ def fisher_for_run(
     return fisher, anchors
 
 
+def write_fisher(run_dir: Path, *, samples: int) -> tuple[Path, int, float]:
+    """Compute ``run_dir``'s Fisher and save it there: (file, tensor count, trace).
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        write_fisher(Path("runs/medical-lora"), samples=200)  # (…/fisher.safetensors, 60, 3.1e-05)
+    """
+    fisher, anchors = fisher_for_run(run_dir, samples=samples)
+    path = save_fisher(run_dir, fisher, anchors)
+    return path, len(fisher), sum(float(f.sum()) for f in fisher.values())
+
+
 def ensure_fisher(run_dir: Path, *, samples: int) -> Path:
     """The folder holding ``run_dir``'s `fisher.safetensors`, computing it when missing.
 

@@ -431,3 +431,20 @@ class AdapterRouter:
             except TypeError:
                 router.report = None
         return router
+
+
+def load_run_router(run_dir: str | Path) -> AdapterRouter:
+    """The router a run directory of task adapters (``adapters:``) was trained with.
+
+    Example:
+        >>> load_run_router("runs/nowhere")
+        Traceback (most recent call last):
+        ...
+        ft_plugin.errors.UserError: runs/nowhere: no router (train a recipe with adapters: first)
+    """
+    from ft_plugin.rundir import RunDir
+
+    folder = RunDir(run_dir).router
+    if not folder.is_dir():
+        raise UserError(f"{run_dir}: no router (train a recipe with adapters: first)")
+    return AdapterRouter.load(folder)

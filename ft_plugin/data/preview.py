@@ -123,3 +123,51 @@ def template_preview(template: Any, data: str | None, tokenizer: PreTrainedToken
         raise DataError(f"{source}: no row fits template {template.name} ({dict(dropped)})")
     blocks, warnings = preview_lines(tokenizer, examples[:rows], sequence_len)
     return source, blocks, warnings
+
+
+@dataclass
+class TemplatePreview:
+    """What `ft-plugin templates preview` shows: rendered blocks and warnings about them."""
+
+    template: str  # the template's name
+    source: str  # the rows rendered (a file, or builtin:NAME)
+    blocks: list[str]
+    warnings: list[str]
+
+
+def preview_template(
+    reference: str,
+    data: str | None,
+    base_model: str,
+    *,
+    rows: int,
+    sequence_len: int,
+    field_pairs: list[str] | None = None,
+    encoding: str | None = None,
+) -> TemplatePreview:
+    """Render ``rows`` rows of ``data`` through template ``reference`` with the tokenizer of
+    ``base_model``; ``field_pairs`` are ``--field NAME=COLUMN`` arguments.
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        preview_template("medical", None, "embedded:smollm2-135m-instruct",
+                         rows=1, sequence_len=512).blocks[0]  # '<|im_start|>system …'
+    """
+    from ft_plugin.models import base_tokenizer
+
+    from .columns import parse_field_arguments
+    from .templates import load_template
+
+    template = load_template(reference)
+    fields = parse_field_arguments(field_pairs, template)
+    tokenizer = base_tokenizer(base_model)
+    source, blocks, warnings = template_preview(
+        template,
+        data,
+        tokenizer,
+        rows=rows,
+        sequence_len=sequence_len,
+        fields=fields,
+        encoding=encoding,
+    )
+    return TemplatePreview(template.name, source, blocks, warnings)

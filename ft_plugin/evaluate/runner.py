@@ -8,7 +8,8 @@ labels and default metrics), computes every requested metric for the target and,
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from ft_plugin.errors import DataError, UserError
@@ -320,3 +321,80 @@ def human_sheet_items(
         {"prompt": e["prompt"][-1]["content"], "base_answer": b, "tuned_answer": t}
         for e, b, t in pairs
     ]
+
+
+def fields_for(template: str | None, field_pairs: list[str] | None) -> dict[str, str]:
+    """``--field NAME=COLUMN`` of eval: the template's field names when ``template`` is a
+    domain template, the row type's (instruction, output, text, …) otherwise.
+
+    Example:
+        >>> fields_for("medical", ["instruction=ask"]), fields_for(None, ["text=body"])
+        ({'instruction': 'ask'}, {'text': 'body'})
+    """
+    from ft_plugin.data import columns
+    from ft_plugin.data.formats import CONVERTERS
+
+    if template and template not in CONVERTERS:
+        from ft_plugin.data.templates import load_template
+
+        return columns.parse_field_arguments(field_pairs, load_template(template))
+    return columns.parse_plain_field_arguments(field_pairs)
+
+
+def default_output_dir(target: str) -> Path:
+    """Where a report of ``target`` goes: RUN_DIR/eval, or runs/eval/NAME for a base model.
+
+    Example:
+        >>> default_output_dir("embedded:smollm2-135m-instruct").as_posix()
+        'runs/eval/embedded-smollm2-135m-instruct'
+    """
+    from ft_plugin.rundir import RunDir
+
+    run = RunDir(target)
+    if run.is_run():
+        return run.eval_dir()
+    return Path("runs") / "eval" / target.replace(":", "-").replace("/", "--")
+
+
+@dataclass
+class EvalOutcome:
+    """What an evaluation wrote: the report (as a dict), its folder and the human sheet."""
+
+    report: dict[str, Any]
+    folder: Path
+    markdown: Path  # report.md
+    numbers: Path  # report.json
+    human_sheet: Path | None = None
+    human_key: Path | None = None
+
+
+def evaluate_to_folder(
+    target: str, settings: EvalSettings, output: Path | None = None, human_sheet: Path | None = None
+) -> EvalOutcome:
+    """Evaluate ``target`` and write report.json, report.md and plots into ``output``
+    (default: `default_output_dir`); with ``human_sheet``, also a blind sheet for raters
+    (which needs the baseline, so it is evaluated too).
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        evaluate_to_folder("runs/medical-lora", EvalSettings(baseline=True)).markdown
+    """
+    from ft_plugin.rundir import REPORT, RunDir
+
+    from .report import write_eval_report
+
+    if human_sheet is not None:
+        settings = replace(settings, baseline=True)
+    report, results, loaded, data = run_evaluation(target, settings)
+    folder = output or default_output_dir(target)
+    state = RunDir(loaded.run_dir).trainer_state_path if loaded.run_dir else None
+    write_eval_report(
+        report.to_dict(), folder, results=results, labels=data.labels, trainer_state=state
+    )
+    outcome = EvalOutcome(report.to_dict(), folder, folder / "report.md", folder / REPORT)
+    if human_sheet is not None:
+        from .human import key_path_for, write_human_sheet
+
+        write_human_sheet(human_sheet_items(loaded, data, results, settings), human_sheet)
+        outcome.human_sheet, outcome.human_key = human_sheet, key_path_for(human_sheet)
+    return outcome

@@ -18,6 +18,21 @@ from ft_plugin.errors import UserError
 from .runner import EvalSettings, evaluate_loaded
 from .targets import load_target
 
+REPORT_FILE = "forgetting.json"
+PLOT_FILE = "forgetting.png"
+
+
+def default_output_dir(target: str) -> Path:
+    """Where the forgetting report of ``target`` (RUN or RUN1,RUN2,…) goes: FIRST_RUN/eval/forgetting.
+
+    Example:
+        >>> default_output_dir("runs/a,runs/b").as_posix()
+        'runs/a/eval/forgetting'
+    """
+    from ft_plugin.rundir import RunDir
+
+    return RunDir(target.split(",")[0]).eval_dir() / "forgetting"
+
 
 def stage_dirs(target: str) -> list[Path]:
     """The run directories of a sequence, in training order."""
@@ -74,7 +89,7 @@ def forgetting_report(
     report = {"metric": metric, "stages": [str(s) for s in stages], "tasks": tasks, "R": matrix,
               "baseline": baseline, **summary}  # fmt: skip
     output.mkdir(parents=True, exist_ok=True)
-    (output / "forgetting.json").write_text(json.dumps(report, indent=2) + "\n")
+    (output / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     plot_forgetting_matrix(matrix, [s.name for s in stages], [Path(t).stem for t in tasks],
-                           output / "forgetting.png", metric, higher_is_better=metric != "perplexity")  # fmt: skip
+                           output / PLOT_FILE, metric, higher_is_better=metric != "perplexity")  # fmt: skip
     return report

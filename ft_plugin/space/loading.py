@@ -77,18 +77,12 @@ def resolve_target(target: str, *, cache_dir: Path) -> tuple[Path, bool]:
 
 
 def _download(repo_id: str) -> Path:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from ft_plugin.hub_calls import hub_error, hub_exceptions
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
-    except LocalEntryNotFoundError:
-        raise UserError(
-            f"{repo_id}: not a local folder and not in the Hub cache, and the Hub is offline "
-            "or unreachable (HF_HUB_OFFLINE)"
-        ) from None
-    except HfHubHTTPError as exc:  # never echo the exception: it may carry headers
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise UserError(f"{repo_id}: cannot download from the Hub (HTTP {status})") from None
+    except hub_exceptions() as exc:
+        raise hub_error(exc, f"{repo_id} (not a local folder; as a Hub repo)") from None
 
 
 def with_reachable_base(folder: Path, target: str, cache_dir: Path) -> Path:

@@ -223,20 +223,11 @@ def _score(name: str, value: Any) -> int:
     return int(number)
 
 
-HUB_REASONS = {
-    401: "not authorised (set HF_TOKEN to a token with write access in the Space's secrets)",
-    403: "forbidden (the token cannot write to this dataset)",
-    404: "not found (or no access with this token)",
-}
-
-
 def hub_failure_reason(exc: BaseException) -> str:
     """Why a Hub call failed, in words a Space owner can act on; never the request headers."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if status is not None:
-        return HUB_REASONS.get(status, f"Hub error {status}")
-    return f"{type(exc).__name__} (is the Hub reachable? is HF_HUB_OFFLINE set?)"
+    from ft_plugin.hub_calls import hub_reason
+
+    return hub_reason(exc)
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
