@@ -133,11 +133,12 @@ def _templates_show(args: argparse.Namespace) -> int:
 
 def _templates_preview(args: argparse.Namespace) -> int:
     from ft_plugin.data.preview import preview_template
+    from ft_plugin.models import base_tokenizer
 
     preview = preview_template(
         args.name,
         args.data,
-        args.base_model,
+        base_tokenizer(args.base_model),
         rows=args.n,
         sequence_len=args.sequence_len,
         field_pairs=args.field,

@@ -16,7 +16,6 @@ earlier adapter with ``lora_model_dir``; full/freeze runs match by parameter nam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -119,22 +118,3 @@ class EwcPenalty(torch.nn.Module):
             diff = param.float() - getattr(self, f"anchor_{i}")
             total = total + (getattr(self, f"fisher_{i}") * diff * diff).sum()
         return 0.5 * self.lam * total
-
-
-def ewc_penalty_for(recipe: Any) -> Any:
-    """``model -> EwcPenalty`` protecting ``ewc.previous`` for the engine, or None without EWC.
-
-    The previous run's Fisher is computed first when it is missing.
-    """
-    if not recipe.ewc:
-        return None
-
-    def build(model: Any) -> EwcPenalty:
-        from ft_plugin.continual.fisher import ensure_fisher
-        from ft_plugin.refs import resolve_folder
-
-        previous = resolve_folder(recipe.ewc.previous or recipe.lora_model_dir)
-        fisher, anchors = load_fisher(ensure_fisher(previous, samples=recipe.ewc.fisher_samples))
-        return EwcPenalty(model, fisher, anchors, recipe.ewc.lambda_)
-
-    return build

@@ -10,7 +10,14 @@ from typing import Any
 
 import torch
 
-from .ewc import FISHER_FILE, compute_fisher, save_fisher, trainable_parameters
+from .ewc import (
+    FISHER_FILE,
+    EwcPenalty,
+    compute_fisher,
+    load_fisher,
+    save_fisher,
+    trainable_parameters,
+)
 
 
 def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
@@ -104,3 +111,21 @@ def _in_hub_cache(folder: Path) -> bool:
     from huggingface_hub import constants
 
     return str(folder.resolve()).startswith(str(Path(constants.HF_HUB_CACHE).resolve()))
+
+
+def ewc_penalty_for(recipe: Any) -> Any:
+    """``model -> EwcPenalty`` protecting ``ewc.previous`` for the engine, or None without EWC.
+
+    The previous run's Fisher is computed first when it is missing.
+    """
+    if not recipe.ewc:
+        return None
+
+    def build(model: Any) -> EwcPenalty:
+        from ft_plugin.refs import resolve_folder
+
+        previous = resolve_folder(recipe.ewc.previous or recipe.lora_model_dir)
+        fisher, anchors = load_fisher(ensure_fisher(previous, samples=recipe.ewc.fisher_samples))
+        return EwcPenalty(model, fisher, anchors, recipe.ewc.lambda_)
+
+    return build

@@ -138,29 +138,26 @@ class TemplatePreview:
 def preview_template(
     reference: str,
     data: str | None,
-    base_model: str,
+    tokenizer: Any,
     *,
     rows: int,
     sequence_len: int,
     field_pairs: list[str] | None = None,
     encoding: str | None = None,
 ) -> TemplatePreview:
-    """Render ``rows`` rows of ``data`` through template ``reference`` with the tokenizer of
-    ``base_model``; ``field_pairs`` are ``--field NAME=COLUMN`` arguments.
+    """Render ``rows`` rows of ``data`` through template ``reference`` with ``tokenizer``
+    (the base model's); ``field_pairs`` are ``--field NAME=COLUMN`` arguments.
 
     Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
-        preview_template("medical", None, "embedded:smollm2-135m-instruct",
+        preview_template("medical", None, base_tokenizer("embedded:smollm2-135m-instruct"),
                          rows=1, sequence_len=512).blocks[0]  # '<|im_start|>system …'
     """
-    from ft_plugin.models import base_tokenizer
-
     from .columns import parse_field_arguments
     from .templates import load_template
 
     template = load_template(reference)
     fields = parse_field_arguments(field_pairs, template)
-    tokenizer = base_tokenizer(base_model)
     source, blocks, warnings = template_preview(
         template,
         data,

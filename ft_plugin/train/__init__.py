@@ -11,7 +11,7 @@ from typing import Any
 
 from ft_plugin.config import LoadedRecipe
 from ft_plugin.continual import adapters, stages
-from ft_plugin.continual.ewc import ewc_penalty_for
+from ft_plugin.continual.fisher import ewc_penalty_for
 from ft_plugin.engine import (
     PreparedRun,
     RunResult,

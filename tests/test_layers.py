@@ -1,0 +1,103 @@
+"""The package's shape, kept by tools: layers point down, no cycles, one run-directory module.
+
+The contracts live in pyproject.toml ([tool.importlinter]); import-linter and grimp read
+every import, including those inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "ft_plugin"
+RUN_DIR_FILES = {"recipe.yaml", "metrics.json", "trainer_state.json", "adapter_config.json",
+                 "adapter_model.safetensors", "report.json"}  # fmt: skip
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "recipes" in path.parts or "templates" in path.parts:
+            continue
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out.append((name, path))
+    return out
+
+
+def test_import_linter_contracts_are_kept() -> None:
+    pytest.importorskip("importlinter", reason="pip install import-linter (the dev extra)")
+    from importlinter.cli import lint_imports
+
+    sys.path.insert(0, str(REPO))
+    try:
+        assert lint_imports(config_filename=str(REPO / "pyproject.toml")) == 0
+    finally:
+        sys.path.remove(str(REPO))
+
+
+def test_no_import_cycle_between_modules() -> None:
+    grimp = pytest.importorskip("grimp", reason="installed with import-linter")
+    graph = grimp.build_graph("ft_plugin", include_external_packages=False)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if module != imported and graph.chain_exists(imported, module):
+                cycles.append(f"{module} -> {imported} -> … -> {module}")
+    assert cycles == []
+
+
+def _absolute(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def test_no_private_name_is_imported_across_packages() -> None:
+    crossings = []
+    for module, path in _modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            source = _absolute(module, node, path.name == "__init__.py")
+            if not source.startswith("ft_plugin."):
+                continue
+            if source.split(".")[1] == module.split(".")[1]:
+                continue  # inside one top-level package
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    crossings.append(f"{module}: from {source} import {alias.name}")
+    assert crossings == []
+
+
+def test_run_directory_file_names_are_spelled_in_rundir_only() -> None:
+    spelled = []
+    for module, path in _modules():
+        if module == "ft_plugin.rundir":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and any(name in node.value.split("/") for name in RUN_DIR_FILES)
+            ):
+                spelled.append(f"{module}:{node.lineno}: {node.value!r}")
+    assert spelled == []
