@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ft_plugin.errors import DataError
+from ft_plugin.io import atomic_writer
 
 from .cleaning import CleaningOptions, CleaningReport, clean_rows
 from .columns import check_columns
@@ -136,24 +135,17 @@ def _write_jsonl(path: Path, rows: Iterable[Row], cleaning: CleaningReport) -> I
 
     Keeping no row at all is an error, not an empty output.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
+    with atomic_writer(path) as out:
         written = 0
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                written += 1
-                yield row
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written += 1
+            yield row
         if written == 0:
             reasons = ", ".join(f"{k} {v}" for k, v in cleaning.dropped.items()) or "no rows read"
             raise DataError(
                 f"{path}: 0 rows kept of {cleaning.input_rows} (dropped: {reasons}); nothing written"
             )
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
 
 
 def prepare_dataset(

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 import re
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,19 +76,13 @@ def key_path_for(sheet: str | Path) -> Path:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Write a UTF-8 CSV atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the sheet from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a UTF-8 CSV atomically (a temporary file in the same folder, then rename)."""
+    from ft_plugin.io import atomic_writer
+
+    with atomic_writer(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def write_human_sheet(items: list[dict[str, Any]], path: str | Path, *, seed: int = 0) -> Path:
