@@ -115,7 +115,9 @@ def _per_row(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, va
     pieces = []
     for start, size in segments:
         q, k, v = (t[start : start + size].transpose(0, 1)[None] for t in (query, key, value))
-        backend = SDPBackend.MATH if size <= CPU_MATH_MAX_LEN else SDPBackend.FLASH_ATTENTION
+        # Math wins only where its cheap backward counts; a forward alone (eval) is flash's.
+        short = size <= CPU_MATH_MAX_LEN and query.requires_grad
+        backend = SDPBackend.MATH if short else SDPBackend.FLASH_ATTENTION
         with sdpa_kernel(backend):
             out, _ = sdpa_attention_forward(
                 module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True
