@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -82,3 +85,11 @@ def full_pass_label_score(model, tokenizer, prompt, label) -> float:  # noqa: AN
     return sum(
         float(logp[i - 1, t]) for i, t in enumerate(rendered.input_ids) if rendered.loss_mask[i]
     )
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ft_plugin ARGS`` in a subprocess, as a user types it (output captured)."""
+    return subprocess.run([sys.executable, "-m", "ft_plugin", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip

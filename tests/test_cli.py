@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import cli
 
 from ft_plugin.cli import build_parser
 
@@ -15,14 +16,8 @@ COMMANDS = ("train", "ewc", "push", "merge", "recipes", "templates")
 COMMANDS += ("eval", "route", "space", "data")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_help_lists_every_command_group() -> None:
-    result = run_cli("--help")
+    result = cli("--help")
     assert result.returncode == 0, result.stderr
     listed = result.stdout.split("options:")[0]
     for command in COMMANDS:
@@ -31,7 +26,7 @@ def test_help_lists_every_command_group() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_each_group_help_exits_0(command: str) -> None:
-    result = run_cli(command, "--help")
+    result = cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: ft-plugin {command}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import cli
 
 from ft_plugin import registry
 from ft_plugin.config import load_recipe
@@ -212,30 +213,24 @@ def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
     )
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_validate_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "r.yaml", "extends: medical-lora\nlora_rr: 8\n")
-    result = run_cli("recipes", "validate", str(path))
+    result = cli("recipes", "validate", str(path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"{path}:2: lora_rr: unknown key; did you mean 'lora_r'?"
     assert "Traceback" not in result.stderr
 
 
 def test_cli_lists_shows_and_prints_schema() -> None:
-    listing = run_cli("recipes", "list")
+    listing = cli("recipes", "list")
     assert listing.returncode == 0
     for name in REQUIRED:
         assert name in listing.stdout
     assert "INVALID" not in listing.stdout
-    shown = run_cli("recipes", "show", "medical-qlora", "--set", "lora_r=4")
+    shown = cli("recipes", "show", "medical-qlora", "--set", "lora_r=4")
     data = yaml.safe_load(shown.stdout)
     assert data["lora_r"] == 4 and data["adapter"] == "qlora" and data["name"] == "medical-qlora"
-    schema = run_cli("recipes", "schema")
+    schema = cli("recipes", "schema")
     import json
 
     properties = json.loads(schema.stdout)["properties"]

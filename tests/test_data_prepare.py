@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from ft_plugin.config.schema import DatasetSection
 from ft_plugin.data.build import build_examples
@@ -51,12 +50,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
     return path
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_prepare_removes_planted_dirt_with_exact_counts(tmp_path: Path) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import full_pass_label_score, tiny_recipe, write_rows
+from helpers import cli, full_pass_label_score, tiny_recipe, write_rows
 from tiny import save_tiny_model, tiny_llama, tiny_tokenizer
 
 from ft_plugin.evaluate.perplexity import corpus_perplexity
@@ -111,12 +109,6 @@ def test_batched_label_scoring_equals_full_passes(batch_size: int) -> None:
     assert scores == [pytest.approx(row, abs=1e-3) for row in expected]
     best = [labels[row.index(max(row))] for row in expected]
     assert predict_labels(model, tokenizer, examples, labels, batch_size=batch_size) == best
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import tiny_recipe
+from helpers import cli, tiny_recipe
 from tiny import tiny_tokenizer
 
 from ft_plugin import registry
@@ -137,12 +135,6 @@ def test_marked_text_wraps_exactly_the_answer() -> None:
     text = marked_text(tokenizer, rendered)
     assert text.endswith(f"{LOSS_OPEN}多喝水。<|im_end|>\n{LOSS_CLOSE}")
     assert text.count(LOSS_OPEN) == 1
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_cli_preview_shows_the_marked_answer_and_warns_on_truncation(tmp_path: Path) -> None:

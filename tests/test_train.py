@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import full_pass_label_score, tiny_recipe
+from helpers import cli, full_pass_label_score, tiny_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
@@ -185,15 +185,6 @@ def test_early_stopping_stops_and_keeps_the_best(tmp_path: Path) -> None:
     assert state["best_metric"] == pytest.approx(min(evals), rel=1e-6)
     assert result.metrics["eval_loss"] == pytest.approx(state["best_metric"], rel=1e-4)
     assert best >= state["best_metric"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "ft_plugin", *args], capture_output=True, text=True, timeout=600,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
 
 
 def test_missing_base_model_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

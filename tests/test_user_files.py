@@ -11,14 +11,11 @@ import csv
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import cli, tiny_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 CMEDICAL = REPO.parent / "shared" / "data" / "cmedical" / "internal_medicine.csv"
@@ -28,11 +25,6 @@ ROWS = [
     ("消化科", "胃疼", "饭后胃部隐隐作痛已经一周了，怎么办？", "建议清淡饮食，少食多餐，避免辛辣刺激，如持续不缓解请到消化科就诊。"),
     ("内分泌科", "血糖高", "空腹血糖七点二，算糖尿病吗？需要吃药吗？", "一次空腹血糖偏高不能确诊，建议复查并做糖耐量试验，由医生判断是否用药。"),
 ]  # fmt: skip
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ft_plugin", *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple[str, ...]], encoding: str) -> Path:
