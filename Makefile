@@ -32,11 +32,13 @@ demo: setup
 		--set max_steps=$(DEMO_STEPS) --set eval_steps=10
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin eval $(DEMO_DIR) --baseline --max-new-tokens 48
 
-# The browser test drives Debian's chromium with Playwright (no browser download); it is
-# skipped with a reason where chromium cannot be installed.
+# The browser test drives Debian's chromium with Playwright (no browser download); plots
+# and the Space draw Chinese labels with Noto CJK. Both are skipped with a reason where
+# they cannot be installed (and fail under CI=true).
 browser:
-	command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ) || true
+	(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK") || \
+		(command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+		apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) ) || true
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

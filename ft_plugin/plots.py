@@ -8,6 +8,7 @@ place that knows the backend, the fonts and the warnings to silence.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,16 @@ def cjk_font() -> str | None:
 
 
 def font_family() -> list[str]:
+    """Latin first, then the CJK font: matplotlib falls back glyph by glyph (>= 3.6)."""
     font = cjk_font()
     return ["DejaVu Sans", font] if font else ["DejaVu Sans"]
+
+
+@lru_cache(maxsize=1)
+def _use_cjk_fallback() -> None:
+    import matplotlib
+
+    matplotlib.rcParams["font.family"] = font_family()
 
 
 def new_figure(width: float = 6, height: float = 3.4, dpi: int = 100) -> tuple[Any, Any]:
@@ -40,6 +49,7 @@ def new_figure(width: float = 6, height: float = 3.4, dpi: int = 100) -> tuple[A
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    _use_cjk_fallback()  # every label, Chinese group names included, draws in a font that has it
     figure = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot()
