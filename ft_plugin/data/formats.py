@@ -178,18 +178,14 @@ def template_examples(
     system = template.system_prompt.strip() if template.system_prompt else None
     messages_column = spec.field_messages or "messages"
     is_chat = [template.accepts_messages and messages_column in row for row in rows]
-
-    def group(row: dict[str, Any]) -> str | None:
-        return group_value(row, group_by) if group_by else None
-
+    groups = [group_value(r, group_by) if group_by else None for r in rows]
+    pairs = list(zip(rows, is_chat, groups, strict=True))
     outputs: list[Example | str] = [
-        _grouped(_with_system(chat_example(r, spec), system), group(r))
-        for r, c in zip(rows, is_chat, strict=True)
-        if c
+        _grouped(_with_system(chat_example(r, spec), system), g) for r, c, g in pairs if c
     ]
     canonical: Any = (
-        {**template.canonical(r, mapping), **({_CARRIED: group(r)} if group_by else {})}
-        for r, c in zip(rows, is_chat, strict=True)
+        {**template.canonical(r, mapping), **({_CARRIED: g} if g is not None else {})}
+        for r, c, g in pairs
         if not c
     )
     if spec.clean:
@@ -203,13 +199,8 @@ def template_examples(
                                     required_fields=template.required, options=options, report=report))  # fmt: skip
         dropped.update(report.dropped)
     outputs += [_grouped(template.render(row), row.get(_CARRIED)) for row in canonical]
-    examples = []
-    for output in outputs:
-        if isinstance(output, str):
-            dropped[output] += 1
-        else:
-            examples.append(output)
-    return examples
+    dropped.update(o for o in outputs if isinstance(o, str))
+    return [o for o in outputs if not isinstance(o, str)]
 
 
 def convert_rows(

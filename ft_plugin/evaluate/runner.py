@@ -220,6 +220,20 @@ def evaluate_loaded(
             results["baseline"] = evaluate_model(
                 base_model, loaded.tokenizer, data, metrics, settings, None
             )
+    return _report(target, settings, data, metrics, results), results, data
+
+
+def _report(
+    target: str,
+    settings: EvalSettings,
+    data: EvalData,
+    metrics: list[str],
+    results: dict[str, ModelResult],
+) -> EvalReport:
+    """The report of evaluated results: numbers, intervals, groups and the answers."""
+    from .breakdown import group_breakdown, interval_summary
+    from .predictions import prediction_rows
+
     models = {role: r.metrics for role, r in results.items()}
     delta = {}
     if "baseline" in models:
@@ -230,10 +244,7 @@ def evaluate_loaded(
         role: {k: v for k, v in r.details.items() if k != "classification"}
         for role, r in results.items()
     }
-    from .breakdown import group_breakdown, interval_summary
-    from .predictions import prediction_rows
-
-    report = EvalReport(
+    return EvalReport(
         models=models,
         data={
             "source": data.source,
@@ -250,7 +261,6 @@ def evaluate_loaded(
         groups=group_breakdown(data.groups(), results, settings.bootstrap, settings.seed),
         predictions=prediction_rows(data.examples, results),
     )
-    return report, results, data
 
 
 def human_sheet_items(
