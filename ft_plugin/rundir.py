@@ -43,6 +43,7 @@ CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 EVAL = "eval"
 REPORT = "report.json"
+PREDICTIONS = "predictions.jsonl"  # eval/: one line per evaluated row, the answers
 STAGES = "stages"
 ROUTER = "router"
 FINAL_STAGING = ".final-staging"

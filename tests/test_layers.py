@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "ft_plugin"
 RUN_DIR_FILES = {"recipe.yaml", "metrics.json", "trainer_state.json", "adapter_config.json",
-                 "adapter_model.safetensors", "report.json"}  # fmt: skip
+                 "adapter_model.safetensors", "report.json", "predictions.jsonl"}  # fmt: skip
 
 
 def _modules() -> list[tuple[str, Path]]:

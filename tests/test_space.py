@@ -372,7 +372,8 @@ def test_evaluate_an_uploaded_jsonl(served, tmp_path: Path) -> None:  # noqa: AN
     assert report["delta"]["perplexity"] == pytest.approx(
         target["perplexity"] - baseline["perplexity"], abs=1e-5
     )
-    assert report["data"] == {"source": "rows.jsonl", "rows": 4, "template": "medical"}  # capped
+    assert report["data"] == {"source": "rows.jsonl", "rows": 4, "rows_given": 6, "sampled": True,
+                              "template": "medical", "group_by": None}  # capped: a seeded sample  # fmt: skip
 
 
 def test_evaluate_refuses_bad_input(served, tmp_path: Path) -> None:  # noqa: ANN001

@@ -43,7 +43,21 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
         "--metrics",
         help="comma list: perplexity,bleu,chrf,rouge1,rouge2,rougeL,accuracy,macro_f1,latency",
     )
-    add("--max-samples", type=int, default=200)
+    add(
+        "--max-samples",
+        type=int,
+        default=200,
+        help="evaluate a seeded random sample of this many rows (default 200); 0: all",
+    )
+    add(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="paired bootstrap resamples for the 95%% intervals (default 1000); 0: none",
+    )
+    add("--seed", type=int, default=0, help="of the row sample and the bootstrap (default 0)")
+    add("--group-by", metavar="COLUMN", help="a column of --data: every metric per group")
     add("--max-new-tokens", type=int, default=128)
     add(
         "--scoring",
@@ -73,6 +87,7 @@ def _eval(args: argparse.Namespace) -> int:
         )
     from ft_plugin.evaluate.report import terminal_table
     from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder, fields_for
+    from ft_plugin.rundir import PREDICTIONS
 
     settings = EvalSettings(
         data=args.data,
@@ -86,6 +101,9 @@ def _eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         scoring=args.scoring,
         price_per_hour=args.price_per_hour,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        group_by=args.group_by,
     )
     output = Path(args.output) if args.output else None
     sheet = Path(args.human_sheet) if args.human_sheet else None
@@ -93,7 +111,12 @@ def _eval(args: argparse.Namespace) -> int:
     if outcome.human_sheet is not None:
         print(f"human sheet: {args.human_sheet} (key: {outcome.human_key})")
     print(terminal_table(outcome.report))
-    print(f"report: {outcome.markdown} (numbers in {outcome.numbers.name})")
+    if groups := outcome.report.get("groups"):
+        counts = ", ".join(f"{name} {entry['rows']}" for name, entry in groups.items())
+        print(f"groups by {args.group_by} (rows): {counts}; per group in report.md")
+    answers = outcome.folder / PREDICTIONS
+    extra = f", answers in {PREDICTIONS}" if answers.is_file() else ""
+    print(f"report: {outcome.markdown} (numbers in {outcome.numbers.name}{extra})")
     return 0
 
 

@@ -20,6 +20,31 @@ from .templates import Template, load_template
 
 Example = dict[str, Any]
 
+# With ``group_by`` (evaluation breakdowns), each example carries its row's value of that
+# column under this key; training converts without it, so its examples are unchanged.
+GROUP = "group"
+MISSING_GROUP = "(missing)"
+_CARRIED = "__group__"  # the value on a canonical row, through cleaning, until rendering
+
+
+def group_value(row: dict[str, Any], column: str) -> str:
+    """A row's group name: the column's value as text, ``(missing)`` when absent or empty.
+
+    Example:
+        >>> group_value({"dept": "心血管科"}, "dept"), group_value({}, "dept")
+        ('心血管科', '(missing)')
+    """
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return MISSING_GROUP
+    return str(value).strip() if isinstance(value, str | int | float | bool) else repr(value)
+
+
+def _grouped(example: Example | str, value: str | None) -> Example | str:
+    if isinstance(example, dict) and value is not None:
+        example[GROUP] = value
+    return example
+
 
 @dataclass
 class Conversion:
@@ -138,11 +163,13 @@ def template_examples(
     spec: DatasetSection,
     dropped: Counter[str],
     mapping: dict[str, str] | None = None,
+    group_by: str | None = None,
 ) -> list[Example]:
     """Rows in any shape the template accepts → prompt/completion with its system prompt.
 
     Field rows are renamed to the template's canonical fields, cleaned as the template
     says (unless the dataset sets `clean: false`) and rendered; chat rows keep their turns.
+    With ``group_by``, every example keeps that column's value under ``GROUP``.
     """
     from .cleaning import CleaningOptions, CleaningReport, clean_rows
 
@@ -151,11 +178,15 @@ def template_examples(
     system = template.system_prompt.strip() if template.system_prompt else None
     messages_column = spec.field_messages or "messages"
     is_chat = [template.accepts_messages and messages_column in row for row in rows]
+    groups = [group_value(r, group_by) if group_by else None for r in rows]
+    pairs = list(zip(rows, is_chat, groups, strict=True))
     outputs: list[Example | str] = [
-        _with_system(chat_example(r, spec), system) for r, c in zip(rows, is_chat, strict=True) if c
+        _grouped(_with_system(chat_example(r, spec), system), g) for r, c, g in pairs if c
     ]
     canonical: Any = (
-        template.canonical(r, mapping) for r, c in zip(rows, is_chat, strict=True) if not c
+        {**template.canonical(r, mapping), **({_CARRIED: g} if g is not None else {})}
+        for r, c, g in pairs
+        if not c
     )
     if spec.clean:
         cleaning = template.cleaning
@@ -167,25 +198,25 @@ def template_examples(
         canonical = list(clean_rows(canonical, text_fields=template.text_fields,
                                     required_fields=template.required, options=options, report=report))  # fmt: skip
         dropped.update(report.dropped)
-    outputs += [template.render(row) for row in canonical]
-    examples = []
-    for output in outputs:
-        if isinstance(output, str):
-            dropped[output] += 1
-        else:
-            examples.append(output)
-    return examples
+    outputs += [_grouped(template.render(row), row.get(_CARRIED)) for row in canonical]
+    dropped.update(o for o in outputs if isinstance(o, str))
+    return [o for o in outputs if not isinstance(o, str)]
 
 
-def convert_rows(rows: list[dict[str, Any]], spec: DatasetSection) -> Conversion:
-    """Convert rows of one dataset; rows that cannot be used are counted, never raised."""
+def convert_rows(
+    rows: list[dict[str, Any]], spec: DatasetSection, group_by: str | None = None
+) -> Conversion:
+    """Convert rows of one dataset; rows that cannot be used are counted, never raised.
+
+    With ``group_by``, every example keeps that column's value under ``GROUP``.
+    """
     result = Conversion([])
     if spec.type not in CONVERTERS:
-        result.examples = template_examples(rows, spec, result.dropped)
+        result.examples = template_examples(rows, spec, result.dropped, group_by=group_by)
         return result
     convert = CONVERTERS[spec.type]
     for row in rows:
-        example = convert(row, spec)
+        example = _grouped(convert(row, spec), group_value(row, group_by) if group_by else None)
         if isinstance(example, str):
             result.dropped[example] += 1
         else:

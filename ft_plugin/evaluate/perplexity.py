@@ -4,14 +4,15 @@
 whole corpus (not a mean of per-row perplexities). Chat and instruction rows count only
 the answer tokens, exactly those that carry loss in training (the same rendering as
 ``ft-plugin templates preview``); raw text (``completion``) counts every token after the
-first. Text longer than the window is scored with a sliding window: each window sees
+first. ``rows`` keeps each row's (summed NLL, tokens), so the perplexity of any subset
+or bootstrap resample is ``exp(Σ nll / Σ tokens)`` over its rows. Text longer than the window is scored with a sliding window: each window sees
 up to ``window`` tokens of context and scores only the tokens the previous one did not.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from ft_plugin.data.preview import render_example
 class PerplexityResult:
     nll_sum: float
     tokens: int
+    rows: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (nll, tokens)
 
     @property
     def perplexity(self) -> float:
@@ -75,7 +77,7 @@ def corpus_perplexity(
 
         corpus_perplexity(model, tokenizer, examples, sequence_len=512).perplexity  # 12.83
     """
-    total, tokens = 0.0, 0
+    rows: list[tuple[float, int]] = []
     for example in examples:
         if "text" in example:
             ids = list(tokenizer(example["text"])["input_ids"])
@@ -83,5 +85,5 @@ def corpus_perplexity(
         else:
             rendered = render_example(tokenizer, example, sequence_len)
             nll, count = _nll(model, rendered.input_ids, rendered.loss_mask)
-        total, tokens = total + nll, tokens + count
-    return PerplexityResult(total, tokens)
+        rows.append((nll, count))
+    return PerplexityResult(sum(n for n, _ in rows), sum(c for _, c in rows), rows)

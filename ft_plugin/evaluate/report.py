@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.plots import new_figure, save_png
-from ft_plugin.rundir import REPORT
+from ft_plugin.rundir import PREDICTIONS, REPORT
+
+from .tables import markdown, terminal_table
+
+__all__ = ["add_human_ratings", "markdown", "plot_comparison", "plot_groups",
+           "plot_training_curves", "terminal_table", "write_eval_report"]  # fmt: skip
 
 
 def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
@@ -31,102 +36,67 @@ def plot_training_curves(trainer_state: Path, path: Path) -> Path | None:
     return save_png(figure, path)
 
 
-def plot_comparison(models: dict[str, dict[str, Any]], path: Path) -> Path | None:
-    """Side-by-side bars of the quality metrics (baseline vs target)."""
-    quality = ("accuracy", "macro_f1", "bleu", "chrf", "rouge1", "rouge2", "rougeL")
-    names = [m for m in quality if all(isinstance(r.get(m), int | float) for r in models.values())]
+QUALITY = ("accuracy", "macro_f1", "bleu", "chrf", "rouge1", "rouge2", "rougeL")
+
+
+def _error_bars(values: list[float], intervals: list[Any]) -> list[list[float]] | None:
+    """matplotlib's ``yerr`` (below, above) from [low, high] intervals; 0 where there is none."""
+    if not any(intervals):
+        return None
+    below = [max(0.0, v - iv[0]) if iv and iv[0] is not None else 0.0 for v, iv in zip(values, intervals, strict=True)]  # fmt: skip
+    above = [max(0.0, iv[1] - v) if iv and iv[1] is not None else 0.0 for v, iv in zip(values, intervals, strict=True)]  # fmt: skip
+    return [below, above]
+
+
+def plot_comparison(
+    models: dict[str, dict[str, Any]], path: Path, intervals: dict[str, Any] | None = None
+) -> Path | None:
+    """Side-by-side bars of the quality metrics (baseline vs target), with their 95 %
+    bootstrap intervals as error bars when given."""
+    names = [m for m in QUALITY if all(isinstance(r.get(m), int | float) for r in models.values())]
     if not names or len(models) < 2:
         return None
     figure, axes = new_figure(max(5, 1.2 * len(names) + 2))
     width = 0.8 / len(models)
     for offset, (role, metrics) in enumerate(sorted(models.items())):
         positions = [i + offset * width for i in range(len(names))]
-        axes.bar(positions, [metrics[m] for m in names], width, label=role)
+        values = [metrics[m] for m in names]
+        spans = [(intervals or {}).get(role, {}).get(m) for m in names]
+        axes.bar(positions, values, width, label=role, yerr=_error_bars(values, spans), capsize=3)
     axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names)
-    axes.set_title("Baseline vs tuned")
+    axes.set_title("Baseline vs tuned" + (" (95% intervals)" if intervals else ""))
     axes.legend()
     return save_png(figure, path)
 
 
-def markdown(report: dict[str, Any], plots: list[str]) -> str:
-    models = report["models"]
-    roles = [r for r in ("baseline", "target") if r in models]
-    names = list(dict.fromkeys(k for r in roles for k in models[r]))
-    data = report["data"]
-    lines = ["# Evaluation", "", f"- target: `{report['settings']['target']}`",
-             f"- data: {data['source']} ({data['rows']} rows, template {data['template'] or 'none'})", ""]  # fmt: skip
-    header = ["metric", *roles] + (["Δ (tuned − base)"] if "baseline" in models else [])
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in names:
-        cells = [_cell(models[r].get(name)) for r in roles]
-        if "baseline" in models:
-            cells.append(_cell(report["delta"].get(name), signed=True))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if report.get("human"):
-        lines += [
-            "",
-            "## Human ratings",
-            "",
-            f"```json\n{json.dumps(report['human'], indent=2)}\n```",
-        ]
-    lines += ["", *[f"![{Path(p).stem}]({p})" for p in plots]]
-    return "\n".join(lines) + "\n"
-
-
-# Metrics where a lower value is better (the change column says "better"/"worse" by this).
-LOWER_IS_BETTER = ("perplexity", "latency_ms_p50", "latency_ms_p95", "peak_memory_mb",
-                   "weights_size_mb", "cost_per_1k_requests", "unparseable_rate")  # fmt: skip
-
-
-def terminal_table(report: dict[str, Any]) -> str:
-    """The comparison a person reads at the end of `ft-plugin eval`: one row per metric.
-
-    Example:
-        >>> print(terminal_table({"models": {"target": {"perplexity": 10.0}, "baseline": {"perplexity": 15.5}},
-        ...                       "delta": {"perplexity": -5.5}, "data": {"rows": 6}}))
-        metric      base  tuned       change
-        perplexity  15.5     10  -5.5 better
-        (6 rows)
-    """
-    models = report["models"]
-    target, baseline = models["target"], models.get("baseline")
-    names = [k for k, v in target.items() if isinstance(v, int | float)]
-    header = ["metric", *(["base"] if baseline else []), "tuned", *(["change"] if baseline else [])]
-    rows = [header]
-    for name in names:
-        row = [name]
-        if baseline is not None:
-            row.append(_cell(baseline.get(name)))
-        row.append(_cell(target[name]))
-        if baseline is not None:
-            change = report["delta"].get(name)
-            row.append(_cell(change, signed=True) + _verdict(name, change))
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in rows]  # fmt: skip
-    return "\n".join([*lines, f"({report['data']['rows']} rows)"])
-
-
-def _verdict(name: str, change: Any) -> str:
-    if not isinstance(change, int | float) or change == 0:
-        return ""
-    if name == "tokens_per_second":
-        return " faster" if change > 0 else " slower"
-    better = change < 0 if name in LOWER_IS_BETTER else change > 0
-    return " better" if better else " worse"
-
-
-def _cell(value: Any, signed: bool = False) -> str:
-    if not isinstance(value, int | float):
-        return "–"
-    text = f"{value:+.4g}" if signed else f"{value:.4g}"
-    return text
+def plot_groups(groups: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """One metric (the first quality metric, else perplexity) per group: bars for each
+    model with 95 % intervals as error bars."""
+    first = next(iter(groups.values()), {})
+    candidates = [*QUALITY, "perplexity"]
+    metric = next((m for m in candidates if m in first.get("target", {})), None)
+    if metric is None:
+        return None
+    names, roles = list(groups), [r for r in ("baseline", "target") if r in first]
+    figure, axes = new_figure(max(5, 0.9 * len(names) * len(roles) + 2))
+    width = 0.8 / len(roles)
+    for offset, role in enumerate(roles):
+        values = [groups[g][role][metric] for g in names]
+        spans = [groups[g].get("intervals", {}).get(role, {}).get(metric) for g in names]
+        positions = [i + offset * width for i in range(len(names))]
+        axes.bar(positions, values, width, label=role, yerr=_error_bars(values, spans), capsize=3)
+    labels = [f"{g}\n({groups[g]['rows']} rows)" for g in names]
+    axes.set_xticks([i + width * (len(roles) - 1) / 2 for i in range(len(names))], labels)
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric} by group (95% intervals)")
+    axes.legend()
+    return save_png(figure, path)
 
 
 def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str, Any], labels: list[str] | None,
-                      trainer_state: Path | None) -> Path:  # fmt: skip
-    """Write report.json, report.md and plots into ``output`` (replaced as a whole, atomically)."""
+                      trainer_state: Path | None, predictions: list[dict[str, Any]] | None = None) -> Path:  # fmt: skip
+    """Write report.json, report.md, predictions.jsonl (when there are answers or labels)
+    and plots into ``output`` (replaced as a whole, atomically)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
@@ -146,12 +116,18 @@ def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str
             and plot_training_curves(trainer_state, staging / "training_curves.png")
         ):
             plots.append("training_curves.png")
-        if plot_comparison(report["models"], staging / "comparison.png"):
+        if plot_comparison(report["models"], staging / "comparison.png", report.get("intervals")):
             plots.append("comparison.png")
+        if report.get("groups") and plot_groups(report["groups"], staging / "groups.png"):
+            plots.append("groups.png")
+        if predictions:
+            from .predictions import write_predictions
+
+            write_predictions(predictions, staging / PREDICTIONS)
         (staging / REPORT).write_text(
             json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        (staging / "report.md").write_text(markdown(report, plots), encoding="utf-8")
+        (staging / "report.md").write_text(markdown(report, plots, predictions), encoding="utf-8")
         if output.exists():
             shutil.rmtree(output)
         staging.rename(output)
@@ -171,6 +147,12 @@ def add_human_ratings(folder: Path, human: dict[str, Any]) -> Path:
     report = json.loads(path.read_text(encoding="utf-8"))
     report["human"] = human
     plots = [p.name for p in sorted(folder.glob("*.png"))]
+    answers = folder / PREDICTIONS
+    predictions = (
+        [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line]
+        if answers.is_file()
+        else None
+    )
     write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(folder / "report.md", markdown(report, plots))
+    write_text_atomic(folder / "report.md", markdown(report, plots, predictions))
     return path

@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ft_plugin.errors import DataError, UserError
+from ft_plugin.errors import UserError
 
+from .dataset import EvalData, EvalSettings, evaluation_data
 from .targets import LoadedTarget, load_target
+
+__all__ = ["EvalData", "EvalSettings", "evaluate_loaded", "evaluate_to_folder", "evaluation_data"]
 
 TEXT_METRICS = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
@@ -22,118 +25,19 @@ KNOWN_METRICS = ("perplexity", *TEXT_METRICS, *CLASSIFICATION_METRICS, "latency"
 
 
 @dataclass
-class EvalSettings:
-    """What to evaluate and how (the `ft-plugin eval` options)."""
-
-    data: str | None = None
-    template: str | None = None
-    baseline: bool = False
-    metrics: list[str] | None = None
-    max_samples: int = 200
-    max_new_tokens: int = 128
-    scoring: Literal["loglik", "generate"] = "loglik"
-    price_per_hour: float | None = None
-    latency_samples: int = 8
-    sequence_len: int | None = None
-    data_type: str | None = (
-        None  # alpaca, chat_template, completion; None: the template, or detected
-    )
-    fields: dict[str, str] = field(default_factory=dict)  # template field -> column (--field)
-    encoding: str | None = None  # of a local --data file; None detects
-
-
-@dataclass
-class EvalData:
-    examples: list[dict[str, Any]]
-    source: str
-    template: Any | None  # ft_plugin.data.templates.Template
-
-    @property
-    def labels(self) -> list[str] | None:
-        return self.template.labels.values if self.template and self.template.labels else None
-
-
-@dataclass
 class ModelResult:
-    """One model's metrics (flat) and the details behind them."""
+    """One model's metrics (flat) and the details behind them.
+
+    ``rows`` holds per-row values (``rouge1``…, sentence ``chrf``/``bleu``, ``nll`` and
+    ``tokens``, ``predicted`` and ``correct``) for predictions.jsonl; ``statistics`` each
+    corpus metric as summed per-row statistics, for the bootstrap and the group breakdown.
+    """
 
     metrics: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     answers: list[str] | None = None
-
-
-def _template_of(target: LoadedTarget, settings: EvalSettings) -> Any | None:
-    from ft_plugin.data.formats import CONVERTERS
-    from ft_plugin.data.templates import load_template
-
-    name = settings.template
-    if name in CONVERTERS:  # `--template completion` means the dataset type
-        return None
-    if name is None and settings.data and settings.data_type:
-        return None
-    if name is None and target.recipe is not None:
-        first = target.recipe.datasets[0].type
-        name = None if first in CONVERTERS else first
-    return load_template(name) if name else None
-
-
-def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
-    """``--data`` through the template, or the run's own held-out rows."""
-    from ft_plugin.config.schema import DatasetSection
-    from ft_plugin.data import build_training_data
-    from ft_plugin.data.formats import Conversion, convert_rows, template_examples
-    from ft_plugin.data.reading import read_rows
-
-    template = _template_of(target, settings)
-    if settings.data:
-        rows = read_rows(settings.data, encoding=settings.encoding)
-        if template is not None:
-            from ft_plugin.data.columns import check_columns
-
-            check_columns(template, settings.data, rows[:100], settings.fields)
-        kind = template.name if template else settings.data_type or _detected_type(settings, rows)
-        spec = DatasetSection(path=settings.data, type=kind, **_field_keys(kind, settings.fields))
-        if template is not None:  # --field names template fields here, not recipe keys
-            converted = Conversion([])
-            converted.examples = template_examples(rows, spec, converted.dropped,
-                                                   mapping=settings.fields)  # fmt: skip
-        else:
-            converted = convert_rows(rows, spec)
-        if not converted.examples:
-            reasons = (
-                ", ".join(f"{k}: {v}" for k, v in converted.dropped.items()) or "the file is empty"
-            )
-            raise DataError(f"{settings.data}: no rows to evaluate ({reasons})")
-        examples, source = converted.examples, settings.data
-    elif target.recipe is not None:
-        held_out = build_training_data(target.recipe, target.tokenizer).eval
-        if held_out is None:
-            raise UserError(
-                f"{target.name}: the recipe has no held-out split (val_set_size/test_datasets); pass --data"
-            )
-        examples, source = list(held_out), f"{target.name} (held-out split)"
-    else:
-        raise UserError(f"{target.name}: a base model has no data of its own; pass --data FILE")
-    return EvalData(examples[: settings.max_samples], source, template)
-
-
-def _detected_type(settings: EvalSettings, rows: list[dict[str, Any]]) -> str:
-    """A file without a template: chat rows, raw text rows, or instruction rows."""
-    if settings.template in ("alpaca", "chat_template", "completion"):
-        return settings.template
-    columns = set().union(*(row.keys() for row in rows[:100])) if rows else set()
-    if "messages" in columns:
-        return "chat_template"
-    if "text" in columns and "instruction" not in columns and not settings.fields:
-        return "completion"
-    return "alpaca"
-
-
-def _field_keys(kind: str, fields: dict[str, str]) -> dict[str, str]:
-    """`--field instruction=ask` → `field_instruction="ask"` for the builtin row types."""
-    if kind not in ("alpaca", "chat_template", "completion"):
-        return {}
-    return {f"field_{name}": column for name, column in fields.items()}
+    rows: dict[str, list[Any]] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)  # metric -> RowStatistic
 
 
 def chosen_metrics(settings: EvalSettings, data: EvalData) -> list[str]:
@@ -172,13 +76,8 @@ def evaluate_model(
     from .generation import generate_answers
 
     result = ModelResult()
-    sequence_len = settings.sequence_len or 2048
     if "perplexity" in metrics:
-        from .perplexity import corpus_perplexity
-
-        ppl = corpus_perplexity(model, tokenizer, data.examples, sequence_len=sequence_len)
-        result.metrics["perplexity"] = round(ppl.perplexity, 4)
-        result.details["perplexity_tokens"] = ppl.tokens
+        _perplexity(model, tokenizer, data, settings, result)
     generations = None
     chat = [e for e in data.examples if "prompt" in e]
     if any(m in TEXT_METRICS for m in metrics) or (data.labels and settings.scoring == "generate"):
@@ -187,13 +86,7 @@ def evaluate_model(
         )
         result.answers = generations.texts
     if any(m in TEXT_METRICS for m in metrics):
-        from .text_metrics import generation_metrics
-
-        references = [e["completion"][0]["content"] for e in chat]
-        scores = generation_metrics(generations.texts, references)
-        result.metrics.update({k: round(v, 4) for k, v in scores.to_dict().items() if k in metrics})
-        result.details["bleu_signature"] = scores.bleu_signature
-        result.details["chrf_signature"] = scores.chrf_signature
+        _text_scores(chat, generations.texts, metrics, result)
     if any(m in CLASSIFICATION_METRICS for m in metrics):
         result.metrics.update(
             _classification(model, tokenizer, chat, data.labels, settings, generations, result)
@@ -214,6 +107,40 @@ def evaluate_model(
     return result
 
 
+def _perplexity(
+    model: Any, tokenizer: Any, data: EvalData, settings: EvalSettings, result: ModelResult
+) -> None:
+    from .intervals import RowStatistic
+    from .perplexity import corpus_perplexity
+
+    sequence_len = settings.sequence_len or 2048
+    ppl = corpus_perplexity(model, tokenizer, data.examples, sequence_len=sequence_len)
+    result.metrics["perplexity"] = round(ppl.perplexity, 4)
+    result.details["perplexity_tokens"] = ppl.tokens
+    result.rows["nll"] = [round(nll, 4) for nll, _ in ppl.rows]
+    result.rows["tokens"] = [count for _, count in ppl.rows]
+    result.statistics["perplexity"] = RowStatistic.perplexity(ppl.rows)
+
+
+def _text_scores(
+    chat: list[dict[str, Any]], answers: list[str], metrics: list[str], result: ModelResult
+) -> None:
+    from .intervals import RowStatistic
+    from .text_metrics import generation_metrics
+
+    references = [e["completion"][0]["content"] for e in chat]
+    scores = generation_metrics(answers, references)
+    result.metrics.update({k: round(v, 4) for k, v in scores.to_dict().items() if k in metrics})
+    result.details["bleu_signature"] = scores.bleu_signature
+    result.details["chrf_signature"] = scores.chrf_signature
+    result.rows.update({k: [round(v, 4) for v in vs] for k, vs in scores.rows.items()})
+    for name in (m for m in TEXT_METRICS if m in metrics):
+        pooled = scores.pooled.get(name)
+        result.statistics[name] = (
+            RowStatistic.pooled(pooled) if pooled else RowStatistic.mean(scores.rows[name])
+        )
+
+
 def _classification(
     model, tokenizer, chat, labels, settings, generations, result
 ) -> dict[str, float]:  # noqa: ANN001
@@ -227,7 +154,19 @@ def _classification(
         predicted = predict_labels(model, tokenizer, chat, labels)
     scores = classification_metrics(truth, predicted, labels)
     result.details["classification"] = scores
+    _classification_rows(truth, predicted, labels, result)
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.to_dict().items()}
+
+
+def _classification_rows(
+    truth: list[str], predicted: list[str | None], labels: list[str], result: ModelResult
+) -> None:
+    from .intervals import RowStatistic
+
+    correct = [t == p for t, p in zip(truth, predicted, strict=True)]
+    result.rows.update(truth=truth, predicted=predicted, correct=correct)
+    result.statistics["accuracy"] = RowStatistic.mean([float(c) for c in correct])
+    result.statistics["macro_f1"] = RowStatistic.macro_f1(truth, predicted, labels)
 
 
 @dataclass
@@ -237,9 +176,16 @@ class EvalReport:
     settings: dict[str, Any]
     delta: dict[str, float]
     details: dict[str, Any]
+    intervals: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    distinguishable: dict[str, bool] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    predictions: list[dict[str, Any]] = field(default_factory=list)  # predictions.jsonl
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """report.json: everything but the predictions (a file of their own)."""
+        out = asdict(self)
+        del out["predictions"]
+        return out
 
 
 def run_evaluation(
@@ -274,6 +220,20 @@ def evaluate_loaded(
             results["baseline"] = evaluate_model(
                 base_model, loaded.tokenizer, data, metrics, settings, None
             )
+    return _report(target, settings, data, metrics, results), results, data
+
+
+def _report(
+    target: str,
+    settings: EvalSettings,
+    data: EvalData,
+    metrics: list[str],
+    results: dict[str, ModelResult],
+) -> EvalReport:
+    """The report of evaluated results: numbers, intervals, groups and the answers."""
+    from .breakdown import group_breakdown, interval_summary
+    from .predictions import prediction_rows
+
     models = {role: r.metrics for role, r in results.items()}
     delta = {}
     if "baseline" in models:
@@ -284,18 +244,23 @@ def evaluate_loaded(
         role: {k: v for k, v in r.details.items() if k != "classification"}
         for role, r in results.items()
     }
-    report = EvalReport(
+    return EvalReport(
         models=models,
         data={
             "source": data.source,
             "rows": len(data.examples),
+            "rows_given": data.rows_given,
+            "sampled": data.sampled,
             "template": data.template.name if data.template else None,
+            "group_by": data.group_by,
         },
         settings={**asdict(settings), "metrics": metrics, "target": target},
         delta=delta,
         details=details,
+        **interval_summary(results, settings.bootstrap, settings.seed),
+        groups=group_breakdown(data.groups(), results, settings.bootstrap, settings.seed),
+        predictions=prediction_rows(data.examples, results),
     )
-    return report, results, data
 
 
 def human_sheet_items(
@@ -388,9 +353,8 @@ def evaluate_to_folder(
     report, results, loaded, data = run_evaluation(target, settings)
     folder = output or default_output_dir(target)
     state = RunDir(loaded.run_dir).trainer_state_path if loaded.run_dir else None
-    write_eval_report(
-        report.to_dict(), folder, results=results, labels=data.labels, trainer_state=state
-    )
+    write_eval_report(report.to_dict(), folder, results=results, labels=data.labels,
+                      trainer_state=state, predictions=report.predictions)  # fmt: skip
     outcome = EvalOutcome(report.to_dict(), folder, folder / "report.md", folder / REPORT)
     if human_sheet is not None:
         from .human import key_path_for, write_human_sheet

@@ -18,6 +18,14 @@ Chinese (and other CJK) text needs care with both libraries:
   Porter stemming (rouge-score's own stemmer) is applied only to English: references
   without CJK characters whose letters are at least 90% ASCII.
 
+Per row (:func:`row_text_scores`, written to ``predictions.jsonl``): ROUGE F-measures,
+whose mean *is* the corpus ROUGE, and sentence-level chrF and BLEU (sacrebleu's
+``sentence_chrf``/``sentence_bleu`` with the corpus tokenizer). Corpus BLEU and chrF
+are **not** the mean of the sentence scores: they pool n-gram counts over all rows
+first. :class:`PooledStats` keeps those per-row counts, so a corpus score of any subset
+or bootstrap resample is a sum and one sacrebleu call (as sacrebleu's own paired
+bootstrap does), equal to ``corpus_score`` on those rows.
+
 Everything is deterministic and needs no model.
 """
 
@@ -25,15 +33,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+import sacrebleu
 from nltk.stem import porter
 from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU, CHRF
 
 from ft_plugin.text import CJK_CLASS, has_cjk
 
-__all__ = ["CJKTokenizer", "TextScores", "contains_cjk", "generation_metrics"]
+__all__ = ["CJKTokenizer", "PooledStats", "TextScores", "contains_cjk", "generation_metrics",
+           "row_text_scores"]  # fmt: skip
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -94,6 +105,8 @@ class TextScores:
     chrf_signature: str
     tokenization: str
     rouge_stemmer: bool = False
+    rows: dict[str, list[float]] = field(default_factory=dict, repr=False)  # row_text_scores
+    pooled: dict[str, PooledStats] = field(default_factory=dict, repr=False)  # bleu, chrf
 
     def to_dict(self) -> dict[str, float]:
         """The five scores as a flat ``{name: value}`` map."""
@@ -118,7 +131,8 @@ def _is_english(references: list[str]) -> bool:
 def generation_metrics(predictions: list[str], references: list[str]) -> TextScores:
     """BLEU, chrF (corpus level, sacrebleu) and mean ROUGE F-measures, all on 0-100.
 
-    ``predictions[i]`` is scored against ``references[i]`` (one reference each).
+    ``predictions[i]`` is scored against ``references[i]`` (one reference each). The
+    per-row scores are in ``.rows`` and the pooled BLEU/chrF counts in ``.pooled``.
 
     Example:
         >>> s = generation_metrics(["今天天气很好"], ["今天天气很好"])
@@ -135,25 +149,76 @@ def generation_metrics(predictions: list[str], references: list[str]) -> TextSco
         )
     if not predictions:
         raise ValueError("no predictions to score: predictions and references are empty")
-    tokenization = "zh" if any(contains_cjk(r) for r in references) else "13a"
+    tokenization = _tokenization(references)
     bleu, chrf = BLEU(tokenize=tokenization), CHRF()
-    bleu_score = bleu.corpus_score(predictions, [references]).score
-    chrf_score = chrf.corpus_score(predictions, [references]).score
-    stem = _is_english(references)
-    scorer = rouge_scorer.RougeScorer(
-        list(ROUGE_TYPES), use_stemmer=stem, tokenizer=CJKTokenizer(use_stemmer=stem)
-    )
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-    for pred, ref in zip(predictions, references, strict=True):
-        for name, score in scorer.score(ref, pred).items():
-            totals[name] += score.fmeasure
-    rouge = {name: 100.0 * total / len(predictions) for name, total in totals.items()}
+    pooled = {
+        "bleu": PooledStats.of(bleu, predictions, references),
+        "chrf": PooledStats.of(chrf, predictions, references),
+    }
+    rows = row_text_scores(predictions, references)
+    rouge = {name: float(np.mean(rows[name])) for name in ROUGE_TYPES}
     return TextScores(
-        bleu=bleu_score,
-        chrf=chrf_score,
+        bleu=pooled["bleu"].score(),
+        chrf=pooled["chrf"].score(),
         **rouge,
         bleu_signature=str(bleu.get_signature()),
         chrf_signature=str(chrf.get_signature()),
         tokenization=tokenization,
-        rouge_stemmer=stem,
+        rouge_stemmer=_is_english(references),
+        rows=rows,
+        pooled=pooled,
     )
+
+
+def _tokenization(references: list[str]) -> str:
+    return "zh" if any(contains_cjk(r) for r in references) else "13a"
+
+
+def row_text_scores(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
+    """Per-row ROUGE F (0-100; their mean is the corpus ROUGE) and sentence chrF/BLEU.
+
+    Sentence BLEU uses sacrebleu's ``sentence_bleu`` (effective n-gram order) with the
+    corpus tokenizer; corpus BLEU is not the mean of these.
+
+    Example:
+        >>> r = row_text_scores(["the cat sat", "a dog"], ["the cat sat", "the cat"])
+        >>> r["rouge1"], round(r["bleu"][0], 6)
+        ([100.0, 0.0], 100.0)
+    """
+    tokenization = _tokenization(references)
+    stem = _is_english(references)
+    scorer = rouge_scorer.RougeScorer(
+        list(ROUGE_TYPES), use_stemmer=stem, tokenizer=CJKTokenizer(use_stemmer=stem)
+    )
+    rows: dict[str, list[float]] = {name: [] for name in (*ROUGE_TYPES, "chrf", "bleu")}
+    for pred, ref in zip(predictions, references, strict=True):
+        for name, score in scorer.score(ref, pred).items():
+            rows[name].append(100.0 * score.fmeasure)
+        rows["chrf"].append(sacrebleu.sentence_chrf(pred, [ref]).score)
+        rows["bleu"].append(sacrebleu.sentence_bleu(pred, [ref], tokenize=tokenization).score)
+    return rows
+
+
+@dataclass
+class PooledStats:
+    """Per-row sacrebleu match counts: the corpus score of any rows is one sum away.
+
+    Example:
+        >>> hyps, refs = ["the cat sat on the mat", "a dog"], ["the cat sat on a mat", "the dog"]
+        >>> PooledStats.of(BLEU(), hyps, refs).score() == BLEU().corpus_score(hyps, [refs]).score
+        True
+    """
+
+    metric: BLEU | CHRF
+    counts: np.ndarray  # (rows, statistics)
+
+    @classmethod
+    def of(cls, metric: BLEU | CHRF, predictions: list[str], references: list[str]) -> PooledStats:
+        # sacrebleu's paired bootstrap (sacrebleu.significance) uses these same two calls.
+        counts = metric._extract_corpus_statistics(predictions, [references])
+        return cls(metric, np.asarray(counts, dtype=np.int64))
+
+    def score(self, summed: np.ndarray | None = None) -> float:
+        """The corpus score of the summed counts (default: all rows)."""
+        total = self.counts.sum(0) if summed is None else summed
+        return float(self.metric._compute_score_from_stats(total).score)

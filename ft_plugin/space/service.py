@@ -339,17 +339,20 @@ class SpaceState:
             )
             report, results, eval_data = evaluate_loaded(target, settings)
         report_progress(0.9, "Writing the report")
-        return self._write_report(report.to_dict(), shown, results, eval_data.labels)
+        return self._write_report(
+            report.to_dict(), shown, results, eval_data.labels, report.predictions
+        )
 
     def _write_report(
-        self, report: dict[str, Any], shown: str, results: Any, labels: Any
+        self, report: dict[str, Any], shown: str, results: Any, labels: Any, predictions: Any
     ) -> EvalOutcome:
         from ft_plugin.evaluate.report import write_eval_report
 
         report["data"]["source"] = shown  # not the server's upload path
         report["settings"]["data"] = shown
         folder = Path(tempfile.mkdtemp(prefix="eval-", dir=self._work)) / "report"
-        write_eval_report(report, folder, results=results, labels=labels, trainer_state=None)
+        write_eval_report(report, folder, results=results, labels=labels, trainer_state=None,
+                          predictions=predictions)  # fmt: skip
         archive = Path(shutil.make_archive(str(folder.parent / "evaluation-report"), "zip", folder))
         self._prune(prefix="eval-", keep=8)
         return EvalOutcome(report, folder, archive, sorted(folder.glob("*.png")))
