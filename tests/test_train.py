@@ -187,6 +187,15 @@ def test_early_stopping_stops_and_keeps_the_best(tmp_path: Path) -> None:
     assert best >= state["best_metric"]
 
 
+def test_an_eval_logged_at_the_last_step_is_not_run_twice(tmp_path: Path) -> None:
+    loaded = tiny_recipe(tmp_path, "lora", extra="val_set_size: 6\n", max_steps=3, eval_steps=3)
+    result = train(loaded, str(tmp_path / "run"))
+    state = json.loads((result.run_dir / "trainer_state.json").read_text())
+    evals = [h for h in state["log_history"] if "eval_loss" in h]
+    assert [h["step"] for h in evals] == [3]  # one pass over the held-out rows, at the end
+    assert result.metrics["eval_loss"] == pytest.approx(evals[0]["eval_loss"], abs=1e-6)
+
+
 def test_missing_base_model_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     loaded = tiny_recipe(tmp_path, "lora")
     out = tmp_path / "run"

@@ -101,19 +101,41 @@ def collect_metrics(trainer, output, data, wall, trainable, total, start_step) -
         "eval_rows": len(data.eval) if data.eval is not None else 0,
     }
     if data.eval is not None:
-        evaluation = trainer.evaluate()
-        metrics["eval_loss"] = round(float(evaluation["eval_loss"]), 6)
-        metrics["eval_perplexity"] = round(math.exp(min(evaluation["eval_loss"], 50.0)), 4)
+        eval_loss = _final_eval_loss(trainer, history)
+        metrics["eval_loss"] = round(float(eval_loss), 6)
+        metrics["eval_perplexity"] = round(math.exp(min(eval_loss, 50.0)), 4)
     last_logged = [h for h in history if "loss" in h]
     if last_logged:
         metrics["final_logged_loss"] = last_logged[-1]["loss"]
     return metrics
 
 
+def _final_eval_loss(trainer: Any, history: list[dict[str, Any]]) -> float:
+    """The final weights' eval loss: logged at the last step already (no second pass over
+    the held-out rows), else evaluated now; with early stopping the best weights are back."""
+    if not trainer.args.load_best_model_at_end:
+        step = trainer.state.global_step
+        at_end = [h["eval_loss"] for h in history if "eval_loss" in h and h.get("step") == step]
+        if at_end:
+            return at_end[-1]
+    return trainer.evaluate()["eval_loss"]
+
+
 def _packing_label(args: Any) -> str:
     if args.packing:
         return f"bins of {args.max_length} tokens"
     return "rows, padding-free" if args.padding_free else "none (padded batches)"
+
+
+def _final_eval_loss(trainer: Any, history: list[dict[str, Any]]) -> float:
+    """The final weights' eval loss: logged at the last step already (no second pass over
+    the held-out rows), else evaluated now; with early stopping the best weights are back."""
+    if not trainer.args.load_best_model_at_end:
+        step = trainer.state.global_step
+        at_end = [h["eval_loss"] for h in history if "eval_loss" in h and h.get("step") == step]
+        if at_end:
+            return at_end[-1]
+    return trainer.evaluate()["eval_loss"]
 
 
 def _packing_label(args: Any) -> str:
