@@ -402,6 +402,13 @@ def test_evaluate_the_template_sample_writes_a_report(served) -> None:  # noqa: 
     assert {p.name for p in outcome.plots} == {"comparison.png"}
     table = {row[0]: row for row in outcome.table()}
     assert table["perplexity"][1] == outcome.report["models"]["baseline"]["perplexity"]
+    answers = outcome.answers_table()  # what each model said, as in predictions.jsonl
+    written = [json.loads(line) for line in (outcome.folder / "predictions.jsonl").open()]
+    assert [row[0] for row in answers] == [p["id"] for p in written] == [0, 1, 2, 3]
+    for row, p in zip(answers, written, strict=True):
+        assert row[1:5] == [p["prompt"], p["reference"], p["base_answer"], p["tuned_answer"]]
+        key = "rougeL" if "rougeL" in p["tuned_scores"] else "chrf"
+        assert row[5] == round(p["tuned_scores"][key] - p["base_scores"][key], 2)
 
 
 def test_model_card_and_training_metrics(served) -> None:  # noqa: ANN001

@@ -45,6 +45,23 @@ class EvalOutcome:
     folder: Path  # report.json, report.md, *.png
     archive: Path  # the folder as a zip, for download
     plots: list[Path]
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    def answers_table(self) -> list[list[Any]]:
+        """Rows ``[row, prompt, reference, base, tuned, change]``: what each model said,
+        with the change in the per-row score (ROUGE-L, else chrF) the report sorts by."""
+        from ft_plugin.evaluate.predictions import showcase_score
+
+        key = showcase_score(self.predictions)
+        out = []
+        for row in self.predictions:
+            change = None
+            if key and "base_scores" in row:
+                change = round(row["tuned_scores"][key] - row["base_scores"][key], 2)
+            base = row.get("base_answer", row.get("base_predicted"))
+            tuned = row.get("tuned_answer", row.get("tuned_predicted"))
+            out.append([row["id"], row["prompt"], row["reference"], base, tuned, change])
+        return out
 
     def table(self) -> list[list[Any]]:
         """Rows ``[metric, base, tuned, delta]`` for every metric either model has."""
@@ -355,7 +372,7 @@ class SpaceState:
                           predictions=predictions)  # fmt: skip
         archive = Path(shutil.make_archive(str(folder.parent / "evaluation-report"), "zip", folder))
         self._prune(prefix="eval-", keep=8)
-        return EvalOutcome(report, folder, archive, sorted(folder.glob("*.png")))
+        return EvalOutcome(report, folder, archive, sorted(folder.glob("*.png")), predictions or [])
 
     def _prune(self, *, prefix: str, keep: int) -> None:
         old = sorted(self._work.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)[:-keep]

@@ -34,11 +34,15 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
     table = gr.Dataframe(
         headers=["metric", "base", "tuned", "delta"], label="Metrics", interactive=False
     )
+    answers = gr.Dataframe(
+        headers=["row", "prompt", "reference", "base", "tuned", "change"],
+        label="Answers, side by side (change: tuned minus base, per-row ROUGE-L or chrF)",
+        interactive=False, wrap=True, elem_id="eval-answers",
+    )  # fmt: skip
     plots = gr.Gallery(label="Plots", columns=3, height=320)
     report = gr.File(label="Report (zip: report.json, report.md, plots)", interactive=False)
-    return SimpleNamespace(
-        file=file, source=source, rows=rows, button=button, table=table, plots=plots, report=report
-    )
+    return SimpleNamespace(file=file, source=source, rows=rows, button=button, table=table,
+                           answers=answers, plots=plots, report=report)  # fmt: skip
 
 
 def source_update(state: SpaceState, label: str | None) -> dict:
@@ -57,14 +61,15 @@ def connect(state: SpaceState, ui: Ui) -> None:
             adapter=label,
             progress=lambda fraction, message: progress(fraction, desc=message),
         )
-        return outcome.table(), [str(p) for p in outcome.plots], str(outcome.archive)
+        plots = [str(p) for p in outcome.plots]
+        return outcome.table(), outcome.answers_table(), plots, str(outcome.archive)
 
     tab = ui.evaluate
     tab.file.upload(lambda: UPLOADED, None, tab.source, api_visibility="private")
     tab.button.click(
         ui_evaluate,
         [tab.file, tab.source, tab.rows, ui.adapter],
-        [tab.table, tab.plots, tab.report],
+        [tab.table, tab.answers, tab.plots, tab.report],
         api_visibility="private",
         **ui.model_job,
     )
