@@ -236,3 +236,30 @@ def test_cli_shows_rows_and_intervals_and_refuses_an_unknown_group_column(
     assert "95% interval" in result.stdout and "groups by dept (rows):" in result.stdout
     report = json.loads((tmp_path / "e" / "report.json").read_text(encoding="utf-8"))
     assert report["settings"]["bootstrap"] == 100 and report["data"]["sampled"] is True
+
+
+def test_group_by_on_a_runs_own_held_out_split(tmp_path: Path) -> None:
+    from helpers import tiny_recipe
+
+    from ft_plugin.data import build_training_data
+    from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder
+    from ft_plugin.train import train
+
+    rows = [{"instruction": f"What is {a} plus {b}?", "output": f"{a} plus {b} is {a + b}.",
+             "dept": DEPTS[(a * 4 + b) % 3]} for a in range(6) for b in range(5)]  # fmt: skip
+    loaded = tiny_recipe(tmp_path, "lora", extra="val_set_size: 9\n", max_steps=2)
+    write_rows(Path(loaded.recipe.datasets[0].path), rows)
+    run = train(loaded, str(tmp_path / "run")).run_dir
+    plain = build_training_data(loaded.recipe).eval
+    grouped = build_training_data(loaded.recipe, group_by="dept").eval
+    assert plain["prompt"] == grouped["prompt"]  # the split is the one training held out
+    settings = EvalSettings(baseline=True, metrics=["perplexity", "rougeL"], max_new_tokens=4,
+                            bootstrap=50, group_by="dept")  # fmt: skip
+    report = evaluate_to_folder(str(run), settings).report
+    counts = {name: group["rows"] for name, group in report["groups"].items()}
+    by_prompt = {r["instruction"]: r["dept"] for r in rows}
+    expected: dict[str, int] = {}
+    for messages in grouped["prompt"]:
+        dept = by_prompt[messages[-1]["content"]]
+        expected[dept] = expected.get(dept, 0) + 1
+    assert counts == expected and sum(counts.values()) == report["data"]["rows"] == 9

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ft_plugin.errors import DataError
 
-from .formats import AXOLOTL_FIELDS, CONVERTERS, Example, convert_rows, template_mapping
+from .formats import (
+    AXOLOTL_FIELDS,
+    CONVERTERS,
+    Example,
+    check_group_column,
+    convert_rows,
+    template_mapping,
+)
 from .lengths import length_stats
 from .reading import read_rows
 
@@ -34,7 +41,11 @@ class TrainingData:
 
 
 def _examples_for(
-    spec: DatasetSection, index: int, seed: int, chunker: Chunker | None = None
+    spec: DatasetSection,
+    index: int,
+    seed: int,
+    chunker: Chunker | None = None,
+    group_by: str | None = None,
 ) -> tuple[list[Example], Counter[str]]:
     rows = read_rows(
         spec.path,
@@ -52,7 +63,9 @@ def _examples_for(
         template = load_template(spec.type)
         check_columns(template, spec.path, rows[:100], template_mapping(template, spec),
                       recipe_key=f"datasets.{index}")  # fmt: skip
-    converted = convert_rows(rows, spec)
+    if group_by:
+        check_group_column(spec.path, rows, group_by)
+    converted = convert_rows(rows, spec, group_by=group_by)
     if not converted.examples:
         reasons = (
             ", ".join(f"{k}: {v}" for k, v in converted.dropped.items()) or "the file is empty"
@@ -95,15 +108,19 @@ def _kind(example: Example) -> str:
 
 
 def build_examples(
-    specs: list[DatasetSection], seed: int, chunker: Chunker | None = None
+    specs: list[DatasetSection],
+    seed: int,
+    chunker: Chunker | None = None,
+    group_by: str | None = None,
 ) -> tuple[list[Example], Counter[str]]:
-    """Read, convert and mix datasets (shuffled, seeded)."""
+    """Read, convert and mix datasets (shuffled, seeded); ``group_by`` keeps a column's value
+    on every example (evaluation breakdowns; the order, hence the split, is unchanged)."""
     rng = random.Random(seed)
     mixed: list[Example] = []
     dropped: Counter[str] = Counter()
     kinds = set()
     for index, spec in enumerate(specs):
-        examples, reasons = _examples_for(spec, index, seed, chunker)
+        examples, reasons = _examples_for(spec, index, seed, chunker, group_by)
         dropped.update(reasons)
         kinds.add(_kind(examples[0]))
         mixed += _weighted(examples, spec.weight, rng) if len(specs) > 1 else examples
@@ -172,7 +189,9 @@ def drop_overlong(
     return kept, len(examples) - len(kept), lengths
 
 
-def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> TrainingData:
+def build_training_data(
+    recipe: Recipe, tokenizer: Any | None = None, group_by: str | None = None
+) -> TrainingData:
     """Train/eval datasets for ``recipe``: explicit `test_datasets`, or a seeded `val_set_size` split.
 
     With a ``tokenizer``, long raw text is chunked and chat examples longer than
@@ -188,10 +207,10 @@ def build_training_data(recipe: Recipe, tokenizer: Any | None = None) -> Trainin
 
     seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
     chunker = token_chunker(tokenizer, recipe.sequence_len) if tokenizer is not None else None
-    examples, dropped = build_examples(recipe.datasets, seed, chunker)
+    examples, dropped = build_examples(recipe.datasets, seed, chunker, group_by)
     held_out: list[Example] = []
     if recipe.test_datasets:
-        held_out, more = build_examples(recipe.test_datasets, seed, chunker)
+        held_out, more = build_examples(recipe.test_datasets, seed, chunker, group_by)
         dropped.update(more)
     elif recipe.val_set_size:
         size = recipe.val_set_size

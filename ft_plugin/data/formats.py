@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ft_plugin.config.schema import DatasetSection
+from ft_plugin.errors import DataError
 
 from .templates import Template, load_template
 
@@ -38,6 +39,16 @@ def group_value(row: dict[str, Any], column: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         return MISSING_GROUP
     return str(value).strip() if isinstance(value, str | int | float | bool) else repr(value)
+
+
+def check_group_column(source: str, rows: list[dict[str, Any]], column: str) -> None:
+    """A ``--group-by`` column that no row has is one clear error, not one "(missing)" group."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    if rows and column not in columns:
+        raise DataError(
+            f"{source}: --group-by {column!r}: no such column; the file's columns: "
+            f"{', '.join(columns)}"
+        )
 
 
 def _grouped(example: Example | str, value: str | None) -> Example | str:

@@ -82,7 +82,12 @@ def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
     """``--data`` through the template, or the run's own held-out rows."""
     from ft_plugin.config.schema import DatasetSection
     from ft_plugin.data import build_training_data
-    from ft_plugin.data.formats import Conversion, convert_rows, template_examples
+    from ft_plugin.data.formats import (
+        Conversion,
+        check_group_column,
+        convert_rows,
+        template_examples,
+    )
     from ft_plugin.data.reading import read_rows
 
     template = _template_of(target, settings)
@@ -90,7 +95,7 @@ def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
     if settings.data:
         rows = read_rows(settings.data, encoding=settings.encoding)
         if group_by:
-            _check_group_column(settings.data, rows, group_by)
+            check_group_column(settings.data, rows, group_by)
         if template is not None:
             from ft_plugin.data.columns import check_columns
 
@@ -109,12 +114,8 @@ def evaluation_data(target: LoadedTarget, settings: EvalSettings) -> EvalData:
             )
             raise DataError(f"{settings.data}: no rows to evaluate ({reasons})")
         examples, source = converted.examples, settings.data
-    elif group_by:
-        raise UserError(
-            f"--group-by {group_by}: give --data FILE; the held-out split keeps no other columns"
-        )
     elif target.recipe is not None:
-        held_out = build_training_data(target.recipe, target.tokenizer).eval
+        held_out = build_training_data(target.recipe, target.tokenizer, group_by=group_by).eval
         if held_out is None:
             raise UserError(
                 f"{target.name}: the recipe has no held-out split (val_set_size/test_datasets); pass --data"
@@ -137,15 +138,6 @@ def sample_rows(given: int, cap: int, seed: int) -> list[int]:
     if cap <= 0 or cap >= given:
         return list(range(given))
     return sorted(random.Random(seed).sample(range(given), cap))
-
-
-def _check_group_column(source: str, rows: list[dict[str, Any]], column: str) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    if rows and column not in columns:
-        raise DataError(
-            f"{source}: --group-by {column!r}: no such column; the file's columns: "
-            f"{', '.join(columns)}"
-        )
 
 
 def _detected_type(settings: EvalSettings, rows: list[dict[str, Any]]) -> str:
