@@ -111,8 +111,11 @@ def generate_answers(
     model: Any, tokenizer: Any, examples: list[Example], *, max_new_tokens: int
 ) -> Generations:
     """One request at a time (batch 1), greedy, timed from prompt to last token."""
+    from tqdm.auto import tqdm
+
     out = Generations()
-    for example in examples:
+    shown = tqdm(examples, desc="generating answers", unit="row", leave=False, disable=None)
+    for example in shown:
         answer = generate_answer(model, tokenizer, example["prompt"], max_new_tokens=max_new_tokens)
         out.latencies_ms.append(answer.latency_ms)
         out.new_tokens.append(answer.new_tokens)
