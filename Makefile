@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup
+	rm -rf $(DEMO_DIR)  # a fresh demo run each time (an older recipe's run would be refused)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin train medical-lora --output-dir $(DEMO_DIR) \
 		--set max_steps=$(DEMO_STEPS) --set eval_steps=10
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ft-plugin eval $(DEMO_DIR) --baseline --max-new-tokens 48

@@ -125,20 +125,3 @@ def _packing_label(args: Any) -> str:
     if args.packing:
         return f"bins of {args.max_length} tokens"
     return "rows, padding-free" if args.padding_free else "none (padded batches)"
-
-
-def _final_eval_loss(trainer: Any, history: list[dict[str, Any]]) -> float:
-    """The final weights' eval loss: logged at the last step already (no second pass over
-    the held-out rows), else evaluated now; with early stopping the best weights are back."""
-    if not trainer.args.load_best_model_at_end:
-        step = trainer.state.global_step
-        at_end = [h["eval_loss"] for h in history if "eval_loss" in h and h.get("step") == step]
-        if at_end:
-            return at_end[-1]
-    return trainer.evaluate()["eval_loss"]
-
-
-def _packing_label(args: Any) -> str:
-    if args.packing:
-        return f"bins of {args.max_length} tokens"
-    return "rows, padding-free" if args.padding_free else "none (padded batches)"
