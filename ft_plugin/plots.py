@@ -21,8 +21,28 @@ def cjk_font() -> str | None:
     """The first installed CJK-capable font, or None (glyphs then render as boxes)."""
     from matplotlib import font_manager
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = _known_cjk_font(font_manager.fontManager)
+    if found is None and _add_system_cjk_fonts(font_manager):
+        found = _known_cjk_font(font_manager.fontManager)
+    return found
+
+
+def _known_cjk_font(manager: Any) -> str | None:
+    installed = {font.name for font in manager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
+
+
+@lru_cache(maxsize=1)
+def _add_system_cjk_fonts(font_manager: Any) -> bool:
+    """Register CJK fonts installed after matplotlib cached its font list (once a process)."""
+    paths = [p for p in font_manager.findSystemFonts() if any(
+        key in Path(p).name for key in ("CJK", "wqy", "SourceHanSans", "SimHei", "msyh"))]  # fmt: skip
+    for path in paths:
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError):  # an unreadable font file is not ours to fix
+            continue
+    return bool(paths)
 
 
 def font_family() -> list[str]:
