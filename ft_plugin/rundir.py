@@ -150,9 +150,6 @@ class RunDir:
         """Named task adapters: sub-folders that are adapter run directories."""
         return sorted(p.parent.name for p in self.path.glob(f"*/{ADAPTER_CONFIG}"))
 
-    def stage_dirs(self, names: list[str]) -> list[RunDir]:
-        return [self.stage(name) for name in names]
-
     def weight_files(self, uses_peft: bool) -> list[str]:
         """The files of the trained weights, adapter or full model."""
         return [ADAPTER_CONFIG, ADAPTER_WEIGHTS] if uses_peft else [MODEL_CONFIG, MODEL_WEIGHTS]
