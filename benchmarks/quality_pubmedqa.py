@@ -65,7 +65,8 @@ def main() -> None:
     print(f"| tuned | {m['target']['accuracy']:.3f} | {m['target']['macro_f1']:.3f} |")
     save("pubmedqa", {"train": train_metrics, "train_wall_seconds": train_metrics["wall_seconds"],
                       "eval_wall_seconds": round(time.perf_counter() - started, 1),
-                      "eval_rows": report.data["rows"], "zero_shot": m["baseline"], "tuned": m["target"]})  # fmt: skip
+                      "eval_rows": report.data["rows"], "zero_shot": m["baseline"], "tuned": m["target"],
+                      "intervals": report.intervals})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def main() -> None:
         "train": train_metrics, "train_wall_seconds": train_metrics["wall_seconds"],
         "eval_wall_seconds": round(eval_seconds, 1), "eval_rows": report.data["rows"],
         "zero_shot": models["baseline"], "tuned": models["target"],
+        "intervals": report.intervals,  # paired bootstrap 95%: target, baseline, delta
     })  # fmt: skip
 
 

@@ -26,6 +26,7 @@ def header(result: dict) -> list[str]:
 
 
 SIDES = {"trl": "plain TRL (documented SFTTrainer + LoRA)", "ft-plugin": "ft-plugin"}
+ROLES = {"trl": "baseline", "ft-plugin": "target"}  # in a case's quality_intervals
 
 
 def _median(values: list[float]) -> float:
@@ -42,10 +43,43 @@ def _accuracy(runs: list[dict], key: str) -> float:
     return _median([r["held_out"][key] for r in runs])
 
 
-def _quality_columns(runs: list[dict]) -> tuple[str, str]:
+def _quality_columns(runs: list[dict], intervals: dict | None, role: str) -> tuple[str, str]:
     if "accuracy" in runs[0]["held_out"]:
-        return f"{_accuracy(runs, 'accuracy'):.3f}", f"macro-F1 {_accuracy(runs, 'macro_f1'):.3f}"
-    return f"ppl {_accuracy(runs, 'perplexity'):.2f}", ""
+        return (f"{_accuracy(runs, 'accuracy'):.3f}{interval(intervals, role, 'accuracy')}",
+                f"macro-F1 {_accuracy(runs, 'macro_f1'):.3f}{interval(intervals, role, 'macro_f1')}")  # fmt: skip
+    return (
+        f"ppl {_accuracy(runs, 'perplexity'):.2f}{interval(intervals, role, 'perplexity', 2)}",
+        "",
+    )
+
+
+NO_INTERVALS = (
+    "no interval: this results file predates per-row outcomes; rerunning the script records them"
+)
+
+
+INTERVAL_NOTE = (
+    " (change: ft-plugin − TRL; in brackets paired bootstrap 95% intervals, the same "
+    "rows resampled for both sides, first repetition)"
+)
+
+
+def interval(intervals: dict | None, role: str, metric: str, digits: int = 3) -> str:
+    """`` [low, high]`` of a paired bootstrap 95% interval, or nothing when not recorded."""
+    bounds = (intervals or {}).get(role, {}).get(metric)
+    if not bounds or bounds[0] is None:
+        return ""
+    return f" [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
+
+
+def change(intervals: dict | None, metric: str, value: float, scale: float = 1.0) -> str:
+    """A difference with its interval, marked when the interval contains zero."""
+    bounds = (intervals or {}).get("delta", {}).get(metric)
+    if not bounds or bounds[0] is None:
+        return f"{scale * value:+.1f}"
+    low, high = scale * bounds[0], scale * bounds[1]
+    verdict = "not distinguishable from no change" if low <= 0 <= high else "beyond noise"
+    return f"{scale * value:+.1f} [{low:+.1f}, {high:+.1f}], {verdict}"
 
 
 def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
@@ -67,7 +101,7 @@ def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
         )
         tokens = _side(runs, "train_tokens") / steps if "train_tokens" in runs[0] else float("nan")
         share = f"{_side(runs, 'bf16_peak_share'):.1%}" if "bf16_peak_share" in runs[0] else "—"
-        quality, extra = _quality_columns(runs)
+        quality, extra = _quality_columns(runs, case.get("quality_intervals"), ROLES[side])
         lines.append(f"| {label} | {_side(runs, 'wall_seconds_process'):.0f} | {_side(runs, 'train_seconds'):.0f} | "
                      f"{steps:.0f} | {rows:.1f} | {tokens:.0f} | {_side(runs, 'peak_rss_mb'):.0f} | "
                      f"{quality} | {extra} | {share} |")  # fmt: skip
@@ -76,8 +110,21 @@ def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
               else "rows of the recipe's split (answer perplexity)")  # fmt: skip
     lines += ["", f"Speed-up (TRL wall time over ft-plugin's, whole process): **{case['speedup_wall']:.2f}x**; "
               f"peak RSS ratio (ft-plugin / TRL): **{case['memory_ratio']:.2f}**; quality on {rows} held-out "
-              f"{scored}.", ""]  # fmt: skip
+              f"{scored}. {_quality_change(case)[0].upper()}{_quality_change(case)[1:]}"
+              f"{INTERVAL_NOTE if case.get('quality_intervals') else ''}.", ""]  # fmt: skip
     return lines
+
+
+def _quality_change(case: dict) -> str:
+    trl, ours = case["runs"]["trl"], case["runs"]["ft-plugin"]
+    intervals = case.get("quality_intervals")
+    if "accuracy" in trl[0]["held_out"]:
+        was, now = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
+        text = f"held-out accuracy {was:.3f} → {now:.3f} ({change(intervals, 'accuracy', now - was, 100)} points)"
+    else:
+        was, now = _accuracy(trl, "perplexity"), _accuracy(ours, "perplexity")
+        text = f"held-out perplexity {was:.2f} → {now:.2f} ({change(intervals, 'perplexity', now - was)})"
+    return text if intervals else f"{text}; {NO_INTERVALS}"
 
 
 def speed(result: dict, before: dict | None) -> list[str]:
@@ -140,12 +187,16 @@ def classification(name: str, title: str, result: dict) -> list[str]:
         "| model | accuracy | macro-F1 |",
         "|---|---:|---:|",
     ]
-    lines.append(
-        f"| embedded SmolLM2-135M-Instruct, zero-shot | {result['zero_shot']['accuracy']:.3f} | {result['zero_shot']['macro_f1']:.3f} |"
-    )
-    lines.append(
-        f"| after LoRA fine-tuning | {result['tuned']['accuracy']:.3f} | {result['tuned']['macro_f1']:.3f} |"
-    )
+    intervals = result.get("intervals")
+    for label, role, key in (("embedded SmolLM2-135M-Instruct, zero-shot", "baseline", "zero_shot"),
+                             ("after LoRA fine-tuning", "target", "tuned")):  # fmt: skip
+        scores = result[key]
+        lines.append(f"| {label} | {scores['accuracy']:.3f}{interval(intervals, role, 'accuracy')} | "
+                     f"{scores['macro_f1']:.3f}{interval(intervals, role, 'macro_f1')} |")  # fmt: skip
+    lines.append(f"| change (points) | {change(intervals, 'accuracy', result['tuned']['accuracy'] - result['zero_shot']['accuracy'], 100)} | "
+                 f"{change(intervals, 'macro_f1', result['tuned']['macro_f1'] - result['zero_shot']['macro_f1'], 100)} |")  # fmt: skip
+    lines += ["", "In brackets: paired bootstrap 95% intervals (1,000 resamples of the evaluated rows, the "
+              "same rows for both models)." if intervals else f"Intervals: {NO_INTERVALS}."]  # fmt: skip
     train = result["train"]
     lines += ["", f"Evaluated on {result['eval_rows']} rows. Training: {train['steps']} steps, {train['train_tokens']} tokens, "
               f"{result['train_wall_seconds'] / 60:.1f} min wall clock ({train['tokens_per_second']:.0f} tokens/s).", ""]  # fmt: skip
@@ -233,12 +284,7 @@ def gpu(lines_jsonl: list[dict]) -> list[str]:
 
 def _speed_summary(case: dict) -> str:
     trl, ours = case["runs"]["trl"], case["runs"]["ft-plugin"]
-    if "accuracy" in trl[0]["held_out"]:
-        was, now = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
-        quality = f"held-out accuracy {was:.3f} → {now:.3f} ({100 * (now - was):+.1f} points)"
-    else:
-        was, now = _accuracy(trl, "perplexity"), _accuracy(ours, "perplexity")
-        quality = f"held-out perplexity {was:.2f} → {now:.2f}"
+    quality = _quality_change(case)
     return (f"**{case['speedup_wall']:.2f}x** ({_side(trl, 'wall_seconds_process'):.0f} s → "
             f"{_side(ours, 'wall_seconds_process'):.0f} s), peak RSS **{case['memory_ratio']:.2f}x** "
             f"({_side(trl, 'peak_rss_mb'):.0f} → {_side(ours, 'peak_rss_mb'):.0f} MB), {quality}")  # fmt: skip

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, SHARED_DATA, save  # noqa: E402
+from _common import REPO, RESULTS, SHARED_DATA, machine, quality_intervals, save  # noqa: E402
 
 WORK = REPO / "runs" / "bench-speed"
 LEARNING_RATE = 2e-4
@@ -170,14 +170,15 @@ def score(case: str, adapter: Path, rows_path: Path) -> dict:
         _, held_out = training_rows(case, rows_path, tokenizer)
         with torch.inference_mode():
             result = corpus_perplexity(model, tokenizer, held_out, sequence_len=256)
-        return {"perplexity": round(result.perplexity, 4), "rows": len(held_out)}
+        return {"perplexity": round(result.perplexity, 4), "rows": len(held_out),
+                "per_row": {"nll_tokens": result.rows}}  # fmt: skip
     examples = chat_rows(rows_path)
     labels = ["bearish", "bullish", "neutral"]
     predicted = predict_labels(model, tokenizer, examples, labels)
     truth = [e["completion"][0]["content"] for e in examples]
     scores = classification_metrics(truth, predicted, labels)
     return {"accuracy": round(scores.accuracy, 4), "macro_f1": round(scores.macro_f1, 4),
-            "rows": len(examples)}  # fmt: skip
+            "rows": len(examples), "per_row": {"truth": truth, "predicted": predicted, "labels": labels}}  # fmt: skip
 
 
 def child(argv: list[str]) -> tuple[dict, float, float]:
@@ -252,13 +253,39 @@ def run_case(case: str, reps: int, eval_rows: int) -> dict:
             sides[side].append({**result, "wall_seconds_process": round(wall, 1), "peak_rss_mb": round(rss),
                                 "held_out": quality})  # fmt: skip
             print(f"{case} rep {rep + 1} {side}: {wall:.0f} s, {rss:.0f} MB, {quality}", flush=True)
+    return summarise(case, sides)
+
+
+def summarise(case: str, sides: dict[str, list[dict]]) -> dict:
+    """Medians of the ratios, and the paired 95% intervals of held-out quality (first rep)."""
     ratios = [
         t["wall_seconds_process"] / o["wall_seconds_process"]
         for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)
     ]
     memory = [o["peak_rss_mb"] / t["peak_rss_mb"] for t, o in zip(sides["trl"], sides["ft-plugin"], strict=True)]  # fmt: skip
     return {"case": case, "recipe": CASES[case]["recipe"], "overrides": CASES[case]["overrides"], "runs": sides,
-            "speedup_wall": round(statistics.median(ratios), 3), "memory_ratio": round(statistics.median(memory), 3)}  # fmt: skip
+            "speedup_wall": round(statistics.median(ratios), 3), "memory_ratio": round(statistics.median(memory), 3),
+            "quality_intervals": quality_intervals(sides["ft-plugin"][0]["held_out"], sides["trl"][0]["held_out"])}  # fmt: skip
+
+
+def rescore(reps: int, eval_rows: int) -> dict:
+    """Score the adapters a previous full run left in WORK again (same held-out rows),
+    recording per-row outcomes and intervals; timings are kept from that run."""
+    previous = json.loads((RESULTS / "speed.json").read_text())
+    held_out = write_rows(WORK / "tfns-valid.jsonl", tfns_rows("valid", eval_rows, seed=1))
+    for case, result in previous["cases"].items():
+        for side, runs in result["runs"].items():
+            for rep, run in enumerate(runs[:reps]):
+                out = WORK / f"{case}-{side}-{rep}"
+                run["held_out"], _, _ = child(["--one", "score", "--case", case, "--data", str(held_out), "--out", str(out)])  # fmt: skip
+                print(
+                    f"{case} rep {rep + 1} {side}: {run['held_out']['rows']} rows rescored",
+                    flush=True,
+                )
+        result["quality_intervals"] = quality_intervals(result["runs"]["ft-plugin"][0]["held_out"],
+                                                        result["runs"]["trl"][0]["held_out"])  # fmt: skip
+    previous["rescored"] = {"command": " ".join(["python", *sys.argv]), "machine": machine()}
+    return previous
 
 
 def main() -> None:
@@ -266,6 +293,8 @@ def main() -> None:
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--eval-rows", type=int, default=300)
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the adapters of the last full run again (per-row outcomes, intervals)")  # fmt: skip
     parser.add_argument("--one", choices=["trl", "ft-plugin", "score"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -275,6 +304,9 @@ def main() -> None:
                   "ft-plugin": lambda: train_ours(args.case, Path(args.data), Path(args.out)),
                   "score": lambda: score(args.case, Path(args.out), Path(args.data))}[args.one]  # fmt: skip
         print(json.dumps(runner()))
+        return
+    if args.rescore:
+        save("speed", rescore(args.reps, args.eval_rows))
         return
     import shutil
 

@@ -5,6 +5,7 @@ place that spells its file names (DESIGN.md, "Run directory")::
 
     RUN_DIR/
       recipe.yaml  metrics.json  trainer_state.json  README.md
+      status.json  progress.jsonl (live: state, and one line per logged step)
       adapter_config.json + adapter_model.safetensors | config.json + model.safetensors
       checkpoints/checkpoint-N/   logs/   eval/report.json
       stages/NAME/                (progressive stages, each a run directory)
@@ -44,6 +45,9 @@ LOGS = "logs"
 EVAL = "eval"
 REPORT = "report.json"
 PREDICTIONS = "predictions.jsonl"  # eval/: one line per evaluated row, the answers
+STATUS = "status.json"  # state: running, done, stopped or failed (with the error line)
+PROGRESS = "progress.jsonl"  # one line per trainer log event: step, loss, eval_loss, …
+RUN_STATES = ("running", "done", "stopped", "failed")
 STAGES = "stages"
 ROUTER = "router"
 FINAL_STAGING = ".final-staging"
@@ -232,4 +236,49 @@ class RunDir:
         return write_text_atomic(self.metrics_path, json.dumps(metrics, indent=2) + "\n")
 
     def clear_checkpoints(self) -> None:
+        """A fresh start of the same recipe: no checkpoints, no progress of an earlier run."""
         shutil.rmtree(self.checkpoints, ignore_errors=True)
+        (self.path / PROGRESS).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ live state
+    def status(self) -> dict[str, Any] | None:
+        """``status.json``: ``state`` (running, done, stopped, failed), ``step``,
+        ``max_steps``, ``pid``, ``updated`` and, when failed, ``error`` (one line)."""
+        path = self.path / STATUS
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write_status(self, state: str, **fields: Any) -> Path:
+        """Replace ``status.json`` (atomically: a reader never sees half a file).
+
+        Example:
+            >>> import tempfile; run = RunDir(tempfile.mkdtemp())
+            >>> _ = run.write_status("failed", error="CUDA out of memory")
+            >>> run.status()["state"], run.status()["error"]
+            ('failed', 'CUDA out of memory')
+        """
+        import time
+
+        if state not in RUN_STATES:
+            raise ValueError(f"state {state!r}: expected one of {RUN_STATES}")
+        record = {"state": state, **fields, "updated": round(time.time(), 3)}
+        return write_text_atomic(self.path / STATUS, json.dumps(record) + "\n")
+
+    def progress(self) -> list[dict[str, Any]]:
+        """The lines of ``progress.jsonl`` so far (a line being written is skipped)."""
+        path = self.path / PROGRESS
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def append_progress(self, record: dict[str, Any]) -> None:
+        with (self.path / PROGRESS).open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")

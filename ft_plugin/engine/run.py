@@ -6,12 +6,13 @@ line are built on ``prepare_run`` / ``run`` by the layers above it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,13 +174,15 @@ def run(prepared: PreparedRun) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         folder.write_recipe(prepared.loaded)
     trainer.accelerator.wait_for_everyone()
-    from ft_plugin.callbacks import StopOnSignal
+    from ft_plugin.callbacks import ProgressLog, StopOnSignal
 
     stop = StopOnSignal()
     trainer.add_callback(stop)
+    trainer.add_callback(ProgressLog(run_dir, trainer))
     started = time.perf_counter()
     checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    with _failure_recorded(folder, main):
+        output = trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.perf_counter() - started
     start_step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
     metrics = collect_metrics(
@@ -193,5 +196,25 @@ def run(prepared: PreparedRun) -> RunResult:
         trainer.processing_class.save_pretrained(str(run_dir))
         trainer.state.save_to_json(str(folder.trainer_state_path))
         folder.write_metrics(metrics)
+        state = trainer.state
+        folder.write_status("stopped" if stop.requested else "done", step=state.global_step,
+                            max_steps=state.max_steps, pid=os.getpid())  # fmt: skip
     trainer.accelerator.wait_for_everyone()
     return RunResult(run_dir, metrics)
+
+
+@contextlib.contextmanager
+def _failure_recorded(folder: RunDir, main: bool) -> Iterator[None]:
+    """A training that raises leaves ``status.json`` saying failed, with the error line."""
+    try:
+        yield
+    except BaseException as exc:
+        if main:
+            line = (
+                "interrupted"
+                if isinstance(exc, KeyboardInterrupt)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            folder.write_status("failed", error=line.strip().splitlines()[-1] if line.strip() else line,
+                                pid=os.getpid())  # fmt: skip
+        raise
