@@ -55,8 +55,8 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
 )  # fmt: skip
-# Recipe keys that name where a run goes or is published, not what it trains.
-IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub")
+# Recipe keys that name where a run goes, how it is evaluated or published, not what it trains.
+IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub", "eval")
 
 
 def recipe_identity(yaml_text: str) -> dict[str, Any]:

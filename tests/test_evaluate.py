@@ -241,3 +241,26 @@ def test_human_sheet_then_imported_ratings_land_in_the_report(
         and "ratings_bad.csv:2:" in result.stderr
         and "'great'" in result.stderr
     )
+
+
+def test_the_recipes_eval_section_sets_what_eval_does_unless_the_command_line_says(
+    tmp_path: Path,
+) -> None:
+    from ft_plugin.train import train
+
+    extra = "val_set_size: 8\neval:\n  max_samples: 3\n  metrics: [perplexity]\n  baseline: true\n"
+    run = train(
+        tiny_recipe(tmp_path, "lora", extra=extra, max_steps=2), str(tmp_path / "run")
+    ).run_dir
+    result = cli("eval", str(run), "--output", str(tmp_path / "e1"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "e1" / "report.json").read_text())
+    assert report["data"]["rows"] == 3 and report["data"]["rows_given"] == 8
+    assert list(report["models"]["target"]) == ["perplexity"] and "baseline" in report["models"]
+    assert "3 of 8 rows" in result.stdout
+    result = cli(
+        "eval", str(run), "--no-baseline", "--max-samples", "0", "--output", str(tmp_path / "e2")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "e2" / "report.json").read_text())
+    assert report["data"]["rows"] == 8 and "baseline" not in report["models"]

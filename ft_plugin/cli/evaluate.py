@@ -38,7 +38,12 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
         "chat_template, text -> completion, else alpaca)",
     )
     add_data_file_arguments(evaluation)
-    add("--baseline", action="store_true", help="also evaluate the base model, side by side")
+    add(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also evaluate the base model, side by side (default: the run's eval.baseline)",
+    )
     add(
         "--metrics",
         help="comma list: perplexity,bleu,chrf,rouge1,rouge2,rougeL,accuracy,macro_f1,latency",
@@ -46,8 +51,9 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     add(
         "--max-samples",
         type=int,
-        default=200,
-        help="evaluate a seeded random sample of this many rows (default 200); 0: all",
+        default=None,
+        help="evaluate a seeded random sample of this many rows (default: the run's "
+        "eval.max_samples, else 200); 0: all",
     )
     add(
         "--bootstrap",
@@ -58,7 +64,12 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     )
     add("--seed", type=int, default=0, help="of the row sample and the bootstrap (default 0)")
     add("--group-by", metavar="COLUMN", help="a column of --data: every metric per group")
-    add("--max-new-tokens", type=int, default=128)
+    add(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="generation budget (default: the run's eval.max_new_tokens, else 128)",
+    )
     add(
         "--scoring",
         choices=["loglik", "generate"],

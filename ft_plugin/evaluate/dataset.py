@@ -5,7 +5,7 @@ template, or a run's held-out split), sampled with a seed when there are more th
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ft_plugin.data.formats import GROUP, MISSING_GROUP
@@ -20,10 +20,11 @@ class EvalSettings:
 
     data: str | None = None
     template: str | None = None
-    baseline: bool = False
-    metrics: list[str] | None = None
-    max_samples: int = 200  # 0: every row; else a seeded random sample of this many
-    max_new_tokens: int = 128
+    # None below: the run's recipe `eval:` value, else the default (`with_recipe_defaults`)
+    baseline: bool | None = None  # default False
+    metrics: list[str] | None = None  # default: the template's metrics
+    max_samples: int | None = None  # default 200; 0: every row; else a seeded random sample
+    max_new_tokens: int | None = None  # default 128
     scoring: Literal["loglik", "generate"] = "loglik"
     price_per_hour: float | None = None
     latency_samples: int = 8
@@ -36,6 +37,27 @@ class EvalSettings:
     bootstrap: int = 1000  # paired bootstrap resamples for the intervals; 0: none
     seed: int = 0  # of the row sample, the bootstrap and the rows shown in report.md
     group_by: str | None = None  # a column of --data: every metric per group
+
+
+DEFAULTS = {"baseline": False, "max_samples": 200, "max_new_tokens": 128}
+
+
+def with_recipe_defaults(settings: EvalSettings, recipe: Any | None) -> EvalSettings:
+    """``settings`` with every unset (None) option taken from the run's recipe ``eval:``
+    section, else from ``DEFAULTS``: the command line wins, then the recipe.
+
+    Example:
+        >>> with_recipe_defaults(EvalSettings(max_samples=5), None).max_samples
+        5
+        >>> s = with_recipe_defaults(EvalSettings(), None); s.max_samples, s.baseline
+        (200, False)
+    """
+    section = recipe.eval if recipe is not None else None
+    chosen: dict[str, Any] = {}
+    for name, default in (*DEFAULTS.items(), ("metrics", None)):
+        if getattr(settings, name) is None:
+            chosen[name] = getattr(section, name) if section is not None else default
+    return replace(settings, **chosen)
 
 
 @dataclass

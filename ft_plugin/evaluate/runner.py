@@ -14,8 +14,8 @@ from typing import Any
 
 from ft_plugin.errors import UserError
 
-from .dataset import EvalData, EvalSettings, evaluation_data
-from .targets import LoadedTarget, load_target
+from .dataset import EvalData, EvalSettings, evaluation_data, with_recipe_defaults
+from .targets import LoadedTarget, is_run_dir, load_target
 
 __all__ = ["EvalData", "EvalSettings", "evaluate_loaded", "evaluate_to_folder", "evaluation_data"]
 
@@ -191,7 +191,13 @@ class EvalReport:
 def run_evaluation(
     target: str, settings: EvalSettings
 ) -> tuple[EvalReport, dict[str, ModelResult], LoadedTarget, EvalData]:
-    """Load ``target``, evaluate it (and its baseline); build the report (nothing written yet)."""
+    """Load ``target``, evaluate it (and its baseline); build the report (nothing written yet).
+
+    Options left unset take the run's recipe ``eval:`` values (`with_recipe_defaults`)."""
+    from ft_plugin.rundir import RunDir
+
+    recipe = RunDir(target).load_recipe().recipe if is_run_dir(target) else None
+    settings = with_recipe_defaults(settings, recipe)
     loaded = load_target(target, with_baseline=settings.baseline)
     report, results, data = evaluate_loaded(loaded, settings)
     return report, results, loaded, data
@@ -202,6 +208,7 @@ def evaluate_loaded(
 ) -> tuple[EvalReport, dict[str, ModelResult], EvalData]:
     """Evaluate an already loaded target (the Space keeps one in memory) and build the report."""
     target = loaded.name
+    settings = with_recipe_defaults(settings, loaded.recipe)
     if settings.sequence_len is None and loaded.recipe is not None:
         settings.sequence_len = loaded.recipe.sequence_len
     data = evaluation_data(loaded, settings)
@@ -269,6 +276,7 @@ def human_sheet_items(
     """Prompts with base and tuned answers (generating the ones not made yet) for raters."""
     from .generation import generate_answers
 
+    settings = with_recipe_defaults(settings, loaded.recipe)
     chat = [e for e in data.examples if "prompt" in e]
     for role, result in results.items():
         if result.answers is None:

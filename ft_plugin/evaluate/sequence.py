@@ -79,9 +79,10 @@ def forgetting_report(
     for k, stage in enumerate(stages):
         loaded = load_target(str(stage), with_baseline=(k == 0))
         if k == 0:
-            from .runner import evaluation_data
+            from .runner import evaluation_data, with_recipe_defaults
 
-            data = evaluation_data(loaded, replace(settings, data=tasks[0]))
+            task_settings = with_recipe_defaults(replace(settings, data=tasks[0]), loaded.recipe)
+            data = evaluation_data(loaded, task_settings)
             metric = "accuracy" if data.labels else "perplexity"
             baseline = [_score(loaded, settings, task, metric, baseline=True) for task in tasks]
         matrix.append([_score(loaded, settings, task, metric) for task in tasks])
