@@ -156,6 +156,27 @@ def _fix(template: Template, field: str, column: str, recipe_key: str | None) ->
     return f"renaming column {column} to {field}"
 
 
+def recipe_field_keys(template: Template, mapping: dict[str, str]) -> dict[str, str]:
+    """A mapping {template field: column} as a dataset's recipe keys (``field_*``), which
+    `formats.template_mapping` reads back into the same mapping.
+
+    Example:
+        >>> from .templates import load_template
+        >>> recipe_field_keys(load_template("medical-pubmedqa"), {"question": "Q", "answer": "A"})
+        {'field_instruction': 'Q', 'field_output': 'A'}
+    """
+    keys = {}
+    for field, column in mapping.items():
+        name = _recipe_name(template, field)
+        if name not in RECIPE_FIELD_NAMES:
+            raise UserError(
+                f"field {field!r} of template {template.name} has no recipe key; rename the "
+                f"column {column!r} to {field!r} in the file instead"
+            )
+        keys[f"field_{name}"] = column
+    return keys
+
+
 def _recipe_name(template: Template, field: str) -> str:
     """The recipe/flag name for ``field``: its field_* name where one exists."""
     if field in RECIPE_FIELD_NAMES:

@@ -201,8 +201,11 @@ def _check_shareable(resolved: list[tuple[str, Path, Any]]) -> None:
         )
 
 
-def load_adapters(targets: Sequence[str], data_dir: Path) -> tuple[Any, list[AdapterInfo]]:
-    """The loaded model (``LoadedTarget``, with its baseline) and one info per target."""
+def load_adapters(
+    targets: Sequence[str], data_dir: Path, labels: Sequence[str] | None = None
+) -> tuple[Any, list[AdapterInfo]]:
+    """The loaded model (``LoadedTarget``, with its baseline) and one info per target,
+    named by ``labels`` (default: `labels_of`)."""
     from ft_plugin import registry
     from ft_plugin.evaluate.targets import load_target
 
@@ -216,7 +219,7 @@ def load_adapters(targets: Sequence[str], data_dir: Path) -> tuple[Any, list[Ada
     uses_peft = registry.load_method(first.adapter).uses_peft
     infos = []
     for i, ((target, folder, recipe), label) in enumerate(
-        zip(resolved, labels_of(targets), strict=True)
+        zip(resolved, labels or labels_of(targets), strict=True)
     ):
         peft_name = None
         if uses_peft:

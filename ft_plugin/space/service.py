@@ -27,6 +27,9 @@ from ft_plugin.evaluate.generation import Answer, generate_answer
 from . import card, ratings
 from .loading import AdapterInfo, load_adapters
 from .settings import DATA_SUFFIXES, Limits
+from .training.service import TrainingService
+
+NO_MODEL = "no fine-tuned model in this Space yet: train one in the Train tab"
 
 
 @dataclass
@@ -102,6 +105,33 @@ class SpaceState:
             ratings_dataset=ratings_dataset,
             every_minutes=self.limits.ratings_push_minutes,
         )
+        self._training: TrainingService | None = None
+        self.serve_notes: list[str] = []  # what serving a newly trained run changed
+
+    @property
+    def training(self) -> TrainingService:
+        """The Train tab's drafts and jobs (created on first use: a Space that only
+        compares never starts a job watcher)."""
+        if self._training is None:
+            self._training = TrainingService(self.data_dir, self.limits, on_finished=self.serve)
+        return self._training
+
+    def serve(self, run_dir: Path, label: str) -> None:
+        """Serve a newly trained run, as ``label``, beside the loaded ones (one base model,
+        one PEFT type), else alone; Compare, Evaluate and Rate see it at once."""
+        kept = [(info.source, info.label) for info in self.adapters.values() if info.label != label]
+        sources, labels = [s for s, _ in kept], [name for _, name in kept]
+        with self._model_lock:
+            try:
+                loaded, infos = load_adapters(
+                    [*sources, str(run_dir)], self.data_dir, [*labels, label]
+                )
+            except UserError as exc:
+                if not sources:
+                    raise
+                loaded, infos = load_adapters([str(run_dir)], self.data_dir, [label])
+                self.serve_notes.append(f"now serving {label} alone: {exc}")
+            self.loaded, self.adapters = loaded, {a.label: a for a in infos}
 
     @classmethod
     def load(
@@ -113,11 +143,10 @@ class SpaceState:
         ratings_dataset: str | None = None,
         rng: random.Random | None = None,
     ) -> SpaceState:
-        """Load one run (or several adapters of one base model) from paths or Hub ids."""
+        """Load one run (or several adapters of one base model) from paths or Hub ids;
+        with none, the Space starts empty and serves what its Train tab trains."""
         targets = [targets] if isinstance(targets, str) else [t for t in targets if t]
-        if not targets:
-            raise UserError("no adapter to serve: give a run directory or a Hub adapter id")
-        loaded, infos = load_adapters(targets, Path(data_dir))
+        loaded, infos = load_adapters(targets, Path(data_dir)) if targets else (None, [])
         return cls(
             loaded,
             infos,
@@ -150,6 +179,8 @@ class SpaceState:
         return list(self.adapters)
 
     def adapter(self, label: str | None = None) -> AdapterInfo:
+        if not self.adapters:
+            raise UserError(NO_MODEL)
         if not label:
             return next(iter(self.adapters.values()))
         if label not in self.adapters:
@@ -157,13 +188,13 @@ class SpaceState:
         return self.adapters[label]
 
     def example_prompts(self, label: str | None = None) -> list[str]:
-        template = self.adapter(label).template
+        template = self.adapter(label).template if self.adapters else None
         if template and template.examples:
             return list(template.examples)
         return ["Explain what fine-tuning a language model means, in two sentences."]
 
     def disclaimer(self, label: str | None = None) -> str | None:
-        template = self.adapter(label).template
+        template = self.adapter(label).template if self.adapters else None
         return template.disclaimer.strip() if template and template.disclaimer else None
 
     def messages(self, prompt: str, label: str | None = None) -> list[dict[str, str]]:

@@ -2,13 +2,14 @@
 
 A Space run as a script reads the adapter id(s) from ``$FT_PLUGIN_ADAPTER`` (comma list),
 else from ``config.yaml`` next to its ``app.py`` (``adapter:`` or ``adapters:``,
-``data_dir:``, ``ratings_dataset:``).
+``data_dir:``, ``ratings_dataset:``, ``limits:``); with no adapter it opens on Train.
+Each limit can also be set as ``FT_PLUGIN_<NAME>`` (``FT_PLUGIN_MAX_TRAIN_STEPS=500``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,54 @@ class Limits:
     max_upload_mb: int = 5
     max_answer_chars: int = 8000  # answers sent to /rate
     ratings_push_minutes: float = 5.0  # CommitScheduler period, with ratings_dataset
+    # Train tab (one training at a time; the others wait in a queue of max_train_queue)
+    max_train_upload_mb: int = 50
+    max_train_rows: int = 20000
+    max_train_steps: int = 2000
+    max_train_queue: int = 4
+    stop_grace_s: float = 120.0  # after Stop: time to checkpoint before the child is killed
+
+
+LIMITS_ENV = "FT_PLUGIN_"  # FT_PLUGIN_MAX_TRAIN_STEPS=500 sets Limits.max_train_steps
+
+
+def limits_from(config: dict[str, Any], environ: dict[str, str], source: str) -> Limits:
+    """:class:`Limits` with the owner's settings: ``limits:`` in config.yaml, then
+    ``FT_PLUGIN_<NAME>`` environment variables (they win).
+
+    Example:
+        >>> environ = {"FT_PLUGIN_MAX_TRAIN_ROWS": "900"}
+        >>> limits = limits_from({"limits": {"max_train_steps": 50}}, environ, "config.yaml")
+        >>> limits.max_train_steps, limits.max_train_rows
+        (50, 900)
+    """
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(Limits)}
+    chosen = dict(config.get("limits") or {})
+    unknown = [k for k in chosen if k not in fields]
+    if unknown:
+        raise UserError(
+            f"{source}: limits.{unknown[0]} is not a Space limit; known: {', '.join(fields)}"
+        )
+    chosen |= {name: environ[LIMITS_ENV + name.upper()] for name in fields
+               if LIMITS_ENV + name.upper() in environ}  # fmt: skip
+    values = {}
+    for name, raw in chosen.items():
+        kind = type(getattr(Limits(), name))
+        try:
+            values[name] = kind(raw)
+        except (TypeError, ValueError):
+            raise UserError(f"{source}: limits.{name}: {raw!r} is not a {kind.__name__}") from None
+    return Limits(**values)
 
 
 @dataclass
 class SpaceConfig:
-    targets: list[str]
+    targets: list[str]  # none: the Space opens on Train
     data_dir: Path
     ratings_dataset: str | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 def _read_config_yaml(path: Path) -> dict[str, Any]:
@@ -76,12 +118,8 @@ def read_space_config(folder: Path, environ: dict[str, str] | None = None) -> Sp
     if isinstance(raw, str):
         raw = raw.split(",")
     targets = [str(t).strip() for t in raw or [] if str(t).strip()]
-    if not targets:
-        raise UserError(
-            f"no adapter: set FT_PLUGIN_ADAPTER=OWNER/NAME or `adapter:` in {path.name}"
-        )
     data_dir = Path(environ.get("FT_PLUGIN_DATA_DIR") or config.get("data_dir") or "space_data")
     if not data_dir.is_absolute():
         data_dir = Path(folder) / data_dir
     dataset = environ.get("FT_PLUGIN_RATINGS_DATASET") or config.get("ratings_dataset") or None
-    return SpaceConfig(targets, data_dir, dataset)
+    return SpaceConfig(targets, data_dir, dataset, limits_from(config, environ, path.name))

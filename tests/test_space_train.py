@@ -1,0 +1,176 @@
+"""The Space's training jobs (no Gradio): real `ft-plugin train` children on a tiny model.
+
+Every child is stopped by the test that starts it (the fixture closes the service).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from tiny import save_tiny_model
+
+from ft_plugin.errors import UserError
+from ft_plugin.rundir import RunDir
+from ft_plugin.space.settings import Limits
+from ft_plugin.space.training.service import TrainingService
+
+WORDS = "头痛 发烧 咳嗽 胃痛 失眠 血压 血糖 心慌 乏力 腹泻 便秘 头晕 胸闷 气短 关节 皮疹".split()
+FIELDS = {"instruction": "问", "output": "答"}
+QUICK = {"logging_steps": 1, "sequence_len": 768, "val_set_size": 4, "micro_batch_size": 2,
+         "eval_steps": 3, "save_steps": 2}  # fmt: skip
+
+
+def write_gb18030_csv(path: Path, rows: int = 40) -> Path:
+    """Chinese medical rows with their own column names, GB18030 as such files come."""
+    rng = random.Random(0)
+    lines = ["科室,问,答"]
+    for _ in range(rows):
+        ask = "".join(rng.sample(WORDS, 5)) + "怎么办？"
+        lines.append(f"内科,{ask},{''.join(rng.sample(WORDS, 8))}，请就医。")
+    path.write_bytes(("\n".join(lines) + "\n").encode("gb18030"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("space-train") / "tiny")
+
+
+@pytest.fixture
+def service(tmp_path: Path):  # noqa: ANN201
+    served: list[tuple[Path, str]] = []
+    training = TrainingService(tmp_path / "space", Limits(max_train_steps=400, stop_grace_s=60),
+                               on_finished=lambda run, label: served.append((run, label)))  # fmt: skip
+    training.served = served
+    yield training
+    training.close(timeout=30)
+
+
+def wait_for(service: TrainingService, job: str, done, timeout: float = 240):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = service.status(job)
+        if done(status):
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"timed out: {service.status(job)}")
+
+
+def finished(status: dict) -> bool:
+    return status["state"] in ("done", "stopped", "failed")
+
+
+def start(service: TrainingService, csv: Path, model: Path, **overrides: object) -> str:
+    return service.start(str(csv), "medical", FIELDS, "lora", str(model), {**QUICK, **overrides})
+
+
+def test_a_run_trains_reports_live_numbers_and_is_served(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
+    csv = write_gb18030_csv(tmp_path / "内科.csv")
+    upload = service.upload(str(csv), "medical")
+    assert (upload.encoding, upload.rows, upload.shown) == ("gb18030", 40, "内科.csv")
+    assert upload.mapping == FIELDS  # not names the template knows: the closest free columns
+    job = start(service, csv, tiny_model, max_steps=6)
+    status = wait_for(service, job, finished)
+    assert status["state"] == "done", status
+    run = RunDir(status["run_dir"])
+    assert run.has_adapter() and run.status()["state"] == "done"
+    assert [s for s, _ in status["loss"]] == [1, 2, 3, 4, 5, 6]
+    assert [s for s, _ in status["eval_loss"]] == [3, 6]
+    assert status["metrics"]["steps"] == 6 and status["tokens_per_second"] > 0
+    recipe = (Path(status["run_dir"]).parent / status["recipe"]).read_text(encoding="utf-8")
+    assert "field_instruction: 问" in recipe and "encoding: gb18030" in recipe
+    assert service.served == [(run.path, f"space-medical-lora ({job})")]
+    assert [h["run_id"] for h in service.history()] == [job]
+
+
+def test_stop_keeps_a_checkpoint_and_resume_finishes_the_run(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
+    csv = write_gb18030_csv(tmp_path / "rows.csv")
+    job = start(service, csv, tiny_model, max_steps=300, eval_steps=1000)
+    wait_for(service, job, lambda s: s["step"] >= 3 or finished(s))
+    stopped = service.stop(job)
+    assert stopped["state"] in ("running", "stopped")
+    status = wait_for(service, job, finished)
+    assert status["state"] == "stopped", status
+    run = RunDir(status["run_dir"])
+    assert run.status()["state"] == "stopped" and run.latest_checkpoint() is not None
+    assert run.metrics()["stopped"]["signal"] == "SIGTERM"
+    at = run.metrics()["steps"]
+    service.resume(job)
+    status = wait_for(service, job, lambda s: finished(s) and s["step"] > at, timeout=400)
+    assert status["state"] == "done" and status["metrics"]["steps"] == 300, status
+    assert "--resume" in (Path(status["run_dir"]).parent / "train.log").read_text()
+
+
+def test_a_second_start_waits_in_the_queue(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
+    csv = write_gb18030_csv(tmp_path / "rows.csv")
+    first = start(service, csv, tiny_model, max_steps=4)
+    second = start(service, csv, tiny_model, max_steps=2)
+    assert service.status(second)["state"] == "queued"
+    assert service.status(second)["queue_position"] == 1
+    assert wait_for(service, first, finished)["state"] == "done"
+    assert wait_for(service, second, finished)["state"] == "done"
+
+
+def test_a_crashed_child_shows_its_error_and_marks_the_run_failed(
+    service, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    csv = write_gb18030_csv(tmp_path / "rows.csv")
+    job = start(service, csv, tiny_model, max_steps=400, eval_steps=1000)
+    running = wait_for(service, job, lambda s: s["step"] >= 2 or finished(s))
+    pid = json.loads((Path(running["run_dir"]).parent / "job.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    status = wait_for(service, job, finished)
+    assert status["state"] == "failed" and status["error"]
+    assert RunDir(status["run_dir"]).status()["state"] == "failed"
+
+    bad_model = start(service, csv, tmp_path / "no-such-model", max_steps=2)
+    status = wait_for(service, bad_model, finished)
+    assert status["state"] == "failed" and status["error"].startswith("error:")
+    assert "no-such-model" in status["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fields": {"instruction": "科室"}}, "choose the column that holds 'output'"),
+        (
+            {"fields": {"output": "答", "instruction": "nope"}},
+            "column 'nope' (for instruction) not found",
+        ),
+        ({"overrides": {"max_steps": 5000}}, "over this Space's cap of 400"),
+        ({"method": "magic"}, "method: 'magic' is not one of"),
+        ({"template": ""}, "template: choose a domain template first"),
+    ],
+)
+def test_bad_requests_are_one_message_and_leave_nothing(
+    service, tiny_model, tmp_path, change, message
+) -> None:  # noqa: ANN001
+    csv = write_gb18030_csv(tmp_path / "rows.csv")
+    request = {"file": str(csv), "template": "medical", "fields": FIELDS, "method": "lora",
+               "base_model": str(tiny_model), "overrides": {"max_steps": 2}} | change  # fmt: skip
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        service.start(**request)
+    assert list(service.jobs.root.iterdir()) == []
+
+
+def test_unreadable_and_oversized_files_are_refused(service, tmp_path) -> None:  # noqa: ANN001
+    binary = tmp_path / "rows.csv"
+    binary.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(UserError):
+        service.upload(str(binary), "medical")
+    wrong = tmp_path / "rows.docx"
+    wrong.write_text("x")
+    with pytest.raises(UserError, match="expected one of"):
+        service.upload(str(wrong), "medical")
+    small = TrainingService(tmp_path / "small", Limits(max_train_rows=10))
+    try:
+        with pytest.raises(UserError, match="40 rows is over this Space's cap of 10"):
+            small.upload(str(write_gb18030_csv(tmp_path / "many.csv")), "medical")
+    finally:
+        small.close()
