@@ -7,7 +7,6 @@ line are built on ``prepare_run`` / ``run`` by the layers above it.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ft_plugin import registry
+from ft_plugin.methods.base import count_parameters
 from ft_plugin.rundir import RunDir
 
 from .launch import is_main_process, launch_notes, quiet
@@ -25,8 +25,6 @@ from .sft_config import choose_precision, compute_dtype
 from .trainer import collect_metrics, make_trainer
 
 if TYPE_CHECKING:
-    import torch
-
     from ft_plugin.config import LoadedRecipe
 
 
@@ -49,18 +47,6 @@ class PreparedRun:
     data: Any
     trainable_params: int
     total_params: int
-
-
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; 4-bit packed weights count as their true size."""
-    trainable = total = 0
-    for parameter in model.parameters():
-        count = parameter.numel()
-        if hasattr(parameter, "quant_state"):  # bitsandbytes Params4bit packs two values per byte
-            count = math.prod(parameter.quant_state.shape)
-        total += count
-        trainable += count if parameter.requires_grad else 0
-    return trainable, total
 
 
 def save_final(trainer: Any, run_dir: Path) -> None:

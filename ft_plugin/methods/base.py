@@ -8,6 +8,7 @@ whether its result can be merged into plain weights. Methods are registered by n
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -85,3 +86,25 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
         if isinstance(module, kinds) and module is not output
     }
     return sorted(names)
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit packed weights count as their true size.
+
+    The one definition: training reports it and the estimate (methods.estimate) uses it.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+        >>> _ = net[0].requires_grad_(False)
+        >>> count_parameters(net)
+        (8, 23)
+    """
+    trainable = total = 0
+    for parameter in model.parameters():
+        count = parameter.numel()
+        if hasattr(parameter, "quant_state"):  # bitsandbytes Params4bit packs two values per byte
+            count = math.prod(parameter.quant_state.shape)
+        total += count
+        trainable += count if parameter.requires_grad else 0
+    return trainable, total
