@@ -72,14 +72,16 @@ def interval(intervals: dict | None, role: str, metric: str, digits: int = 3) ->
     return f" [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
 
 
-def change(intervals: dict | None, metric: str, value: float, scale: float = 1.0) -> str:
+def change(
+    intervals: dict | None, metric: str, value: float, scale: float = 1.0, unit: str = ""
+) -> str:
     """A difference with its interval, marked when the interval contains zero."""
     bounds = (intervals or {}).get("delta", {}).get(metric)
     if not bounds or bounds[0] is None:
-        return f"{scale * value:+.1f}"
+        return f"{scale * value:+.1f}{unit}"
     low, high = scale * bounds[0], scale * bounds[1]
     verdict = "not distinguishable from no change" if low <= 0 <= high else "beyond noise"
-    return f"{scale * value:+.1f} [{low:+.1f}, {high:+.1f}], {verdict}"
+    return f"{scale * value:+.1f}{unit} [{low:+.1f}, {high:+.1f}], {verdict}"
 
 
 def speed_case(name: str, case: dict, result: dict, title: str) -> list[str]:
@@ -120,7 +122,7 @@ def _quality_change(case: dict) -> str:
     intervals = case.get("quality_intervals")
     if "accuracy" in trl[0]["held_out"]:
         was, now = _accuracy(trl, "accuracy"), _accuracy(ours, "accuracy")
-        text = f"held-out accuracy {was:.3f} → {now:.3f} ({change(intervals, 'accuracy', now - was, 100)} points)"
+        text = f"held-out accuracy {was:.3f} → {now:.3f} ({change(intervals, 'accuracy', now - was, 100, ' points')})"
     else:
         was, now = _accuracy(trl, "perplexity"), _accuracy(ours, "perplexity")
         text = f"held-out perplexity {was:.2f} → {now:.2f} ({change(intervals, 'perplexity', now - was)})"
