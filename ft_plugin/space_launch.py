@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 import sys
 import tempfile
@@ -91,6 +92,8 @@ def launch_space(
         prevent_thread_lock=not block,
         **launch_kwargs(demo.ft_plugin_state.limits),
     )
+    if block:  # Ctrl-C ended the server: stop the training it started, with a checkpoint
+        demo.ft_plugin_state.close()
     return demo
 
 
@@ -233,17 +236,18 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ft-plugin space TARGET…`` and ``ft-plugin space push``."""
     parser.add_argument(
         "targets",
-        nargs="+",
+        nargs="*",
         metavar="TARGET",
         help="run directory or Hub adapter id (several: adapters of one base model), "
-        "or `push` to publish the Space",
+        "or `push` to publish the Space; none: open on Train",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument(
         "--data-dir",
         default="space_data",
-        help="where ratings.jsonl is written (default %(default)s)",
+        help="where ratings.jsonl and the Train tab's runs (train/) are written "
+        "(default %(default)s)",
     )
     parser.add_argument("--ratings-dataset", help="Hub dataset id to commit ratings.jsonl to")
     parser.add_argument("--repo-id", help="push: the Space, OWNER/NAME")
@@ -253,7 +257,7 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
 
 def space_command(args: argparse.Namespace) -> int:
     """Handler of ``ft-plugin space``: launch, or push with ``space push``."""
-    if args.targets[0] == "push":
+    if args.targets[:1] == ["push"]:
         if len(args.targets) > 1:
             raise UserError(f"space push: unexpected argument {args.targets[1]!r}")
         missing = [flag for flag, value in (("--repo-id", args.repo_id),
@@ -265,9 +269,12 @@ def space_command(args: argparse.Namespace) -> int:
         return 0
     if args.repo_id or args.adapter:
         raise UserError("--repo-id/--adapter belong to `ft-plugin space push`")
+    from ft_plugin.space.settings import limits_from
+
     launch_space(
         args.targets,
         host=args.host,
+        limits=limits_from({}, dict(os.environ), "the environment"),
         port=args.port,
         data_dir=Path(args.data_dir),
         ratings_dataset=args.ratings_dataset,

@@ -148,7 +148,8 @@ def _lines(path: Path) -> list[dict]:
 def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
     api = served.client.view_api(return_format="dict", print_info=False)
     named = api["named_endpoints"]
-    assert set(named) == {"/compare", "/rate", "/evaluate"}
+    assert set(named) == {"/compare", "/rate", "/evaluate", "/train_start", "/train_status",
+                          "/train_stop", "/train_resume"}  # fmt: skip
     params = {
         name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()
     }
@@ -559,7 +560,10 @@ def test_space_config_from_env_or_config_yaml(app, tmp_path: Path) -> None:  # n
     config = app.read_space_config(tmp_path, environ={})
     assert config.targets == ["me/x", "me/y"] and config.data_dir == Path("/data")
     (tmp_path / "config.yaml").unlink()
-    with pytest.raises(UserError, match="no adapter: set FT_PLUGIN_ADAPTER"):
+    config = app.read_space_config(tmp_path, environ={"FT_PLUGIN_MAX_TRAIN_STEPS": "50"})
+    assert config.targets == [] and config.limits.max_train_steps == 50  # opens on Train
+    (tmp_path / "config.yaml").write_text("limits:\n  max_train_rows: 99\n  nope: 1\n")
+    with pytest.raises(UserError, match="limits.nope is not a Space limit"):
         app.read_space_config(tmp_path, environ={})
 
 
@@ -596,6 +600,10 @@ def test_build_space_folder(tmp_path: Path) -> None:
         space_launch.build_space_folder("not an id", tmp_path / "bad")
 
 
+def space_command_ok(args: argparse.Namespace) -> bool:
+    return space_launch.space_command(args) == 0
+
+
 def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     parser = argparse.ArgumentParser(prog="ft-plugin space")
     space_launch.add_space_arguments(parser)
@@ -610,8 +618,14 @@ def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         space_launch.space_command(parser.parse_args(["push", "--repo-id", "me/s"]))
     args = parser.parse_args(["runs/a", "runs/b", "--port", "7999", "--data-dir", "d"])
     assert space_launch.space_command(args) == 0
+    limits = launched[0][1].pop("limits")
     assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999,
                          "data_dir": Path("d"), "ratings_dataset": None})]  # fmt: skip
+    assert limits.max_train_steps == 2000
+    launched.clear()
+    monkeypatch.setenv("FT_PLUGIN_MAX_TRAIN_STEPS", "40")
+    assert space_command_ok(parser.parse_args([])) and launched[0][0] == []  # no target: Train
+    assert launched[0][1]["limits"].max_train_steps == 40
 
 
 def test_answer_stats_say_when_the_tokens_decode_to_no_visible_text(app) -> None:  # noqa: ANN001

@@ -20,7 +20,8 @@ from ft_plugin.rundir import RunDir
 from ft_plugin.space.settings import Limits
 from ft_plugin.space.training.service import TrainingService
 
-WORDS = "头痛 发烧 咳嗽 胃痛 失眠 血压 血糖 心慌 乏力 腹泻 便秘 头晕 胸闷 气短 关节 皮疹".split()
+WORDS = ["头痛", "发烧", "咳嗽", "胃痛", "失眠", "血压", "血糖", "心慌", "乏力", "腹泻", "便秘", "头晕",
+         "胸闷", "气短", "关节", "皮疹"]  # fmt: skip
 FIELDS = {"instruction": "问", "output": "答"}
 QUICK = {"logging_steps": 1, "sequence_len": 768, "val_set_size": 4, "micro_batch_size": 2,
          "eval_steps": 3, "save_steps": 2}  # fmt: skip

@@ -1,5 +1,5 @@
-"""The Space's named API (``gradio_client.Client(url).view_api()``): /compare, /rate and
-/evaluate. Every name, signature, default and docstring here is the public contract.
+"""The Space's named API (``gradio_client.Client(url).view_api()``): /compare, /rate,
+/evaluate, /train_start, /train_status, /train_stop and /train_resume. Every name, signature, default and docstring here is the public contract.
 
 No ``from __future__ import annotations`` here: ``gr.api`` reads the real type hints of
 the endpoint functions.
@@ -103,8 +103,60 @@ def add_evaluate(state: SpaceState, ui: Ui) -> None:
     api_button.click(evaluate, [api_file], [api_report], api_name="evaluate", **ui.model_job)
 
 
+def add_train(state: SpaceState, ui: Ui) -> None:
+    # /train_start takes a real uploaded file (hidden components, as /evaluate does).
+    with gr.Column(visible=False):
+        api_file = gr.File(label="file", file_types=list(DATA_SUFFIXES))
+        texts = [
+            gr.Textbox(label=name)
+            for name in ("template", "fields", "method", "base_model", "overrides")
+        ]
+        api_run_id = gr.Textbox(label="run_id")
+        api_button = gr.Button("train_start")
+
+    @shown_errors
+    def train_start(file, template, fields, method, base_model, overrides):  # noqa: ANN001, ANN202
+        """Start (or queue) a training: file (CSV, TSV, JSON, JSONL or Parquet; none: the
+        template's sample), template name, fields as a JSON object string mapping the
+        template's fields to the file's columns ({"instruction": "ask", "output":
+        "answer"}), method (lora, qlora, dora, bottleneck, freeze, full), base model
+        (default embedded:smollm2-135m-instruct) and recipe overrides as a JSON object
+        string ({"max_steps": 5}). Returns the run id."""
+        from .training.data import parse_mapping
+        from .training.recipe import DEFAULT_BASE, parse_overrides
+
+        return state.training.start(
+            file, template, parse_mapping(fields), method or "lora", base_model or DEFAULT_BASE,
+            parse_overrides(overrides),
+        )  # fmt: skip
+
+    api_button.click(train_start, [api_file, *texts], [api_run_id], api_name="train_start")
+
+    @shown_errors
+    def train_status(run_id: str) -> dict:
+        """A training's state (queued, running, stopped, failed, done), step, max_steps,
+        loss / eval_loss / learning_rate as [step, value] lists, tokens_per_second,
+        peak_memory_mb, eta_seconds, queue_position, error, log_tail, run_dir, metrics."""
+        return state.training.status(run_id)
+
+    @shown_errors
+    def train_stop(run_id: str) -> dict:
+        """Stop a training (a checkpoint is kept; train_resume continues); its status."""
+        return state.training.stop(run_id)
+
+    @shown_errors
+    def train_resume(run_id: str) -> dict:
+        """Continue a stopped or failed training from its latest checkpoint; its status."""
+        return state.training.resume(run_id)
+
+    gr.api(train_status, api_name="train_status")
+    gr.api(train_stop, api_name="train_stop")
+    gr.api(train_resume, api_name="train_resume")
+
+
 def add_api(state: SpaceState, ui: Ui) -> None:
     """The named endpoints, after the page's own (private) events."""
     add_compare(state, ui)
     add_rate(state, ui)
     add_evaluate(state, ui)
+    add_train(state, ui)

@@ -13,6 +13,12 @@ from .ui import Ui
 
 
 def _header(state: SpaceState) -> None:
+    if not state.adapters:
+        gr.Markdown(
+            "# ft-plugin\nFine-tune a language model on your own domain data in the **Train** "
+            "tab; then compare it with its base model, evaluate and rate it."
+        )
+        return
     first = state.adapter()
     gr.Markdown(
         f"# {first.label}\n**{first.recipe.adapter}** fine-tuning of `{first.base_hub_id}`"
@@ -26,20 +32,20 @@ def _header(state: SpaceState) -> None:
 def build_blocks(state: SpaceState) -> gr.Blocks:
     """The Gradio layout over a loaded :class:`SpaceState` (queue configured)."""
     limits = state.limits
-    first = state.adapter()
+    labels = state.adapter_labels
     model_job = {"concurrency_id": "model", "concurrency_limit": limits.concurrency}
-    with gr.Blocks(title=f"ft-plugin · {first.label}") as demo:
+    with gr.Blocks(title=f"ft-plugin · {labels[0] if labels else 'train'}") as demo:
         _header(state)
         adapter = gr.Dropdown(
-            state.adapter_labels,
-            value=first.label,
+            labels,
+            value=labels[0] if labels else None,
             label="Adapter",
-            visible=len(state.adapters) > 1,
+            visible=len(labels) > 1,
             elem_id="adapter",
         )
         pair = gr.State(None)  # the blind pair and its key: server-side only
         ui = Ui(demo=demo, adapter=adapter, pair=pair, model_job=model_job)
-        with gr.Tabs():
+        with gr.Tabs(selected="compare" if labels else "train"):
             for tab_id, title, module in TABS:
                 with gr.Tab(title, id=tab_id):
                     setattr(ui, tab_id, module.layout(state, ui))
@@ -52,15 +58,16 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
 
 
 def build_app(
-    target: str | list[str],
+    target: str | list[str] | None,
     *,
     data_dir: Path,
     limits: Limits | None = None,
     ratings_dataset: str | None = None,
 ) -> gr.Blocks:
-    """Load the run(s) once and build the Space. ``target``: run dirs or Hub adapter ids."""
+    """Load the run(s) once and build the Space. ``target``: run dirs or Hub adapter ids;
+    none: the Space opens on Train and serves what it trains."""
     state = SpaceState.load(
-        target, data_dir=Path(data_dir), limits=limits, ratings_dataset=ratings_dataset
+        target or [], data_dir=Path(data_dir), limits=limits, ratings_dataset=ratings_dataset
     )
     return build_blocks(state)
 
@@ -79,8 +86,12 @@ def main(folder: Path) -> None:
     try:
         config = read_space_config(folder)
         demo = build_app(
-            config.targets, data_dir=config.data_dir, ratings_dataset=config.ratings_dataset
+            config.targets,
+            data_dir=config.data_dir,
+            limits=config.limits,
+            ratings_dataset=config.ratings_dataset,
         )
     except UserError as exc:
         raise SystemExit(f"error: {exc}") from None
     demo.launch(**launch_kwargs(demo.ft_plugin_state.limits))
+    demo.ft_plugin_state.close()  # the server stopped: stop its training, with a checkpoint

@@ -116,6 +116,11 @@ class SpaceState:
             self._training = TrainingService(self.data_dir, self.limits, on_finished=self.serve)
         return self._training
 
+    def close(self) -> None:
+        """Stop a running training (checkpoint first) when the Space shuts down."""
+        if self._training is not None:
+            self._training.close()
+
     def serve(self, run_dir: Path, label: str) -> None:
         """Serve a newly trained run, as ``label``, beside the loaded ones (one base model,
         one PEFT type), else alone; Compare, Evaluate and Rate see it at once."""

@@ -2,13 +2,14 @@
 returns them; ``connect(state, ui)`` wires its events once every tab is laid out (events
 may update another tab: a comparison fills the Rate tab's blind pair).
 
-A new tab (a future Train tab) is one module here and one line in ``TABS``.
+A new tab is one module here and one line in ``TABS``.
 """
 
-from . import card, compare, evaluate, rate
+from . import card, compare, evaluate, rate, train
 
 # (id, title, module), in page order
 TABS = (
+    ("train", "Train", train),
     ("compare", "Compare", compare),
     ("evaluate", "Evaluate", evaluate),
     ("rate", "Rate", rate),

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from ..service import SpaceState
+from ..service import NO_MODEL, SpaceState
 from ..ui import Ui
 from .evaluate import source_update
 
@@ -21,6 +21,8 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
 
 def connect(state: SpaceState, ui: Ui) -> None:
     def ui_card(label):  # noqa: ANN001, ANN202
+        if not state.adapters:
+            return NO_MODEL, [], None, source_update(state, None)
         info = state.adapter(label)
         metrics = [[k, v] for k, v in state.training_metrics(info.label).items()]
         curve = state.training_curves(info.label)

@@ -22,7 +22,7 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
     with gr.Row():
         file = gr.File(label="Data file", file_types=list(DATA_SUFFIXES), elem_id="eval-file")
         with gr.Column():
-            has_sample = state.adapter().template is not None
+            has_sample = bool(state.adapters) and state.adapter().template is not None
             source = gr.Radio(
                 [UPLOADED, SAMPLE],
                 value=SAMPLE if has_sample else UPLOADED,
@@ -47,7 +47,7 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
 
 def source_update(state: SpaceState, label: str | None) -> dict:
     """The data choice for an adapter: its template's sample when it has one."""
-    has_sample = state.adapter(label).template is not None
+    has_sample = bool(state.adapters) and state.adapter(label).template is not None
     return gr.update(value=SAMPLE if has_sample else UPLOADED, interactive=has_sample)
 
 

@@ -151,3 +151,18 @@ def check_caps(recipe: Any, rows: int, limits: Limits) -> int:
             "(or fewer epochs), or train with `ft-plugin train` on your machine"
         )
     return steps
+
+
+def key_settings(template: str, method: str) -> dict[str, Any]:
+    """The page's hyper-parameters as the builtin recipe for ``template`` and ``method``
+    sets them (``max_steps`` None: the run is ``num_epochs`` long).
+
+    Example:
+        >>> key_settings("medical", "lora")["lora_r"]
+        16
+    """
+    from ft_plugin.config import load_recipe
+
+    name, extra = builtin_recipe(template, method)
+    recipe = load_recipe(name, extra).recipe
+    return {key: getattr(recipe, key) for key in KEY_SETTINGS}

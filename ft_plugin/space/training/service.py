@@ -154,6 +154,24 @@ class TrainingService:
     def history(self) -> list[dict[str, Any]]:
         return self.jobs.history()
 
+    def publish(self, job_id: str, repo_id: str, *, private: bool = True) -> Any:
+        """Push a finished run with its model card (``ft-plugin push``); the token is the
+        environment's (a Space secret ``HF_TOKEN``), never shown or written."""
+        from huggingface_hub import get_token
+
+        from ft_plugin.hub.publish import push_run
+
+        status = self.jobs.status(job_id, log_lines=0)
+        if status["state"] not in ("done", "stopped") or not status.get("metrics"):
+            raise UserError(f"run {job_id} is {status['state']}: only a finished run is published")
+        if not repo_id or not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id.strip()):
+            raise UserError(f"repo id: {repo_id!r} is not OWNER/NAME")
+        if not get_token():
+            raise UserError(
+                "no Hub token: set HF_TOKEN in the Space's secrets (or the environment)"
+            )
+        return push_run(Path(status["run_dir"]), repo_id.strip(), private=private)
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop the running child (SIGTERM, SIGKILL after ``timeout``) and drop the drafts."""
         self.jobs.close(timeout)
