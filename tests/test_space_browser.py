@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,126 @@ def test_compare_then_rate_in_the_browser(
     assert record["answer_a"] == shown["a"] == answers[record["a"]]
     assert record["answer_b"] == shown["b"] == answers[record["b"]]
     assert record["settings"]["max_new_tokens"] == state.limits.default_new_tokens
+
+
+def _shot(page, folder: Path, name: str) -> Path:  # noqa: ANN001
+    path = folder / f"space-train-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _choose(page, elem_id: str, option: str) -> None:  # noqa: ANN001
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
+    expect(page.locator(f"#{elem_id} input")).to_have_value(option)
+
+
+def _number(page, key: str, value: object) -> None:  # noqa: ANN001
+    box = page.locator(f"#train-{key} input")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_train_in_the_browser_stop_resume_then_compare(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """A GB18030 CSV with its own column names: map, preview, clean, start, watch the loss,
+    stop, resume, then the new run answers in Compare. Screenshots of each step are kept
+    (in FT_PLUGIN_TEST_ARTIFACTS when set, else the test's folder)."""
+    from test_space_train import write_gb18030_csv
+    from tiny import save_tiny_model
+
+    from ft_plugin.space import Limits
+
+    model = save_tiny_model(tmp_path_factory.mktemp("browser-train") / "tiny")
+    csv = write_gb18030_csv(tmp_path / "内科问答.csv")
+    shots = Path(os.environ.get("FT_PLUGIN_TEST_ARTIFACTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    limits = Limits(max_train_steps=400, stop_grace_s=60, max_new_tokens=8, default_new_tokens=4)
+    state = SpaceState.load([], data_dir=tmp_path / "data", limits=limits)
+    server = serve(state)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1400})
+                page.goto(server.url)
+                expect(page.locator("#train-status")).to_contain_text("No training yet")
+
+                page.locator("#train-file input[type=file]").set_input_files(str(csv))
+                info = page.locator("#train-data-info")
+                expect(info).to_contain_text("40 rows, encoding gb18030", timeout=60_000)
+                _choose(page, "train-map-instruction", "问")
+                _choose(page, "train-map-output", "答")
+                page.locator("#train-base textarea").fill(str(model))
+                for key, value in {"max_steps": 400, "sequence_len": 768, "val_set_size": 4,
+                                   "micro_batch_size": 2, "lora_r": 4}.items():  # fmt: skip
+                    _number(page, key, value)
+                _shot(page, shots, "1-mapped")
+
+                page.locator("#train-preview-button").click()
+                expect(page.locator("#train-preview textarea")).to_have_value(
+                    re.compile("«.*»", re.S), timeout=60_000
+                )
+                page.locator("#train-clean-button").click()
+                expect(page.locator("#train-clean-report")).to_contain_text(
+                    "40 rows in", timeout=60_000
+                )
+                _shot(page, shots, "2-cleaned")
+
+                page.locator("#train-check").click()
+                expect(page.locator("#train-estimate")).to_contain_text("trainable", timeout=60_000)
+                expect(page.locator("#train-recipe")).to_contain_text("field_instruction")
+                _shot(page, shots, "3-recipe")
+
+                page.locator("#train-start").click()
+                run_id_box = page.locator("#train-run-id textarea")
+                expect(run_id_box).not_to_have_value("", timeout=30_000)
+                run_id = run_id_box.input_value()
+                expect(page.locator("#train-status")).to_contain_text("step", timeout=120_000)
+
+                def points() -> int:
+                    return len(state.training.status(run_id)["loss"])
+
+                first = _wait(lambda: points() if points() >= 2 else 0)
+                later = _wait(lambda: points() if points() > first else 0)
+                assert later > first  # the loss curve grows while the page watches
+                page.wait_for_timeout(2500)  # one redraw of the plot
+                _shot(page, shots, "4-training")
+
+                page.locator("#train-stop").click()
+                expect(page.locator("#train-status")).to_contain_text("stopped", timeout=120_000)
+                _shot(page, shots, "5-stopped")
+                page.locator("#train-resume").click()
+                expect(page.locator("#train-status")).to_contain_text("done", timeout=300_000)
+                _shot(page, shots, "6-done")
+                expect(page.locator("#train-history")).to_contain_text(run_id)
+
+                page.get_by_role("tab", name="Compare").click()
+                page.locator("#compare-prompt textarea").fill("头痛怎么办？")
+                page.locator("#compare-button").click()
+                expect(page.locator("#tuned-answer textarea")).not_to_have_value("", timeout=60_000)
+                _shot(page, shots, "7-compare")
+            finally:
+                browser.close()
+    finally:
+        state.close()
+        server.client.close()
+        server.demo.close()
+    status = state.training.status(run_id)
+    assert status["state"] == "done" and status["metrics"]["steps"] == 400
+    assert len(list(shots.glob("space-train-*.png"))) == 7
+
+
+def _wait(condition, timeout: float = 180) -> int:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")

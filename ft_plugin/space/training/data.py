@@ -184,8 +184,15 @@ def clean(upload: Upload, mapping: dict[str, str], base_model: str, sequence_len
     histograms = sorted(folder.glob("*lengths.png"))
     markdown = result.report_path.with_suffix(".md")
     text = markdown.read_text(encoding="utf-8") if markdown.is_file() else ""
-    return Cleaned(result.report, text.replace(str(folder) + "/", ""),
+    return Cleaned(result.report, _for_the_page(text, upload, folder),
                    histograms[0] if histograms else None)  # fmt: skip
+
+
+def _for_the_page(markdown: str, upload: Upload, folder: Path) -> str:
+    """The report without the server's paths (file names only) or its image links (the
+    page shows the histogram itself)."""
+    markdown = markdown.replace(upload.source, upload.shown).replace(str(folder) + "/", "")
+    return "\n".join(line for line in markdown.splitlines() if not line.startswith("!["))
 
 
 def _dropped(report: dict[str, Any]) -> str:
