@@ -19,21 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, require_shared, save, train_or_reuse  # noqa: E402
 
 
-def faster_batch_shape() -> list[str]:
-    """The batch shape that speed.py measured faster on this machine (packing or not)."""
-    import json
-
-    from _common import RESULTS
-
-    speed = RESULTS / "speed.json"
-    if not speed.is_file():
-        return []
-    median = json.loads(speed.read_text())["median"]
-    if median["ours-nopack"]["tokens_per_second"] > median["ours"]["tokens_per_second"]:
-        return ["sample_packing=false", "micro_batch_size=8", "gradient_accumulation_steps=1"]
-    return []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-steps", type=int, default=360)
@@ -50,7 +35,6 @@ def main() -> None:
         f"datasets.0.path={data / 'train.csv'}", f"max_steps={args.max_steps}", "val_set_size=0",
         "report_to=none", "logging_steps=25", "save_steps=1000",
     ]  # fmt: skip
-    overrides += faster_batch_shape()
     loaded = load_recipe("finance-sentiment-lora", overrides)
     run_dir, train_metrics = train_or_reuse(loaded, Path(args.output_dir), reuse=args.reuse)
     settings = EvalSettings(

@@ -4,7 +4,9 @@
 (``app_file: app.py``, with ``ft-plugin`` in its requirements) and locally through
 ``ft-plugin space TARGET`` or ``python space/app.py``.
 
-Tabs (:mod:`ft_plugin.space.tabs`, one module each): **Compare** (base and tuned answers
+Tabs (:mod:`ft_plugin.space.tabs`, one module each): **Train** (data, column mapping,
+cleaning report, method, recipe, and an ``ft-plugin train`` child watched live; see
+:mod:`ft_plugin.space.training`), **Compare** (base and tuned answers
 side by side, with latency and tokens/s), **Evaluate** (ft-plugin's evaluation of an
 uploaded file or the template's sample, base vs tuned, with plots and a downloadable
 report), **Rate** (blind A/B rating appended to ``DATA_DIR/ratings.jsonl``), **Model card**.
@@ -20,6 +22,11 @@ Named API endpoints (:mod:`ft_plugin.space.api`; ``gradio_client.Client(url).vie
   and answer_a the base one); the six per-answer scores are optional, all or none.
 - ``/evaluate`` (file) -> the evaluation report as JSON (``models.target``,
   ``models.baseline``, ``delta``, ``data``, ``settings``).
+- ``/train_start`` (file, template, fields, method, base_model, overrides) -> run id;
+  ``fields`` and ``overrides`` are JSON object strings.
+- ``/train_status``, ``/train_stop``, ``/train_resume`` (run_id) -> the job as JSON
+  (``state``, ``step``, ``max_steps``, ``loss``, ``eval_loss``, ``tokens_per_second``,
+  ``run_dir``, …).
 
 Limits (:class:`Limits`) keep a public Space alive: prompt length, a max_new_tokens cap
 (requests above it are clamped to it, with a warning), a per-answer generation time
@@ -27,7 +34,8 @@ limit (``generate(max_time=...)``), one model job at a time behind a bounded que
 capped evaluation rows and upload size. Models load from safetensors only and never run
 remote code. Errors reach users as one-line messages, never as tracebacks.
 
-The modules, by concern: :mod:`.settings` (limits, config.yaml), :mod:`.loading` (run
+The modules, by concern: :mod:`.settings` (limits, config.yaml), :mod:`.training` (the
+Train tab's data step, recipes and jobs), :mod:`.loading` (run
 directories and Hub adapters), :mod:`.service` (:class:`SpaceState`, no Gradio),
 :mod:`.ratings` (the ratings store), :mod:`.card` (model card tab content), :mod:`.ui`
 (shared Gradio helpers), :mod:`.tabs`, :mod:`.api`, :mod:`.blocks` (the page).
