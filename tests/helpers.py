@@ -88,8 +88,8 @@ def full_pass_label_score(model, tokenizer, prompt, label) -> float:  # noqa: AN
 
 
 def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``python -m ft_plugin ARGS`` in a subprocess, as a user types it (output captured)."""
-    return subprocess.run([sys.executable, "-m", "ft_plugin", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ft_plugin", *args], capture_output=True, cwd=cwd,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip

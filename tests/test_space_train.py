@@ -175,3 +175,34 @@ def test_unreadable_and_oversized_files_are_refused(service, tmp_path) -> None: 
             small.upload(str(write_gb18030_csv(tmp_path / "many.csv")), "medical")
     finally:
         small.close()
+
+
+def test_the_downloaded_recipe_reproduces_the_space_run_from_the_command_line(
+    service,
+    tiny_model,
+    tmp_path,  # noqa: ANN001
+) -> None:
+    import torch
+    from helpers import cli
+    from safetensors.torch import load_file
+
+    from ft_plugin.space.training.recipe import TrainRequest
+
+    csv = write_gb18030_csv(tmp_path / "内科.csv")
+    settings = {**QUICK, "max_steps": 4}
+    job = start(service, csv, tiny_model, max_steps=4)
+    status = wait_for(service, job, finished)
+    assert status["state"] == "done", status
+    upload = service.upload(str(csv), "medical")
+    request = TrainRequest(data=upload.source, template="medical", fields=FIELDS, method="lora",
+                           base_model=str(tiny_model), overrides=settings, encoding=upload.encoding)  # fmt: skip
+    downloaded = tmp_path / "recipe.yaml"  # what the page offers; the user's file sits beside it
+    downloaded.write_text(service.recipe_yaml(upload, request), encoding="utf-8")
+    assert "path: 内科.csv" in downloaded.read_text(encoding="utf-8")
+    result = cli("train", str(downloaded), "--output-dir", str(tmp_path / "cli-run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    space = load_file(Path(status["run_dir"]) / "adapter_model.safetensors")
+    terminal = load_file(tmp_path / "cli-run" / "adapter_model.safetensors")
+    assert space.keys() == terminal.keys()
+    for key in space:
+        torch.testing.assert_close(space[key], terminal[key], atol=1e-6, rtol=1e-5)
