@@ -12,6 +12,7 @@ module         commands
 ``evaluate``   eval (also --tasks, --import-ratings), route
 ``hub``        push, merge (and the ``push`` of recipes and templates)
 ``space``      space, space push
+``federated``  federated (Flower)
 =============  ==========================================================
 
 Exit codes: 0 success, 2 a user error (one line on stderr naming what and where),
@@ -27,10 +28,10 @@ from collections.abc import Sequence
 from ft_plugin import __version__
 from ft_plugin.errors import UserError
 
-from . import catalog, data, evaluate, hub, space, train
+from . import catalog, data, evaluate, federated, hub, space, train
 
 # In the order `ft-plugin --help` lists them.
-GROUPS = (train, hub, catalog, evaluate, space, data)
+GROUPS = (train, federated, hub, catalog, evaluate, space, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

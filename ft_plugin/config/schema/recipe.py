@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from .datasets import DatasetsSection
 from .evaluation import EvaluationSection
 from .extensions import STAGE_KEYS, ExtensionsSection
+from .federated import FederatedSection
 from .hub import HubSection
 from .model import ModelSection
 from .peft import PeftSection
@@ -27,6 +28,7 @@ class Recipe(
     EvaluationSection,
     HubSection,
     ExtensionsSection,
+    FederatedSection,
 ):
     """A validated fine-tuning recipe.
 

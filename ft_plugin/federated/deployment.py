@@ -1,0 +1,184 @@
+"""Flower's Deployment Engine on this machine: one ``flower-superlink`` and one
+``flower-supernode`` per client, each its own process group on 127.0.0.1, and the
+ft-plugin Flower app submitted with ``flwr run``.
+
+Every process is started here and stopped here (SIGTERM to its group, then SIGKILL),
+on success, failure or Ctrl-C: nothing Flower started outlives the command. Real sites
+run ``flower-supernode`` on their own machines with TLS instead (README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ft_plugin.errors import UserError
+
+from .layout import FederatedDir
+
+APP = Path(__file__).resolve().parent / "app"
+CONNECTION = "ft-plugin"
+NODE_ENV = "FT_PLUGIN_FEDERATED_NODE"  # set for a SuperNode and every process it starts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+@dataclass
+class Federation:
+    """The processes of one local federation, and how to reach its SuperLink."""
+
+    folder: FederatedDir
+    port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    supernodes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, "PATH": path, "FLWR_HOME": str(self.folder.home), "PYTHONUNBUFFERED": "1",
+                "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}  # fmt: skip
+
+    def _spawn(
+        self, command: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                       env=env or self.env, start_new_session=True)  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def start_superlink(self) -> None:
+        self.folder.home.mkdir(parents=True, exist_ok=True)
+        (self.folder.home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n', encoding="utf-8",
+        )  # fmt: skip
+        command = [_bin("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--disable-runtime-dependency-installation"]  # fmt: skip
+        self._spawn(command, self.folder.path / "superlink.log")
+        self._wait_for_port(self.port, "flower-superlink", self.folder.path / "superlink.log")
+
+    def start_supernode(
+        self, k: int, dataset: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
+        """Client ``k``: it is told of its own dataset only (``node-config``)."""
+        node = self.folder.node(k)
+        node.mkdir(parents=True, exist_ok=True)
+        config = node / "node.toml"
+        config.write_text(f"partition-id = {k}\ndataset = {_toml_string(json.dumps(dataset, ensure_ascii=False))}\n"
+                          f"work = {_toml_string(str(node / 'work'))}\n", encoding="utf-8")  # fmt: skip
+        command = [_bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
+                   "--port", str(free_port()), "--node-config", str(config)]  # fmt: skip
+        own = {**self.env, **(env or {}), NODE_ENV: str(k)}  # the site a process works for
+        self.supernodes[k] = self._spawn(command, node / "supernode.log", own)
+
+    def run(self, run_config: dict[str, Any], timeout: float) -> None:
+        """Submit the app and follow it to its end; a failed run raises with its last line."""
+        config = self.folder.path / "run-config.toml"
+        config.write_text("".join(f"{k} = {_toml_string(v) if isinstance(v, str) else v}\n"
+                                  for k, v in run_config.items()), encoding="utf-8")  # fmt: skip
+        submitted = subprocess.run([_bin("flwr"), "run", str(APP), CONNECTION, "--run-config", str(config),
+                                    "--format", "json"], capture_output=True, text=True, env=self.env,
+                                   timeout=120)  # fmt: skip
+        try:
+            run_id = json.loads(submitted.stdout)["run-id"]
+        except (ValueError, KeyError):
+            raise UserError(
+                f"flwr run failed: {(submitted.stdout + submitted.stderr).strip()[-500:]}"
+            ) from None
+        self._follow(run_id, timeout)
+
+    def _follow(self, run_id: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[0].poll() is not None:
+                raise UserError("federated run: the SuperLink stopped before the run finished; "
+                                "the completed rounds are kept: rerun with --resume")  # fmt: skip
+            listed = subprocess.run([_bin("flwr"), "ls", CONNECTION, "--run-id", str(run_id), "--format", "json"],
+                                    capture_output=True, text=True, env=self.env, timeout=60)  # fmt: skip
+            status = _run_status(listed.stdout)
+            if status.startswith("finished"):
+                if status != "finished:completed":
+                    log = subprocess.run([_bin("flwr"), "log", str(run_id), CONNECTION, "--show"],
+                                         capture_output=True, text=True, env=self.env, timeout=60)  # fmt: skip
+                    raise UserError(
+                        f"federated run {status}: {_last_error(log.stdout + log.stderr)}"
+                    )
+                return
+            time.sleep(2)
+        raise UserError(f"federated run: not finished after {timeout:.0f} s")
+
+    def _wait_for_port(self, port: int, what: str, log: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if self.processes and self.processes[-1].poll() is not None:
+                break
+            time.sleep(0.3)
+        raise UserError(f"{what} did not start: {_last_error(log.read_text(errors='replace'))}")
+
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after ``grace`` seconds."""
+        for process in self.processes:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes:
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            _signal_group(process, signal.SIGKILL)  # the group may hold SuperExec children
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _run_status(listing: str) -> str:
+    try:
+        runs = json.loads(listing).get("runs", [])
+    except ValueError:
+        return ""
+    return str(runs[0].get("status", "")) if runs else ""
+
+
+def _last_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1][-400:]
+
+
+@contextmanager
+def local_federation(folder: FederatedDir) -> Iterator[Federation]:
+    """A SuperLink on a free port of 127.0.0.1, stopped with everything it started."""
+    federation = Federation(folder)
+    try:
+        federation.start_superlink()
+        yield federation
+    finally:
+        federation.stop()
