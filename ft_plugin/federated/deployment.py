@@ -152,6 +152,24 @@ class Federation:
                 process.wait(max(0.1, deadline - time.monotonic()))
             _signal_group(process, signal.SIGKILL)  # the group may hold SuperExec children
             process.wait()
+        for pid in _started_by(self.folder.home):  # a Flower child in a session of its own
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _started_by(home: Path) -> list[int]:
+    """Processes (Linux: /proc) whose environment names this federation's FLWR_HOME."""
+    marker = f"FLWR_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(proc.name) != os.getpid() and marker in (proc / "environ").read_bytes().split(
+                b"\0"
+            ):
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:

@@ -142,6 +142,7 @@ def card_body(run: RunInfo, *, merged: bool, loss_curve: str | None) -> str:
         "",
     ]
     lines += _data_section(recipe, metrics)
+    lines += _federated_section(metrics)
     lines += _metrics_section(metrics, loss_curve)
     lines += _eval_section(run.eval_report)
     lines += _usage_section(run, merged)
@@ -164,6 +165,22 @@ def _data_section(recipe: Any, metrics: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _federated_section(metrics: dict[str, Any]) -> list[str]:
+    """How a federated run was trained: sites, rounds, strategy, privacy, traffic."""
+    fed = metrics.get("federated")
+    if not fed:
+        return []
+    dp = fed.get("dp")
+    privacy = (f"differential privacy: fixed clipping on the {dp['side']} side, clipping norm "
+               f"{dp['clipping_norm']}, noise multiplier {dp['noise_multiplier']}") if dp else "no differential privacy"  # fmt: skip
+    return ["## Federated training", "",
+            f"Trained on [Flower](https://flower.ai) across {fed['num_clients']} clients that kept their "
+            f"rows (partition `{fed['partition']}`): {fed['rounds_completed']} rounds of {fed['local_steps']} "
+            f"local steps, {fed['fraction_train']:.0%} of clients per round, strategy `{fed['strategy']}`, "
+            f"{privacy}. Only adapter weights and metrics crossed the network "
+            f"({fed['bytes_sent'] + fed['bytes_received']:,} bytes).", ""]  # fmt: skip
 
 
 def _metrics_section(metrics: dict[str, Any], loss_curve: str | None) -> list[str]:
