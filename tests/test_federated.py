@@ -174,3 +174,64 @@ def test_a_dead_superlink_leaves_no_process_and_resume_finishes_the_rounds(tmp_p
     assert [r["round"] for r in rounds] == [1, 2, 3] and rounds[0] == first  # kept, not redone
     assert json.loads((run_dir / "metrics.json").read_text())["federated"]["rounds_completed"] == 3
     assert flower_processes(run_dir) == []
+
+
+def test_a_client_lost_mid_run_does_not_fail_the_rounds(tmp_path: Path) -> None:
+    """Two clients, min_clients 1: client 1's SuperNode is killed during round 1; every
+    round still completes on client 0 once the lost client's reply times out."""
+    extra = ("val_set_size: 4\nfederated:\n  num_clients: 2\n  rounds: 2\n  local_steps: 2\n"
+             "  min_clients: 1\n  round_timeout: 45\n")  # fmt: skip
+    recipe = tmp_path / "fed.yaml"
+    recipe.write_text(tiny_recipe(tmp_path, "lora", extra=extra).to_yaml(), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "ft_plugin",
+        "federated",
+        str(recipe),
+        "--output-dir",
+        str(run_dir),
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    node_config = str(FederatedDir(run_dir).node(1) / "node.toml").encode()
+    try:
+        deadline = time.monotonic() + 240
+        killed = False
+        while not killed and time.monotonic() < deadline:
+            pids = flower_processes(run_dir)
+            if any(_is_client_app_of(pid, 1) for pid in pids):  # client 1 is training round 1
+                for pid in pids:
+                    if _is_client_app_of(pid, 1) or node_config in _cmdline(pid):
+                        os.kill(pid, signal.SIGKILL)  # the site goes down mid-round
+                killed = True
+            time.sleep(0.2)
+        assert killed, "client 1 never started round 1"
+        _, stderr = child.communicate(timeout=600)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0, stderr[-2000:]
+    rounds = json.loads((run_dir / "metrics.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(1 <= len(r["clients"]) <= 2 for r in rounds) and len(rounds[0]["clients"]) == 1
+    assert flower_processes(run_dir) == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _is_client_app_of(pid: int, node: int) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (
+        b"flwr-clientapp" in _cmdline(pid)
+        and f"FT_PLUGIN_FEDERATED_NODE={node}".encode() in environ
+    )

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -195,8 +196,17 @@ def _last_error(text: str) -> str:
 def local_federation(folder: FederatedDir) -> Iterator[Federation]:
     """A SuperLink on a free port of 127.0.0.1, stopped with everything it started."""
     federation = Federation(folder)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds to the stop
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         federation.start_superlink()
         yield federation
     finally:
         federation.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
