@@ -235,3 +235,21 @@ def _is_client_app_of(pid: int, node: int) -> bool:
         b"flwr-clientapp" in _cmdline(pid)
         and f"FT_PLUGIN_FEDERATED_NODE={node}".encode() in environ
     )
+
+
+def test_client_side_clipping_bounds_the_global_update(tmp_path: Path) -> None:
+    """Flower's DifferentialPrivacyClientSideFixedClipping + fixedclipping_mod: with noise
+    0 the global change of a round is an average of updates clipped to the norm."""
+    from ft_plugin.federated import weights
+    from ft_plugin.federated.run import federated_train
+
+    extra = ("val_set_size: 4\nfederated:\n  num_clients: 2\n  rounds: 1\n"
+             "  local_steps: 3\n  min_clients: 2\n  dp:\n    noise_multiplier: 0.0\n"
+             "    clipping_norm: 0.01\n    side: client\n")  # fmt: skip
+    loaded = tiny_recipe(tmp_path, "lora", extra=extra, learning_rate=0.05)
+    result = federated_train(loaded, str(tmp_path / "run"))
+    start = weights.travelling(weights.adapter_state(weights.seeded_model(loaded)[0]), "fedavg")
+    final = load_file(FederatedDir(result.run_dir).global_path)
+    change = torch.sqrt(sum(((final[k] - start[k]) ** 2).sum() for k in start))
+    assert 0 < float(change) <= 0.01 + 1e-5
+    assert result.metrics["federated"]["dp"]["side"] == "client"

@@ -32,6 +32,8 @@ def client_recipe(context: Context, **overrides: Any) -> Any:
     dataset = json.loads(str(node["dataset"]))
     settings = [f"datasets={json.dumps([dataset], ensure_ascii=False)}", "report_to=none",
                 "save_steps=1000000", "eval_steps=1000000", "resume=false"]  # fmt: skip
+    if run.get("torch-threads"):
+        settings.append(f"torch_threads={int(run['torch-threads'])}")
     settings += [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     return load_recipe(str(run["recipe"]), settings)
 
