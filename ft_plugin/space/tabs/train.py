@@ -40,7 +40,7 @@ def all_fields() -> list[str]:
     return names
 
 
-def _data_step(ui: Ui) -> SimpleNamespace:
+def _data_step() -> SimpleNamespace:
     gr.Markdown("### 1 · Data")
     with gr.Row():
         file = gr.File(label="Data file (CSV, TSV, JSON, JSONL, Parquet; any encoding)",
@@ -134,7 +134,7 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
         f"time; at most {state.limits.max_train_steps:,} steps and {state.limits.max_train_rows:,} rows."
     )
     draft = gr.State(None)  # the Upload being prepared: server-side
-    return SimpleNamespace(draft=draft, data=_data_step(ui), model=_model_step(), run=_run_step(),
+    return SimpleNamespace(draft=draft, data=_data_step(), model=_model_step(), run=_run_step(),
                            served=gr.State(tuple(state.adapter_labels)))  # fmt: skip
 
 

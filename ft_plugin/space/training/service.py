@@ -57,14 +57,23 @@ class TrainingService:
     # ------------------------------------------------------------------ the draft
     def upload(self, file: str | None, template: str) -> data_step.Upload:
         """Read an uploaded file (a copy kept for this page) or, with none, the sample."""
+        return self._read_copy(
+            file, template, lambda: Path(tempfile.mkdtemp(prefix="draft-", dir=self._drafts))
+        )
+
+    def _read_copy(
+        self, file: str | None, template: str, folder: Callable[[], Path]
+    ) -> data_step.Upload:
+        """The template's sample, or a checked copy of ``file`` in ``folder()``, read."""
         if not template:
             raise UserError("template: choose a domain template first")
         if not file:
             return data_step.inspect_upload(None, template, self.limits)
         source = Path(file)
         data_step.check_file(source, self.limits)
-        folder = Path(tempfile.mkdtemp(prefix="draft-", dir=self._drafts))
-        copy = folder / _safe_name(source.name)
+        target = folder()
+        target.mkdir(parents=True, exist_ok=True)
+        copy = target / _safe_name(source.name)
         shutil.copyfile(source, copy)
         upload = data_step.inspect_upload(copy, template, self.limits)
         upload.shown = source.name
@@ -108,7 +117,7 @@ class TrainingService:
         folder = self.jobs.root / job_id
         folder.mkdir(parents=True)
         try:
-            upload = self._job_data(file, template, folder)
+            upload = self._read_copy(file, template, lambda: folder / "data")
             request = TrainRequest(
                 data=upload.source, template=upload.template,
                 fields=data_step.checked_mapping(upload, fields or upload.mapping),
@@ -125,20 +134,6 @@ class TrainingService:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return job_id
-
-    def _job_data(self, file: str | None, template: str, folder: Path) -> data_step.Upload:
-        if not template:
-            raise UserError("template: choose a domain template first")
-        if not file:
-            return data_step.inspect_upload(None, template, self.limits)
-        source = Path(file)
-        data_step.check_file(source, self.limits)
-        (folder / "data").mkdir()
-        copy = folder / "data" / _safe_name(source.name)
-        shutil.copyfile(source, copy)
-        upload = data_step.inspect_upload(copy, template, self.limits)
-        upload.shown = source.name
-        return upload
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self.jobs.status(job_id)
