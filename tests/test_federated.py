@@ -46,6 +46,22 @@ def flower_processes(run_dir: Path) -> list[int]:
     return found
 
 
+def start_federated(recipe: Path, run_dir: Path) -> tuple[list[str], subprocess.Popen[str]]:
+    """``ft-plugin federated RECIPE`` as a user runs it, in its own process group."""
+    command = [
+        sys.executable,
+        "-m",
+        "ft_plugin",
+        "federated",
+        str(recipe),
+        "--output-dir",
+        str(run_dir),
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    return command, child
+
+
 # --------------------------------------------------------------------------- partitions
 
 
@@ -138,17 +154,7 @@ def test_a_dead_superlink_leaves_no_process_and_resume_finishes_the_rounds(tmp_p
     recipe = tmp_path / "fed.yaml"
     recipe.write_text(federated_recipe(tmp_path, rounds=3).to_yaml(), encoding="utf-8")
     run_dir = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "ft_plugin",
-        "federated",
-        str(recipe),
-        "--output-dir",
-        str(run_dir),
-    ]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)  # fmt: skip
+    command, child = start_federated(recipe, run_dir)
     folder = FederatedDir(run_dir)
     try:
         deadline = time.monotonic() + 300
@@ -156,16 +162,14 @@ def test_a_dead_superlink_leaves_no_process_and_resume_finishes_the_rounds(tmp_p
             time.sleep(0.5)
         assert folder.rounds(), "round 1 never completed"
         for pid in flower_processes(run_dir):
-            if b"flower-superlink" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"flower-superlink" in _cmdline(pid):
                 os.killpg(pid, signal.SIGKILL)
         _, stderr = child.communicate(timeout=300)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode == 2 and "--resume" in stderr, stderr[-1500:]
-    left = [
-        (pid, Path(f"/proc/{pid}/cmdline").read_bytes()[:200]) for pid in flower_processes(run_dir)
-    ]
+    left = [(pid, _cmdline(pid)[:200]) for pid in flower_processes(run_dir)]
     assert left == []
     first = folder.rounds()[0]
     resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
@@ -184,17 +188,7 @@ def test_a_client_lost_mid_run_does_not_fail_the_rounds(tmp_path: Path) -> None:
     recipe = tmp_path / "fed.yaml"
     recipe.write_text(tiny_recipe(tmp_path, "lora", extra=extra).to_yaml(), encoding="utf-8")
     run_dir = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "ft_plugin",
-        "federated",
-        str(recipe),
-        "--output-dir",
-        str(run_dir),
-    ]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)  # fmt: skip
+    _, child = start_federated(recipe, run_dir)
     node_config = str(FederatedDir(run_dir).node(1) / "node.toml").encode()
     try:
         deadline = time.monotonic() + 240
