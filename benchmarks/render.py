@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS  # noqa: E402
+from render_claims import claims_section  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -295,6 +296,13 @@ def _speed_summary(case: dict) -> str:
 def summary() -> list[str]:
     """The summary table, every number read from the results files."""
     rows = []
+    if claims := load("claims"):
+        verdicts = [c["verdict"] for c in claims["claims"]]
+        counts = ", ".join(
+            f"{verdicts.count(v)} {v}" for v in ("holds", "holds partly", "does not hold here")
+        )
+        rows.append(("the field's claims on real medical data (`claims.py`)",
+                     f"{len(verdicts)} of 9 measured: {counts}"))  # fmt: skip
     if speed_result := load("speed"):
         cases = speed_result["cases"]
         if "user" in cases:
@@ -344,6 +352,8 @@ def summary() -> list[str]:
 
 def main() -> None:
     out: list[str] = []
+    if result := load("claims"):
+        out += claims_section(result)
     if result := load("speed"):
         out += speed(result, load("speed_before"))
     if result := load("kernels"):

@@ -264,3 +264,18 @@ def test_the_recipes_eval_section_sets_what_eval_does_unless_the_command_line_sa
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "e2" / "report.json").read_text())
     assert report["data"]["rows"] == 8 and "baseline" not in report["models"]
+
+
+def test_batched_answers_equal_one_request_at_a_time() -> None:
+    """--generation-batch-size: left-padded greedy batches give each row the same answer
+    as batch 1 (prompts of different lengths, so the padding is exercised)."""
+    from ft_plugin.evaluate.generation import generate_answers
+    from tests.tiny import tiny_llama, tiny_tokenizer
+
+    model, tokenizer = tiny_llama().eval(), tiny_tokenizer()
+    questions = ["a", "what is a fever?", "bp 140/90, is that high? and what now", "cough"]
+    examples = [{"prompt": [{"role": "user", "content": q}]} for q in questions]
+    one = generate_answers(model, tokenizer, examples, max_new_tokens=12)
+    batched = generate_answers(model, tokenizer, examples, max_new_tokens=12, batch_size=3)
+    assert batched.texts == one.texts
+    assert len(batched.latencies_ms) == len(examples)

@@ -71,6 +71,14 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
         help="generation budget (default: the run's eval.max_new_tokens, else 128)",
     )
     add(
+        "--generation-batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="answer N prompts at once for BLEU/ROUGE (left-padded; faster on many rows); "
+        "latency is still timed one request at a time (default 1)",
+    )
+    add(
         "--scoring",
         choices=["loglik", "generate"],
         default="loglik",
@@ -100,6 +108,8 @@ def _eval(args: argparse.Namespace) -> int:
     from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder, fields_for
     from ft_plugin.rundir import PREDICTIONS
 
+    if args.generation_batch_size < 1:
+        raise UserError(f"--generation-batch-size {args.generation_batch_size}: give 1 or more")
     settings = EvalSettings(
         data=args.data,
         template=args.template,
@@ -110,6 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
         metrics=args.metrics.split(",") if args.metrics else None,
         max_samples=args.max_samples,
         max_new_tokens=args.max_new_tokens,
+        generation_batch_size=args.generation_batch_size,
         scoring=args.scoring,
         price_per_hour=args.price_per_hour,
         bootstrap=args.bootstrap,

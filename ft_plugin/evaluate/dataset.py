@@ -25,6 +25,7 @@ class EvalSettings:
     metrics: list[str] | None = None  # default: the template's metrics
     max_samples: int | None = None  # default 200; 0: every row; else a seeded random sample
     max_new_tokens: int | None = None  # default 128
+    generation_batch_size: int = 1  # >1: batched answers for text metrics; latency stays batch 1
     scoring: Literal["loglik", "generate"] = "loglik"
     price_per_hour: float | None = None
     latency_samples: int = 8

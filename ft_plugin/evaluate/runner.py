@@ -82,8 +82,9 @@ def evaluate_model(
     chat = [e for e in data.examples if "prompt" in e]
     if any(m in TEXT_METRICS for m in metrics) or (data.labels and settings.scoring == "generate"):
         generations = generate_answers(
-            model, tokenizer, chat, max_new_tokens=settings.max_new_tokens
-        )
+            model, tokenizer, chat, max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.generation_batch_size,
+        )  # fmt: skip
         result.answers = generations.texts
     if any(m in TEXT_METRICS for m in metrics):
         _text_scores(chat, generations.texts, metrics, result)
@@ -94,7 +95,8 @@ def evaluate_model(
     if "latency" in metrics:
         from .serving import serving_metrics
 
-        timed = generations or generate_answers(
+        batched = settings.generation_batch_size > 1  # a batch's time is no request's latency
+        timed = (None if batched else generations) or generate_answers(
             model,
             tokenizer,
             chat[: settings.latency_samples],

@@ -1,0 +1,70 @@
+"""The data behind benchmarks/claims.py: held-out splits before anything else, long
+documents made of real text only. Reads ../shared/data in place; skipped without it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+claims_data = pytest.importorskip("claims_data")
+
+
+class CharTokenizer:
+    """One token per character: enough to check length rules without a model."""
+
+    def __call__(self, texts: list[str]) -> dict[str, list[list[int]]]:
+        return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+
+@pytest.mark.skipif(not (SHARED / "cmedical").is_dir(), reason="../shared/data/cmedical not found")
+def test_cmedical_holds_out_30_percent_of_every_department_with_no_question_on_both_sides() -> None:
+    train, held = claims_data.cmedical_split(SHARED / "cmedical")
+    asks_train, asks_held = {r["ask"] for r in train}, {r["ask"] for r in held}
+    assert not asks_train & asks_held
+    assert len(asks_train) == len(train) and len(asks_held) == len(held)  # duplicates dropped
+    total, out = (
+        Counter(r["department"] for r in train + held),
+        Counter(r["department"] for r in held),
+    )
+    for department, n in total.items():
+        assert out[department] == round(n * claims_data.HOLDOUT_SHARE)
+    again, _ = claims_data.cmedical_split(SHARED / "cmedical")
+    assert again == train  # seeded
+
+
+@pytest.mark.skipif(not (SHARED / "cmedical").is_dir(), reason="../shared/data/cmedical not found")
+def test_cmedical_evaluation_sets_have_200_fitting_rows(tmp_path: Path) -> None:
+    built = claims_data.cmedical_files(
+        SHARED / "cmedical", tmp_path, CharTokenizer(), sequence_len=512
+    )
+    for name in ("general", "cardiology", "neurology"):
+        rows = [json.loads(x) for x in built["paths"][f"{name}_test"].read_text().split("\n")[:-1]]
+        assert len(rows) == 200
+        assert all(len(r["ask"] + r["answer"]) + claims_data.TEMPLATE_TOKENS <= 512 for r in rows)
+    cardiology = built["paths"]["cardiology_test"].read_text()
+    assert claims_data.CARDIOLOGY in cardiology and claims_data.CARDIOLOGY not in (
+        built["paths"]["general_train"].read_text()
+    )
+
+
+@pytest.mark.skipif(not (SHARED / "pubmedqa").is_dir(), reason="../shared/data/pubmedqa not found")
+def test_long_documents_are_real_abstracts_of_2048_tokens_and_more_split_by_topic(
+    tmp_path: Path,
+) -> None:
+    source = json.loads((SHARED / "pubmedqa" / "ori_pqal.json").read_text())
+    abstracts = {" ".join(r["CONTEXTS"]) + " " + r["LONG_ANSWER"] for r in source.values()}
+    built = claims_data.long_document_files(SHARED / "pubmedqa", tmp_path, CharTokenizer(), seed=0)
+    train = [json.loads(x) for x in built["paths"]["long_train"].read_text().split("\n")[:-1]]
+    test = [json.loads(x) for x in built["paths"]["long_test"].read_text().split("\n")[:-1]]
+    assert train and test and not {d["topic"] for d in train} & {d["topic"] for d in test}
+    for document in train + test:
+        assert len(document["text"]) >= 2048
+        assert all(part in abstracts for part in document["text"].split("\n\n"))
