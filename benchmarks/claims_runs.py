@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from _common import require_shared
 from claims import BASE, Bench, log_ppl_gain, paired, run_facts
 
 # ChatGLM-6B, LoRA r=8 on 1/30 of the corpus (Toyhom/Chinese-medical-dialogue-data).
@@ -82,7 +83,12 @@ def claim_1(bench: Bench) -> dict[str, Any]:
     verdict = (
         "holds"
         if all(parts.values())
-        else ("holds partly" if close and parts["share in 1-10%"] else "does not hold here")
+        # a compound claim: partly when the share holds and so does at least one other part
+        else (
+            "holds partly"
+            if parts["share in 1-10%"] and sum(parts.values()) >= 2
+            else "does not hold here"
+        )
     )
     return {
         "verdict": verdict, "parts": parts,
@@ -181,7 +187,7 @@ def claim_2(bench: Bench) -> dict[str, Any]:
         bench.train("freeze-general", "medical-freeze", bench.common(bench.files["general_train"])),
         full_run(bench),
     )
-    base_e = bench.evaluate(BASE, "general_test", text=True)
+    base_e = bench.evaluate(BASE, "general_test", text=bench.mode == "full")
     freeze_e, full_e = (
         bench.evaluate(freeze["run_dir"], "general_test"),
         bench.evaluate(full["run_dir"], "general_test"),
@@ -210,7 +216,7 @@ def claim_3(bench: Bench) -> dict[str, Any]:
         "bottleneck-general", "medical-adapter", [*common, f"bottleneck_size={BOTTLENECK_SIZE}"]
     )
     full = full_run(bench)
-    base_e = bench.evaluate(BASE, "general_test", text=True)
+    base_e = bench.evaluate(BASE, "general_test", text=bench.mode == "full")
     adapter_e, full_e = (
         bench.evaluate(adapter["run_dir"], "general_test"),
         bench.evaluate(full["run_dir"], "general_test"),
@@ -233,19 +239,28 @@ def claim_3(bench: Bench) -> dict[str, Any]:
 
 def claim_5(bench: Bench) -> dict[str, Any]:
     """Progressive fine-tuning (general medicine, then one department) beats training on
-    the department's data alone by 18% (held-out perplexity of that department)."""
+    the department's data alone by 18% (held-out perplexity of that department). Equal
+    budget: progressive (N general + N department steps) against the department alone
+    for 2N steps; the department alone for N steps is shown too."""
     tasks, per = tasks_run(bench), {}
     for specialty in bench.budget.specialties:
-        data = f"{specialty}_test"
+        data, train = f"{specialty}_test", bench.files[f"{specialty}_train"]
         direct, progressive = sub(tasks, specialty), progressive_run(bench, specialty)
-        direct_e = bench.evaluate(direct["run_dir"], data)
-        progressive_e = bench.evaluate(progressive["run_dir"], data)
-        base_e = bench.evaluate(BASE, data)
-        gain = 1 - progressive_e["metrics"]["perplexity"] / direct_e["metrics"]["perplexity"]
-        per[specialty] = {"base": quality(base_e), "direct": quality(direct_e), "progressive": quality(progressive_e),
-                          "ppl_reduction_pct": round(100 * gain, 1), "progressive_minus_direct_ppl": paired(progressive_e, direct_e),
-                          "runs": {"direct": run_facts(direct), "progressive_stage": run_facts(progressive),
-                                   "general_stage": run_facts(sub(tasks, "general"))}}  # fmt: skip
+        longer = bench.train(f"direct-{specialty}-2x", "medical-lora",
+                             [*bench.common(train), f"max_steps={2 * bench.budget.steps}"])  # fmt: skip
+        direct_e, progressive_e = (
+            bench.evaluate(direct["run_dir"], data),
+            bench.evaluate(progressive["run_dir"], data),
+        )
+        longer_e, base_e = bench.evaluate(longer["run_dir"], data), bench.evaluate(BASE, data)
+        gain = 1 - progressive_e["metrics"]["perplexity"] / longer_e["metrics"]["perplexity"]
+        per[specialty] = {"base": quality(base_e), "direct": quality(direct_e), "direct_2x": quality(longer_e),
+                          "progressive": quality(progressive_e), "ppl_reduction_pct": round(100 * gain, 1),
+                          "ppl_reduction_vs_same_steps_direct_pct": round(100 * (1 - progressive_e["metrics"]["perplexity"] / direct_e["metrics"]["perplexity"]), 1),
+                          "progressive_minus_direct_ppl": paired(progressive_e, longer_e),
+                          "runs": {"direct (N steps)": run_facts(direct), "direct (2N steps)": run_facts(longer),
+                                   "progressive: general stage": run_facts(sub(tasks, "general")),
+                                   "progressive: department stage": run_facts(progressive)}}  # fmt: skip
 
     def verdict_of(r: dict) -> str:
         beyond = r["progressive_minus_direct_ppl"]["beyond_noise"] and r["ppl_reduction_pct"] > 0
@@ -256,60 +271,80 @@ def claim_5(bench: Bench) -> dict[str, Any]:
         )
 
     verdicts = {s: verdict_of(r) for s, r in per.items()}
+    found = set(verdicts.values())
     overall = (
         "holds"
-        if set(verdicts.values()) == {"holds"}
-        else (
-            "does not hold here"
-            if set(verdicts.values()) == {"does not hold here"}
-            else "holds partly"
-        )
+        if found == {"holds"}
+        else ("does not hold here" if found == {"does not hold here"} else "holds partly")
     )
-    return {"verdict": overall, "measured": {"per_specialty": per, "verdicts": verdicts,
-            "budget": "direct: the department's rows for N steps; progressive: N steps of general medicine, then the same N steps on the department"}}  # fmt: skip
+    return {"verdict": overall, "measured": {"per_specialty": per, "verdicts": verdicts, "steps": bench.budget.steps}}  # fmt: skip
 
 
-EWC_LAMBDA = 1.0e5
+EWC_LAMBDAS = (2.0e5,)  # 2e4 cut forgetting by only a third in continual_ewc.py
+
+
+def _tfns_accuracy(bench: Bench, target: str | Path) -> dict:
+    return bench.evaluate(target, "tfns_valid", template="finance-sentiment",
+                          metrics=["accuracy"], max_samples=200)  # fmt: skip
 
 
 def claim_7(bench: Bench) -> dict[str, Any]:
-    """EWC prevents forgetting when new data arrives: general medicine, then a specialty,
-    with and without EWC; forgetting is the rise in general-medicine perplexity."""
-    new = bench.budget.specialties[0]
+    """EWC prevents forgetting when new data arrives: the general-medicine adapter, then
+    new data from another domain (TFNS financial headlines, twice the steps), with and
+    without EWC; forgetting is the rise in general-medicine perplexity. (A cardiology
+    stage after general medicine forgets nothing at this scale: claim 6.)"""
+    tfns = require_shared("tfns")
+    bench.files["tfns_valid"] = tfns / "valid.csv"
     general = Path(tasks_run(bench)["run_dir"]) / "general"
     before_old = bench.evaluate(general, "general_test", text=True)
-    before_new = bench.evaluate(general, f"{new}_test")
-    plain = progressive_run(bench, new)
-    ewc = progressive_run(
-        bench, new, [f"ewc={{lambda: {EWC_LAMBDA}, fisher_samples: 64}}"], name=f"ewc-{new}"
-    )
+    before_new = _tfns_accuracy(bench, general)
+    common = [*bench.common(tfns / "train.csv", template="finance-sentiment"),
+              f"max_steps={2 * bench.budget.steps}", f"lora_model_dir={general}"]  # fmt: skip
+    runs = {"no protection": bench.train("tfns-after-general", "medical-lora", common)}
+    for lam in EWC_LAMBDAS:
+        ewc = f"ewc={{lambda: {lam}, fisher_samples: 64}}"
+        runs[f"EWC λ {lam:g}"] = bench.train(f"tfns-ewc-{lam:g}", "medical-lora", [*common, ewc])
     results = {}
-    for name, run in (("no protection", plain), ("EWC", ewc)):
-        old = bench.evaluate(run["run_dir"], "general_test")
-        new_e = bench.evaluate(run["run_dir"], f"{new}_test")
-        results[name] = {"old_ppl": old["metrics"]["perplexity"], "new_ppl": new_e["metrics"]["perplexity"],
-                         "forgetting": paired(old, before_old), "new_gain_log_ppl": round(log_ppl_gain(before_new, new_e), 4)}  # fmt: skip
-    f_plain, f_ewc = (
-        results["no protection"]["forgetting"]["value"],
-        results["EWC"]["forgetting"]["value"],
-    )
-    reduced = 1 - f_ewc / f_plain if f_plain > 0 else None
-    kept_new = results["EWC"]["new_gain_log_ppl"] / results["no protection"]["new_gain_log_ppl"]
-    prevented = not results["EWC"]["forgetting"]["beyond_noise"] or f_ewc <= 0
-    verdict = ("holds" if prevented and kept_new >= 0.8 and f_plain > 0 else
-               "holds partly" if reduced is not None and reduced >= 0.3 else "does not hold here")  # fmt: skip
+    for name, run in runs.items():
+        old, new = (
+            bench.evaluate(run["run_dir"], "general_test"),
+            _tfns_accuracy(bench, run["run_dir"]),
+        )
+        results[name] = {"old_ppl": old["metrics"]["perplexity"], "new_accuracy": new["metrics"]["accuracy"],
+                         "forgetting": paired(old, before_old)}  # fmt: skip
+    plain = results["no protection"]
+    gain = plain["new_accuracy"] - before_new["metrics"]["accuracy"]
+    for r in results.values():
+        r["forgetting_reduced_pct"] = (
+            round(100 * (1 - r["forgetting"]["value"] / plain["forgetting"]["value"]), 1)
+            if plain["forgetting"]["value"] > 0
+            else None
+        )
+        r["share_of_new_gain"] = (
+            round((r["new_accuracy"] - before_new["metrics"]["accuracy"]) / gain, 3)
+            if gain > 0
+            else None
+        )
+    ewcs = {k: v for k, v in results.items() if k != "no protection"}
+    useful = {k: v for k, v in ewcs.items() if (v["share_of_new_gain"] or 0) >= 0.8}
+    best = min(useful or ewcs, key=lambda k: ewcs[k]["forgetting"]["value"])
+    b = ewcs[best]
+    forgot = plain["forgetting"]["beyond_noise"] and plain["forgetting"]["value"] > 0
+    prevented = not b["forgetting"]["beyond_noise"] or b["forgetting"]["value"] <= 0
+    verdict = ("holds" if forgot and prevented and best in useful else
+               "holds partly" if forgot and (b["forgetting_reduced_pct"] or 0) >= 30 else "does not hold here")  # fmt: skip
     return {
         "verdict": verdict,
-        "measured": {"old_ppl_before": before_old["metrics"]["perplexity"], **{k: v for k, v in results.items()},
-                     "forgetting_reduced_pct": None if reduced is None else round(100 * reduced, 1),
-                     "ewc_share_of_new_gain": round(kept_new, 3), "lambda": EWC_LAMBDA, "fisher_samples": 64},
-        "runs": {"no protection": run_facts(plain), "EWC": run_facts(ewc)},
+        "measured": {"old_ppl_before": before_old["metrics"]["perplexity"], "new_accuracy_before": before_new["metrics"]["accuracy"],
+                     "results": results, "best": best, "fisher_samples": 64, "new_steps": 2 * bench.budget.steps,
+                     "new_eval_rows": before_new["n"]},
+        "runs": {name: run_facts(run) for name, run in runs.items()},
     }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- claim 9
 
-ES_ROWS, ES_LEN, ES_EPOCHS = 64, 320, 8  # 48 train / 16 validation rows, 12 steps an epoch
+ES_ROWS, ES_LEN, ES_EPOCHS = 64, 320, 6  # 48 train / 16 validation rows, 12 steps an epoch
 
 
 def _eval_curve(run_dir: Path) -> list[dict[str, float]]:
@@ -435,7 +470,7 @@ def claim_4(bench: Bench) -> dict[str, Any]:
         "verdict": verdict,
         "measured": {"accuracy": accuracy, "macro_f1": {k: v["metrics"]["macro_f1"] for k, v in scored.items()},
                      "relative_gain_pct": round(100 * relative, 1), "augmented_minus_plain_accuracy": diff,
-                     "augment_report": report.get("augment"), "train_rows": bench.counts["pubmedqa"]["train"],
+                     "augment_report": report.get("augmentation"), "train_rows": bench.counts["pubmedqa"]["train"],
                      "test_rows": scored["base"]["n"]},
         "runs": {name: run_facts(run) for name, run in runs.items()},
     }  # fmt: skip

@@ -70,31 +70,41 @@ def _added(report: dict | None) -> str:
 
 
 def measured_5(m: dict) -> str:
-    parts = []
+    parts, n = [], m["steps"]
     for name, r in m["per_specialty"].items():
-        parts.append(f"{name} ({m['verdicts'][name]}): direct {_q(r['direct'])}, progressive {_q(r['progressive'])}, "
-                     f"ppl −{r['ppl_reduction_pct']:.1f}% (progressive − direct {ci(r['progressive_minus_direct_ppl'])})")  # fmt: skip
+        parts.append(f"{name} held-out ({m['verdicts'][name]}): base ppl {r['base']['perplexity']:.2f}; department alone "
+                     f"{r['direct']['perplexity']:.2f} ({n} steps) and {r['direct_2x']['perplexity']:.2f} ({2 * n} steps); "
+                     f"progressive ({n} general + {n} department steps) {r['progressive']['perplexity']:.2f}: "
+                     f"−{r['ppl_reduction_pct']:.1f}% against the same {2 * n} steps on the department "
+                     f"({ci(r['progressive_minus_direct_ppl'])}), −{r['ppl_reduction_vs_same_steps_direct_pct']:.1f}% against "
+                     f"{n} department steps")  # fmt: skip
     return "; ".join(parts)
 
 
 def measured_6(m: dict) -> str:
     r = m["router_accuracy"]
     return (f"new task ({m['new_task']}) ppl {m['new_ppl_before']:.2f} with the old adapter → "
-            f"{m['new_ppl_routed']:.2f} routed ({m['new_lift_pct']:+.1f}%); old task {m['old_ppl_before']:.2f} → "
+            f"{m['new_ppl_routed']:.2f} routed (perplexity −{m['new_lift_pct']:.1f}%; {ci(m['new_change'])}); old task {m['old_ppl_before']:.2f} → "
             f"{m['old_ppl_routed']:.2f} ({ci(m['old_change'])}); one adapter trained on in sequence: old task "
             f"{m['sequential_old_ppl']:.2f} ({ci(m['sequential_old_change'])}); router right on "
             f"{100 * r['old']:.1f}% / {100 * r['new']:.1f}% of old / new prompts")  # fmt: skip
 
 
 def measured_7(m: dict) -> str:
-    plain, ewc = m["no protection"], m["EWC"]
-    reduced = m["forgetting_reduced_pct"]
-    return (f"general-medicine ppl {m['old_ppl_before']:.2f} before; after the specialty without protection "
-            f"{plain['old_ppl']:.2f} ({ci(plain['forgetting'])}), with EWC (λ {m['lambda']:g}) {ewc['old_ppl']:.2f} "
-            f"({ci(ewc['forgetting'])}); forgetting "
-            f"{'reduced by ' + format(reduced, '.0f') + '%' if reduced is not None else 'absent without EWC'}; "
-            f"EWC keeps {100 * m['ewc_share_of_new_gain']:.0f}% of the new task's gain "
-            f"(specialty ppl {plain['new_ppl']:.2f} vs {ewc['new_ppl']:.2f})")  # fmt: skip
+    parts = []
+    for name, r in m["results"].items():
+        extra = (
+            ""
+            if name == "no protection"
+            else (
+                f", forgetting {'reduced ' + format(r['forgetting_reduced_pct'], '.0f') + '%' if r['forgetting_reduced_pct'] is not None else 'n/a'}"
+            )
+        )
+        parts.append(
+            f"{name}: {r['old_ppl']:.2f} ({ci(r['forgetting'])}), TFNS accuracy {r['new_accuracy']:.3f}{extra}"
+        )
+    return (f"general-medicine ppl {m['old_ppl_before']:.2f} (TFNS accuracy {m['new_accuracy_before']:.3f}) before "
+            f"{m['new_steps']} steps of TFNS headlines; after: " + "; ".join(parts))  # fmt: skip
 
 
 def measured_8(m: dict) -> str:
