@@ -170,7 +170,13 @@ def paired(a: dict, b: dict, metric: str = "perplexity") -> dict[str, Any]:
         {metric: statistic(a)}, {metric: statistic(b)}, resamples=1000, seed=0
     )
     low, high = bounds["delta"][metric]
-    value = a["metrics"][metric] - b["metrics"][metric]
+
+    def mean(result: dict) -> float:  # a corpus metric, or the mean of a per-row one
+        if metric in result["metrics"]:
+            return result["metrics"][metric]
+        return sum(map(float, result["rows"][metric])) / len(result["rows"][metric])
+
+    value = mean(a) - mean(b)
     return {"value": round(value, 4), "interval": [round(low, 4), round(high, 4)],
             "beyond_noise": not (low <= 0 <= high)}  # fmt: skip
 

@@ -43,6 +43,13 @@ WHY = {
     "its perplexity within noise; the new task's own adapter lowers its perplexity by 5%, not 27%, after 30 "
     "steps. The two departments do not interfere at this scale: one adapter trained on both in sequence is "
     "better on both (old task −0.73 ppl), so isolation buys nothing here beyond the guarantee.",
+    (
+        8,
+        "holds",
+    ): "A caveat on the reference: in the same 30 steps the chunked run saw 1.55x the tokens of the "
+    "2,048-token run (a document's last window is short), which favours the chunks. What the claim says holds "
+    "either way: training at 512 tokens learns from documents 4 to 8 times longer and lowers their "
+    "whole-document perplexity beyond noise, at 0.90x the long run's peak memory.",
 }
 
 
@@ -136,14 +143,17 @@ def measured_7(m: dict) -> str:
             f"{m['new_steps']} steps of TFNS headlines; after: " + "; ".join(parts))  # fmt: skip
 
 
-def measured_8(m: dict) -> str:
+def measured_8(m: dict, runs: dict) -> str:
     d, p = m["documents"], m["ppl"]
+    seen = {k: runs[k]["train_tokens"] for k in ("512-token chunks", "2048-token windows")}
     return (f"{d['documents']} PubMedQA documents of {d['min_tokens']:,}–{d['max_tokens']:,} tokens (median "
-            f"{d['median_tokens']:,}), {m['test_documents']} held-out topics' documents scored with a 2,048-token "
+            f"{d['median_tokens']:,}); {m['test_documents']} documents of held-out topics scored with a 2,048-token "
             f"window: base {p['base']:.2f}, 512-token chunks {p['512-token chunks']:.2f}, 2,048-token windows "
             f"{p['2048-token windows']:.2f}; chunks reach {100 * m['chunks_share_of_window_gain']:.0f}% of the "
             f"long windows' gain at {m['peak_memory_ratio_chunks_over_windows']:.2f}x their peak memory "
-            f"(chunks − windows {ci(m['chunks_minus_windows_ppl'])})")  # fmt: skip
+            f"(chunks − windows {ci(m['chunks_minus_windows_ppl'])}); in the same steps the chunks trained on "
+            f"{seen['512-token chunks']:,} tokens, the windows on {seen['2048-token windows']:,} (a document's "
+            "last window is short)")  # fmt: skip
 
 
 def measured_9(m: dict) -> str:
@@ -185,7 +195,9 @@ def claims_section(result: dict) -> list[str]:
              "SmolLM2-135M-Instruct throughout; each row's commit and mode are in claims.json.", "",
              "| # | claim | what we measured | verdict | command |", "|---|---|---|---|---|"]  # fmt: skip
     for c in claims:
-        lines.append(f"| {c['claim']} | {TITLES[c['claim']]} | {MEASURED[c['claim']](c['measured'])} | "
+        measured = MEASURED[c["claim"]]
+        text = measured(c["measured"], c["runs"]) if c["claim"] == 8 else measured(c["measured"])
+        lines.append(f"| {c['claim']} | {TITLES[c['claim']]} | {text} | "
                      f"**{c['verdict']}** | `{c['command']}` |")  # fmt: skip
     lines += [
         "",
