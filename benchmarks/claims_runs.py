@@ -280,7 +280,7 @@ def claim_5(bench: Bench) -> dict[str, Any]:
     return {"verdict": overall, "measured": {"per_specialty": per, "verdicts": verdicts, "steps": bench.budget.steps}}  # fmt: skip
 
 
-EWC_LAMBDAS = (2.0e5, 2.0e6)  # 2e4 cut forgetting by only a third in continual_ewc.py
+EWC_LAMBDAS = (2.0e5,)  # 2e4 cut forgetting by only a third in continual_ewc.py
 
 
 def _tfns_accuracy(bench: Bench, target: str | Path) -> dict:
@@ -384,7 +384,9 @@ def claim_9(bench: Bench) -> dict[str, Any]:
     overfit = curve[-1]["eval_loss"] > best["eval_loss"] * 1.02
     diff = paired(stopped_e, plain_e)
     better = diff["value"] < 0 and diff["beyond_noise"]
-    verdict = ("holds" if overfit and better else "holds partly" if not (diff["value"] > 0 and diff["beyond_noise"])
+    # Without overfitting there is nothing to avoid: the claim is not shown, whatever the test says.
+    harmless = not (diff["value"] > 0 and diff["beyond_noise"])
+    verdict = ("holds" if overfit and better else "holds partly" if overfit and harmless
                else "does not hold here")  # fmt: skip
     return {
         "verdict": verdict,

@@ -51,6 +51,24 @@ WHY = {
     "either way: training at 512 tokens learns from documents 4 to 8 times longer and lowers their "
     "whole-document perplexity beyond noise, at 0.90x the long run's peak memory.",
 }
+WHY[9, "does not hold here"] = (
+    "Not shown at this budget: nothing overfit. On 36 training rows for 6 epochs the validation loss "
+    "fell at every evaluation (the cosine schedule decays the learning rate), so patience 3 never "
+    "fired and both runs are the same model. Showing the claim needs a run that overfits (more epochs "
+    "or a constant learning rate), which was not run in this session."
+)
+WHY[7, "holds partly"] = (
+    "EWC at λ 2e5 halves the forgetting and keeps the new task's accuracy, but general-medicine "
+    "perplexity still rises beyond noise, so it does not prevent forgetting here; a stronger λ "
+    "(continual_ewc.py found 2e4 too weak) was not run in this session."
+)
+WHY[4, "does not hold here"] = (
+    'Nothing moves here: 0.61 is the share of "yes" among these 200 test questions, and the plain '
+    'run answers "yes" to all 200, the base model and the augmented run to 199. Drawing yes/no/maybe '
+    "from an abstract is beyond the 135M model after 30 steps (as in the PubMedQA table below), and "
+    "augmentation cannot lift a model that does not learn the task. One seed only: a second was not "
+    "run in this session."
+)
 
 
 def ci(d: dict[str, Any], digits: int = 2) -> str:
