@@ -6,8 +6,9 @@ embedded model (SmolLM2-135M-Instruct) on this machine.
 Writes `benchmarks/results/claims.json`: one object per claim with its verdict (`holds`,
 `holds partly`, `does not hold here`), the numbers, every run's trainable share, wall
 time and peak memory, the command and the commit. Runs and evaluations are kept under
-`runs/claims/` and reused by later claims (`--fresh` starts over). The full set runs in
-under 2 hours on 2 CPU cores; `--quick` (claim 2 at 12 steps: three 200-row evaluations and two short runs) in about 15 minutes.
+`runs/claims/` and reused by later claims (`--fresh` starts over). The full set took about
+2 hours on 2 CPU cores, run claim by claim (not yet timed end to end); `--quick` (claim 2
+at 12 steps: two short runs and three 200-row evaluations) is estimated at 15 minutes.
 
 Budgets are equal wherever two methods are compared: the same rows, the same optimizer
 steps and rows per step, the same seed. Perplexity is of the held-out answers only;
