@@ -103,26 +103,31 @@ def claim_1(bench: Bench) -> dict[str, Any]:
 # --------------------------------------------------------------------------- claim 6
 
 
-def routed(bench: Bench, run: dict, data: str, names: list[str], first: dict) -> dict[str, Any]:
-    """The router's choice per held-out prompt, each row scored by the chosen adapter
-    (``first``: adapter ``names[0]`` on every row; the others score only their rows)."""
+def routed(
+    bench: Bench, run: dict, data: str, names: list[str], scored: dict[str, dict]
+) -> dict[str, Any]:
+    """The router's choice per held-out prompt, each row scored by the chosen adapter.
+
+    ``scored``: adapters already evaluated on every row of ``data`` (at least one); any
+    other adapter in ``names`` is evaluated only on the rows routed to it."""
     from claims_data import write_jsonl
 
     from ft_plugin.continual.router import load_run_router
 
     router = load_run_router(run["run_dir"])
+    first = next(iter(scored.values()))
     choices = [router.route(p) for p in first["prompts"]]
-    nll = list(first["rows"]["nll"])
+    nll = [scored[c]["rows"]["nll"][i] if c in scored else None for i, c in enumerate(choices)]
     lines = bench.files[data].read_text().split("\n")[:-1]
-    for name in names[1:]:
+    for name in (n for n in names if n not in scored):
         chosen = [i for i, c in enumerate(choices) if c == name]
         if not chosen:
             continue
         subset = f"{data}.routed-{name}"
         bench.files[subset] = write_jsonl(bench.folder / "data" / f"{subset}.jsonl",
                                           [json.loads(lines[i]) for i in chosen])  # fmt: skip
-        scored = bench.evaluate(Path(run["run_dir"]) / name, subset)
-        for i, value in zip(chosen, scored["rows"]["nll"], strict=True):
+        subset_scores = bench.evaluate(Path(run["run_dir"]) / name, subset)
+        for i, value in zip(chosen, subset_scores["rows"]["nll"], strict=True):
             nll[i] = value
     tokens = first["rows"]["tokens"]
     return {"metrics": {"perplexity": round(math.exp(sum(nll) / sum(tokens)), 4)},
@@ -138,12 +143,11 @@ def claim_6(bench: Bench) -> dict[str, Any]:
     general = Path(tasks["run_dir"]) / "general"
     before_new = bench.evaluate(general, f"{new}_test")  # the old adapter on the new task
     before_old = bench.evaluate(general, "general_test", text=True)  # text: claim 1's too
-    # The new task's own adapter on every new-task row (claim 5's direct run); routing then
-    # needs the old adapter only on the rows it sends there.
+    # The new task's own adapter on every new-task row (claim 5's direct run); with
+    # before_new, routing the new task needs no further evaluation.
     own_new = bench.evaluate(Path(tasks["run_dir"]) / new, f"{new}_test")
-    order = [new, *[n for n in names if n != new]]
-    routed_new = routed(bench, tasks, f"{new}_test", order, own_new)
-    routed_old = routed(bench, tasks, "general_test", names, before_old)
+    routed_new = routed(bench, tasks, f"{new}_test", names, {new: own_new, "general": before_new})
+    routed_old = routed(bench, tasks, "general_test", names, {"general": before_old})
     sequential = progressive_run(bench, new)  # one adapter trained on the new task after the old
     seq_old = bench.evaluate(sequential["run_dir"], "general_test")
     seq_new = bench.evaluate(sequential["run_dir"], f"{new}_test")
