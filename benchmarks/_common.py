@@ -26,6 +26,18 @@ def require_shared(folder: str) -> Path:
     return path
 
 
+def pubmedqa_records(source: Path) -> list[tuple[str, dict[str, str], bool]]:
+    """(PMID, question/context/answer row, in the standard test split) of every labelled
+    PubMedQA row, in the file's order."""
+    data = json.loads((source / "ori_pqal.json").read_text())
+    test_ids = set(json.loads((source / "test_ground_truth.json").read_text()))
+    return [
+        (pmid, {"question": row["QUESTION"], "context": " ".join(row["CONTEXTS"]),
+                "answer": row["final_decision"]}, pmid in test_ids)
+        for pmid, row in data.items()
+    ]  # fmt: skip
+
+
 def machine() -> dict[str, Any]:
     import torch
 

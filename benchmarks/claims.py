@@ -23,7 +23,9 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,15 @@ class Bench:
     @property
     def folder(self) -> Path:
         return RUNS / self.mode
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The embedded model's tokenizer, which sizes rows to fit the training length."""
+        from transformers import AutoTokenizer
+
+        from ft_plugin import models
+
+        return AutoTokenizer.from_pretrained(models.resolve_base_model(BASE).path)
 
     def common(self, path: Path, *, seed: int = 0, template: str = "medical") -> list[str]:
         b = self.budget
@@ -187,26 +198,37 @@ def commit() -> str:
                           text=True, cwd=REPO).stdout.strip()  # fmt: skip
 
 
+def _results(mode: str) -> Path:
+    return RESULTS / ("claims.json" if mode == "full" else f"claims_{mode}.json")
+
+
+def _write(path: Path, claims: list[dict], invocations: list[dict]) -> None:
+    payload = {"machine": machine(), "claims": claims, "invocations": invocations}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
 def save_claim(entry: dict[str, Any]) -> None:
     """Replace this claim's entry in ``results/claims.json`` (the others stay); a
     ``--quick`` run writes ``claims_quick.json`` and leaves the full set's numbers alone."""
-    path = RESULTS / ("claims.json" if entry["mode"] == "full" else f"claims_{entry['mode']}.json")
-    claims = json.loads(path.read_text())["claims"] if path.is_file() else []
+    path = _results(entry["mode"])
+    old = json.loads(path.read_text()) if path.is_file() else {}
     claims = sorted(
-        [c for c in claims if c["claim"] != entry["claim"]] + [entry], key=lambda c: c["claim"]
+        [c for c in old.get("claims", []) if c["claim"] != entry["claim"]] + [entry],
+        key=lambda c: c["claim"],
     )
-    payload = {"machine": machine(), "claims": claims}
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    _write(path, claims, old.get("invocations", []))
     print(f"claim {entry['claim']}: {entry['verdict']} -> {path}", flush=True)
 
 
+def save_invocation(mode: str, record: dict[str, Any]) -> None:
+    """Append one invocation's wall time (which claims, from an empty cache or not)."""
+    path = _results(mode)
+    old = json.loads(path.read_text())
+    _write(path, old["claims"], [*old.get("invocations", []), record])
+
+
 def prepare_data(bench: Bench) -> None:
-    from transformers import AutoTokenizer
-
-    from ft_plugin import models
-
-    tokenizer = AutoTokenizer.from_pretrained(models.resolve_base_model(BASE).path)
-    folder = bench.folder / "data"
+    tokenizer, folder = bench.tokenizer, bench.folder / "data"
     built = claims_data.cmedical_files(require_shared("cmedical"), folder, tokenizer,
                                        sequence_len=bench.budget.sequence_len)  # fmt: skip
     bench.files.update(built["paths"])
@@ -231,16 +253,22 @@ def main() -> None:
     bench = Bench(MODES[mode], mode)
     if args.fresh:
         shutil.rmtree(bench.folder, ignore_errors=True)
+    started, cache_empty = time.perf_counter(), not bench.folder.exists()
     prepare_data(bench)
     import claims_runs
 
     chosen = [int(c) for c in args.claims.split(",")] if args.claims else bench.budget.claims
+    seconds = {}
     for number in chosen:
+        claim_started = time.perf_counter()
         entry = claims_runs.CLAIMS[number](bench)
-        entry.update(claim=number, mode=mode, commit=commit(),
+        seconds[number] = round(time.perf_counter() - claim_started, 1)
+        entry.update(claim=number, mode=mode, commit=commit(), seconds_in_invocation=seconds[number],
                      command=f"python benchmarks/claims.py {'--quick ' if args.quick else ''}--claims {number}")  # fmt: skip
         assert entry["verdict"] in VERDICTS, entry["verdict"]
         save_claim(entry)
+    save_invocation(mode, {"claims": chosen, "cache_empty_at_start": cache_empty, "commit": commit(),
+                           "seconds": round(time.perf_counter() - started, 1), "per_claim_seconds": seconds})  # fmt: skip
 
 
 if __name__ == "__main__":

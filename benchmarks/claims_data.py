@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from _common import pubmedqa_records
+
 CARDIOLOGY, NEUROLOGY = "心血管科", "神经科"
 SPECIALTIES = {"cardiology": CARDIOLOGY, "neurology": NEUROLOGY}
 HOLDOUT_SHARE = 0.3
@@ -165,15 +167,9 @@ def long_document_files(
 
 def pubmedqa_files(source: Path, folder: Path, *, train_rows: int, seed: int = 0) -> dict[str, Any]:
     """A seeded sample of the non-test PMIDs to train on, and the 500 test PMIDs."""
-    data = json.loads((source / "ori_pqal.json").read_text())
-    test_ids = set(json.loads((source / "test_ground_truth.json").read_text()))
-
-    def record(row: dict) -> dict:
-        return {"question": row["QUESTION"], "context": " ".join(row["CONTEXTS"]),
-                "answer": row["final_decision"]}  # fmt: skip
-
-    test = [record(data[p]) for p in sorted(data) if p in test_ids]
-    train = sample([record(data[p]) for p in sorted(data) if p not in test_ids], train_rows, seed)
+    records = sorted(pubmedqa_records(source), key=lambda r: r[0])
+    test = [record for _, record, in_test in records if in_test]
+    train = sample([record for _, record, in_test in records if not in_test], train_rows, seed)
     return {
         "paths": {
             "pubmedqa_train": write_jsonl(folder / "pubmedqa_train.jsonl", train),

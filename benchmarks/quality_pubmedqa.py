@@ -19,22 +19,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, require_shared, save, train_or_reuse  # noqa: E402
+from _common import REPO, pubmedqa_records, require_shared, save, train_or_reuse  # noqa: E402
 
 
 def write_splits(source: Path, folder: Path) -> tuple[Path, Path]:
-    data = json.loads((source / "ori_pqal.json").read_text())
-    test_ids = set(json.loads((source / "test_ground_truth.json").read_text()))
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / "train.jsonl", folder / "test.jsonl")
     with paths[0].open("w") as train, paths[1].open("w") as test:
-        for pmid, row in data.items():
-            record = {
-                "question": row["QUESTION"],
-                "context": " ".join(row["CONTEXTS"]),
-                "answer": row["final_decision"],
-            }
-            (test if pmid in test_ids else train).write(json.dumps(record) + "\n")
+        for _, record, in_test in pubmedqa_records(source):
+            (test if in_test else train).write(json.dumps(record) + "\n")
     return paths
 
 

@@ -107,9 +107,10 @@ def measured_3(m: dict) -> str:
 
 def measured_4(m: dict) -> str:
     a, f = m["accuracy"], m["macro_f1"]
+    seeds = f"mean of seeds {', '.join(map(str, m['seeds']))}" if "seeds" in m else "seed 0"
     return (f"PubMedQA ({m['test_rows']} test rows; {m['train_rows']} training questions): accuracy base "
-            f"{a['base']:.3f}, plain {a['plain']:.3f}, augmented {a['augmented']:.3f} "
-            f"({m['relative_gain_pct']:+.1f}% relative; augmented − plain {ci(m['augmented_minus_plain_accuracy'], 3)}); "
+            f"{a['base']:.3f}, plain {a['plain']:.3f}, augmented {a['augmented']:.3f} ({seeds}; "
+            f"{m['relative_gain_pct']:+.1f}% relative; augmented − plain {ci(m['augmented_minus_plain_accuracy'], 3)}); "
             f"macro-F1 {f['plain']:.3f} → {f['augmented']:.3f}; augmentation added "
             f"{_added(m['augment_report'])}")  # fmt: skip
 
@@ -234,7 +235,22 @@ def claims_section(result: dict) -> list[str]:
     if ref := next((c.get("reference") for c in claims if c.get("reference")), None):
         lines += _reference(ref)
     return [*lines, "Every run behind the table (the same rows and steps wherever two are compared):", "",
-            *_runs_table(claims), ""]  # fmt: skip
+            *_runs_table(claims), "", *_timing(result.get("invocations", []))]  # fmt: skip
+
+
+def _timing(invocations: list[dict]) -> list[str]:
+    """One line per timed invocation of the driver: which claims, from an empty cache or
+    reusing earlier runs, and how long each claim took within it."""
+    if not invocations:
+        return []
+    lines = ["Timed invocations of `benchmarks/claims.py` (a claim's time includes the runs it "
+             "trained for later claims, and is short where it reused earlier ones):", ""]  # fmt: skip
+    for i in invocations:
+        start = "from an empty cache" if i["cache_empty_at_start"] else "reusing cached runs"
+        parts = ", ".join(f"{n}: {s / 60:.0f} min" for n, s in i["per_claim_seconds"].items())
+        lines.append(f"- claims {', '.join(map(str, i['claims']))}, {start}: "
+                     f"{i['seconds'] / 60:.0f} min ({parts}; commit {i['commit']})")  # fmt: skip
+    return [*lines, ""]
 
 
 def _reference(ref: dict) -> list[str]:

@@ -68,3 +68,29 @@ def test_long_documents_are_real_abstracts_of_2048_tokens_and_more_split_by_topi
     for document in train + test:
         assert len(document["text"]) >= 2048
         assert all(part in abstracts for part in document["text"].split("\n\n"))
+
+
+@pytest.mark.skipif(not (SHARED / "pubmedqa").is_dir(), reason="../shared/data/pubmedqa not found")
+def test_pubmedqa_trains_outside_the_500_standard_test_pmids(tmp_path: Path) -> None:
+    truth = json.loads((SHARED / "pubmedqa" / "test_ground_truth.json").read_text())
+    built = claims_data.pubmedqa_files(SHARED / "pubmedqa", tmp_path, train_rows=100)
+    train = [json.loads(x) for x in built["paths"]["pubmedqa_train"].read_text().split("\n")[:-1]]
+    test = [json.loads(x) for x in built["paths"]["pubmedqa_test"].read_text().split("\n")[:-1]]
+    assert (len(train), len(test)) == (100, 500)
+    assert not {r["question"] for r in train} & {r["question"] for r in test}
+    assert Counter(r["answer"] for r in test) == Counter(truth.values())
+
+
+def test_claims_table_has_one_row_per_claim_and_renders_the_timed_invocations() -> None:
+    import render_claims
+
+    payload = json.loads((REPO / "benchmarks" / "results" / "claims.json").read_text())
+    payload["invocations"] = [{"claims": [4, 9], "cache_empty_at_start": True, "commit": "abc1234",
+                               "seconds": 3000.0, "per_claim_seconds": {"4": 2100.0, "9": 900.0}}]  # fmt: skip
+    lines = render_claims.claims_section(payload)
+    rows = [line for line in lines if line.startswith("| ") and "| **" in line]
+    assert [int(r.split("|")[1]) for r in rows] == [c["claim"] for c in payload["claims"]]
+    assert all(f"**{c['verdict']}**" in r for c, r in zip(payload["claims"], rows, strict=True))
+    assert (
+        "- claims 4, 9, from an empty cache: 50 min (4: 35 min, 9: 15 min; commit abc1234)" in lines
+    )

@@ -1,6 +1,6 @@
 """The measurements behind the packed-attention and dropout choices, on this machine's CPU.
 
-    python benchmarks/kernels.py
+    python benchmarks/attention_kernels.py
 
 - SDPA forward + backward of one causal row, math vs flash kernel, by row length
   (``CPU_MATH_MAX_LEN`` in ft_plugin/attention.py is the crossover).
