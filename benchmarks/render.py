@@ -169,6 +169,20 @@ def kernels(result: dict) -> list[str]:
     return lines
 
 
+def eval_dtype(result: dict) -> list[str]:
+    lines = ["### Evaluation in bfloat16 against float32 (`ft-plugin eval --dtype`)", "", *header(result),
+             "| case | float32 s | bfloat16 s | float32 / bfloat16 | float32 | bfloat16 | rows agree |",
+             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for name, case in result["cases"].items():
+        metric = "perplexity" if "perplexity" in case["float32"] else "accuracy"
+        agree = (f"{100 * case['same_prediction_share']:.1f}% same label" if metric == "accuracy" else
+                 f"mean per-token NLL change {case['mean_row_nll_per_token_change']:.4f}, max {case['max_row_nll_per_token_change']:.4f}")  # fmt: skip
+        lines.append(f"| {name} | {case['float32']['seconds']:.0f} | {case['bfloat16']['seconds']:.0f} | "
+                     f"{case['float32_over_bfloat16_seconds']:.2f}x | {case['float32'][metric]:.4g} | "
+                     f"{case['bfloat16'][metric]:.4g} | {agree} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def torch_compile(result: dict) -> list[str]:
     lines = ["### torch.compile (inductor) on a LoRA step", "", *header(result),
              "| compiled | first step s | later steps, mean s | total s |", "|---|---:|---:|---:|"]  # fmt: skip
@@ -303,6 +317,10 @@ def summary() -> list[str]:
         )
         rows.append(("the field's claims on real medical data (`claims.py`)",
                      f"{len(verdicts)} of 9 measured: {counts}"))  # fmt: skip
+    if dtype_result := load("eval_dtype"):
+        ratios = ", ".join(f"{name} {case['float32_over_bfloat16_seconds']:.2f}x"
+                           for name, case in dtype_result["cases"].items())  # fmt: skip
+        rows.append(("evaluation in bfloat16, float32 time over bfloat16 time", ratios))
     if speed_result := load("speed"):
         cases = speed_result["cases"]
         if "user" in cases:
@@ -364,6 +382,8 @@ def main() -> None:
         out += profile(result, "The same profile before this change (commit of the run below)")
     if result := load("torch_compile"):
         out += torch_compile(result)
+    if result := load("eval_dtype"):
+        out += eval_dtype(result)
     if result := load("label_scoring"):
         out += label_scoring(result)
     if result := load("tfns"):

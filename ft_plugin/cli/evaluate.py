@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ft_plugin.errors import UserError
+from ft_plugin.evaluate.targets import EVAL_DTYPES
 
 from .arguments import Commands, add_data_file_arguments
 
@@ -79,6 +80,13 @@ def _add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
         "latency is still timed one request at a time (default 1)",
     )
     add(
+        "--dtype",
+        choices=EVAL_DTYPES,
+        default="float32",
+        help="the weights' dtype while evaluating (default float32); bfloat16 runs faster on "
+        "GPUs and on CPUs with AVX512-BF16 or AMX, at a perplexity within about 0.1%%",
+    )
+    add(
         "--scoring",
         choices=["loglik", "generate"],
         default="loglik",
@@ -122,6 +130,7 @@ def _eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         generation_batch_size=args.generation_batch_size,
         scoring=args.scoring,
+        dtype=args.dtype,
         price_per_hour=args.price_per_hour,
         bootstrap=args.bootstrap,
         seed=args.seed,

@@ -27,6 +27,7 @@ class EvalSettings:
     max_new_tokens: int | None = None  # default 128
     generation_batch_size: int = 1  # >1: batched answers for text metrics; latency stays batch 1
     scoring: Literal["loglik", "generate"] = "loglik"
+    dtype: str = "float32"  # of the weights; bfloat16 is faster where the hardware has it
     price_per_hour: float | None = None
     latency_samples: int = 8
     sequence_len: int | None = None

@@ -200,7 +200,7 @@ def run_evaluation(
 
     recipe = RunDir(target).load_recipe().recipe if is_run_dir(target) else None
     settings = with_recipe_defaults(settings, recipe)
-    loaded = load_target(target, with_baseline=settings.baseline)
+    loaded = load_target(target, with_baseline=settings.baseline, dtype=settings.dtype)
     report, results, data = evaluate_loaded(loaded, settings)
     return report, results, loaded, data
 

@@ -40,9 +40,20 @@ def _weights_bytes(folder: Path, pattern: str) -> int:
     return sum(p.stat().st_size for p in folder.glob(pattern))
 
 
-def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
-    """Load a run directory (adapter or full weights) or a base model reference."""
+EVAL_DTYPES = ("float32", "bfloat16")
+
+
+def load_target(target: str, *, with_baseline: bool, dtype: str = "float32") -> LoadedTarget:
+    """Load a run directory (adapter or full weights) or a base model reference, with
+    the weights in ``dtype`` (one of ``EVAL_DTYPES``).
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        load_target("runs/medical-lora", with_baseline=True, dtype="bfloat16").model
+    """
     from ft_plugin import models
+
+    torch_dtype = _torch_dtype(dtype)
 
     if not is_run_dir(target):
         if Path(target).is_dir() and not (Path(target) / "config.json").exists():
@@ -51,7 +62,7 @@ def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
             )
         base = models.resolve_base_model(target)
         tokenizer = models.load_tokenizer(_plain_recipe(target), base)
-        model = models.load_model(_plain_recipe(target), base, dtype=_float32()).eval()
+        model = models.load_model(_plain_recipe(target), base, dtype=torch_dtype).eval()
         return LoadedTarget(target, tokenizer, model, None, None, 0)
     run_dir = Path(target)
     recipe = RunDir(run_dir).load_recipe().recipe
@@ -59,7 +70,7 @@ def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)
     if method.uses_peft:
-        return _load_adapter_run(run_dir, recipe, method, base, tokenizer)
+        return _load_adapter_run(run_dir, recipe, method, base, tokenizer, torch_dtype)
     if not (run_dir / rundir.MODEL_WEIGHTS).is_file() and not list(
         run_dir.glob("model-*.safetensors")
     ):
@@ -69,11 +80,11 @@ def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        run_dir, dtype=_float32(), use_safetensors=True
+        run_dir, dtype=torch_dtype, use_safetensors=True
     ).eval()
     baseline = None
     if with_baseline:
-        base_model = models.load_model(recipe, base, dtype=_float32()).eval()
+        base_model = models.load_model(recipe, base, dtype=torch_dtype).eval()
         baseline = lambda: contextlib.nullcontext(base_model)  # noqa: E731
     return LoadedTarget(
         str(run_dir),
@@ -87,7 +98,7 @@ def load_target(target: str, *, with_baseline: bool) -> LoadedTarget:
 
 
 def _load_adapter_run(
-    run_dir: Path, recipe: Any, method: Any, base: Any, tokenizer: Any
+    run_dir: Path, recipe: Any, method: Any, base: Any, tokenizer: Any, dtype: Any
 ) -> LoadedTarget:
     from peft import PeftModel
 
@@ -97,8 +108,8 @@ def _load_adapter_run(
         raise UserError(f"{run_dir}: no adapter ({rundir.ADAPTER_CONFIG}); did training finish?")
     if recipe.adapter == "bottleneck":
         import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
-    quantization = method.quantization_config(recipe, _float32())
-    model = models.load_model(recipe, base, dtype=_float32(), quantization_config=quantization)
+    quantization = method.quantization_config(recipe, dtype)
+    model = models.load_model(recipe, base, dtype=dtype, quantization_config=quantization)
     model = PeftModel.from_pretrained(model, str(run_dir)).eval()
 
     @contextlib.contextmanager
@@ -116,7 +127,9 @@ def _plain_recipe(base_model: str) -> Any:
     return Recipe.model_validate({"base_model": base_model, "datasets": [{"path": "-"}]})
 
 
-def _float32() -> Any:
+def _torch_dtype(name: str) -> Any:
     import torch
 
-    return torch.float32
+    if name not in EVAL_DTYPES:
+        raise UserError(f"--dtype {name}: give one of {', '.join(EVAL_DTYPES)}")
+    return getattr(torch, name)
