@@ -212,6 +212,16 @@ def save_claim(entry: dict[str, Any]) -> None:
     ``--quick`` run writes ``claims_quick.json`` and leaves the full set's numbers alone."""
     path = _results(entry["mode"])
     old = json.loads(path.read_text()) if path.is_file() else {}
+    previous = next((c for c in old.get("claims", []) if c["claim"] == entry["claim"]), None)
+    entry["earlier"] = previous.get("earlier", []) if previous else []
+    if previous and previous.get("design") != entry.get("design"):
+        # a changed design keeps the numbers it replaces (the issue asks for both)
+        kept = {
+            k: previous[k]
+            for k in ("design", "verdict", "measured", "runs", "commit")
+            if k in previous
+        }
+        entry["earlier"] = [kept, *entry["earlier"]]
     claims = sorted(
         [c for c in old.get("claims", []) if c["claim"] != entry["claim"]] + [entry],
         key=lambda c: c["claim"],

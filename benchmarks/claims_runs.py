@@ -394,6 +394,8 @@ def claim_9(bench: Bench) -> dict[str, Any]:
                else "does not hold here")  # fmt: skip
     return {
         "verdict": verdict,
+        "design": f"{ES_ROWS * 3 // 4} rows ({ES_ROWS // 4} more for validation) for {ES_EPOCHS} epochs "
+                  f"at a constant learning rate of {ES_LR:g}",
         "measured": {"validation_curve_without": curve, "best_validation": best, "overfit": overfit,
                      "stopped_at_step": run_facts(stopped)["steps"], "max_steps": steps,
                      "test_ppl_without": plain_e["metrics"]["perplexity"], "test_ppl_with": stopped_e["metrics"]["perplexity"],

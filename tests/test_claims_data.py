@@ -94,3 +94,24 @@ def test_claims_table_has_one_row_per_claim_and_renders_the_timed_invocations() 
     assert (
         "- claims 4, 9, from an empty cache: 50 min (4: 35 min, 9: 15 min; commit abc1234)" in lines
     )
+
+
+def test_a_claim_rerun_with_a_new_design_keeps_the_numbers_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import claims
+
+    monkeypatch.setattr(claims, "RESULTS", tmp_path)
+
+    def entry(design: str, value: float) -> dict:
+        return {"claim": 9, "mode": "full", "verdict": "holds", "design": design,
+                "measured": {"x": value}, "runs": {}, "commit": "c"}  # fmt: skip
+
+    claims.save_claim(entry("small set, 8 epochs", 1.0))
+    claims.save_claim(entry("small set, 8 epochs", 2.0))  # a rerun of the same design
+    claims.save_claim(entry("tiny set, 20 epochs", 3.0))
+    (saved,) = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert saved["measured"] == {"x": 3.0}
+    assert [(e["design"], e["measured"]) for e in saved["earlier"]] == [
+        ("small set, 8 epochs", {"x": 2.0})
+    ]
