@@ -51,12 +51,6 @@ WHY = {
     "either way: training at 512 tokens learns from documents 4 to 8 times longer and lowers their "
     "whole-document perplexity beyond noise, at 0.90x the long run's peak memory.",
 }
-WHY[9, "does not hold here"] = (
-    "Not shown at this budget: nothing overfit. On 36 training rows for 6 epochs the validation loss "
-    "fell at every evaluation (the cosine schedule decays the learning rate), so patience 3 never "
-    "fired and both runs are the same model. Showing the claim needs a run that overfits (more epochs "
-    "or a constant learning rate), which was not run in this session."
-)
 WHY[7, "holds partly"] = (
     "EWC at λ 2e5 halves the forgetting and keeps the new task's accuracy, but general-medicine "
     "perplexity still rises beyond noise, so it does not prevent forgetting here; a stronger λ "
@@ -228,6 +222,7 @@ def claims_section(result: dict) -> list[str]:
     for c in claims:
         measured = MEASURED[c["claim"]]
         text = measured(c["measured"], c["runs"]) if c["claim"] == 8 else measured(c["measured"])
+        text = (f"{c['design']}: " if c.get("design") else "") + text
         text += "".join(_earlier(c["claim"], e) for e in c.get("earlier", []))
         lines.append(f"| {c['claim']} | {TITLES[c['claim']]} | {text} | "
                      f"**{c['verdict']}** | `{c['command']}` |")  # fmt: skip
