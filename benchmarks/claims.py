@@ -50,6 +50,7 @@ class Budget:
     micro_batch_size: int = 4
     max_new_tokens: int = 64
     seeds: tuple[int, ...] = (0,)
+    eval_dtype: str = "float32"  # of every evaluation (`ft-plugin eval --dtype`)
 
 
 MODES = {
@@ -117,7 +118,8 @@ class Bench:
             if Path(target).parent.name not in ("", self.mode)
             else name
         )
-        cache = self.folder / "evals" / f"{label}@{data}{'+text' if text else ''}.json"
+        dtype = "" if self.budget.eval_dtype == "float32" else f"+{self.budget.eval_dtype}"
+        cache = self.folder / "evals" / f"{label}@{data}{'+text' if text else ''}{dtype}.json"
         if cache.is_file():
             return json.loads(cache.read_text())
         result = _evaluate(str(target), self.files[data], text=text, budget=self.budget, **extra)
@@ -137,7 +139,7 @@ def _evaluate(target: str, data: Path, *, text: bool, budget: Budget, template: 
     settings = EvalSettings(
         data=str(data), template=template, metrics=wanted, max_samples=max_samples, baseline=False,
         max_new_tokens=budget.max_new_tokens, generation_batch_size=16, bootstrap=0,
-        sequence_len=sequence_len or budget.sequence_len, data_type=data_type,
+        sequence_len=sequence_len or budget.sequence_len, data_type=data_type, dtype=budget.eval_dtype,
     )  # fmt: skip
     started = time.perf_counter()
     print(f"evaluating {target} on {data.name} ({', '.join(wanted)})", flush=True)
@@ -274,6 +276,7 @@ def main() -> None:
         entry = claims_runs.CLAIMS[number](bench)
         seconds[number] = round(time.perf_counter() - claim_started, 1)
         entry.update(claim=number, mode=mode, commit=commit(), seconds_in_invocation=seconds[number],
+                     eval_dtype=bench.budget.eval_dtype,
                      command=f"python benchmarks/claims.py {'--quick ' if args.quick else ''}--claims {number}")  # fmt: skip
         assert entry["verdict"] in VERDICTS, entry["verdict"]
         save_claim(entry)
