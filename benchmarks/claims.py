@@ -53,9 +53,11 @@ class Budget:
     eval_dtype: str = "float32"  # of every evaluation (`ft-plugin eval --dtype`)
 
 
+# Evaluations run in bfloat16: 2.34x faster than float32 on this CPU at a perplexity 0.06%
+# away (results/eval_dtype.json); claims measured before this carry no eval_dtype (float32).
 MODES = {
-    "full": Budget(steps=30, specialties=("cardiology",), claims=(6, 1, 5, 7, 2, 3, 9, 8, 4)),
-    "quick": Budget(steps=12, specialties=("cardiology",), claims=(2,)),
+    "full": Budget(steps=30, specialties=("cardiology",), claims=(6, 1, 5, 7, 2, 3, 9, 8, 4), eval_dtype="bfloat16"),
+    "quick": Budget(steps=12, specialties=("cardiology",), claims=(2,), eval_dtype="bfloat16"),
 }  # fmt: skip
 
 
