@@ -6,9 +6,10 @@ embedded model (SmolLM2-135M-Instruct) on this machine.
 Writes `benchmarks/results/claims.json`: one object per claim with its verdict (`holds`,
 `holds partly`, `does not hold here`), the numbers, every run's trainable share, wall
 time and peak memory, the command and the commit. Runs and evaluations are kept under
-`runs/claims/` and reused by later claims (`--fresh` starts over). The full set took about
-2 hours on 2 CPU cores, run claim by claim (not yet timed end to end); `--quick` (claim 2
-at 12 steps: two short runs and three 200-row evaluations) is estimated at 15 minutes.
+`runs/claims/` and reused by later claims (`--fresh` starts over). Every invocation's wall
+time goes into claims.json (`invocations`) and BENCHMARKS.md. `--quick` (claim 2 at 12
+steps: two short runs and three 200-row evaluations) took 7 minutes from an empty cache on
+2 CPU cores; the full set has not yet run in one invocation.
 
 Budgets are equal wherever two methods are compared: the same rows, the same optimizer
 steps and rows per step, the same seed. Perplexity is of the held-out answers only;
@@ -283,6 +284,7 @@ def main() -> None:
         assert entry["verdict"] in VERDICTS, entry["verdict"]
         save_claim(entry)
     save_invocation(mode, {"claims": chosen, "cache_empty_at_start": cache_empty, "commit": commit(),
+                           "eval_dtype": bench.budget.eval_dtype,
                            "seconds": round(time.perf_counter() - started, 1), "per_claim_seconds": seconds})  # fmt: skip
 
 

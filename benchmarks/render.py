@@ -371,7 +371,7 @@ def summary() -> list[str]:
 def main() -> None:
     out: list[str] = []
     if result := load("claims"):
-        out += claims_section(result)
+        out += claims_section(result, load("claims_quick"))
     if result := load("speed"):
         out += speed(result, load("speed_before"))
     if result := load("kernels"):

@@ -213,7 +213,7 @@ def _flat_runs(claim: dict) -> list[tuple[str, dict]]:
     return runs
 
 
-def claims_section(result: dict) -> list[str]:
+def claims_section(result: dict, quick: dict | None = None) -> list[str]:
     m = result["machine"]
     claims = result["claims"]
     lines = ["### The field's claims, measured (`benchmarks/claims.py`)", "",
@@ -244,21 +244,24 @@ def claims_section(result: dict) -> list[str]:
     if ref := next((c.get("reference") for c in claims if c.get("reference")), None):
         lines += _reference(ref)
     return [*lines, "Every run behind the table (the same rows and steps wherever two are compared):", "",
-            *_runs_table(claims), "", *_timing(result.get("invocations", []))]  # fmt: skip
+            *_runs_table(claims), "",
+            *_timing(result.get("invocations", []), (quick or {}).get("invocations", []))]  # fmt: skip
 
 
-def _timing(invocations: list[dict]) -> list[str]:
+def _timing(invocations: list[dict], quick: list[dict]) -> list[str]:
     """One line per timed invocation of the driver: which claims, from an empty cache or
     reusing earlier runs, and how long each claim took within it."""
-    if not invocations:
+    if not invocations and not quick:
         return []
     lines = ["Timed invocations of `benchmarks/claims.py` (a claim's time includes the runs it "
              "trained for later claims, and is short where it reused earlier ones):", ""]  # fmt: skip
-    for i in invocations:
+    for i in [*invocations, *({**q, "quick": True} for q in quick)]:
         start = "from an empty cache" if i["cache_empty_at_start"] else "reusing cached runs"
         parts = ", ".join(f"{n}: {s / 60:.0f} min" for n, s in i["per_claim_seconds"].items())
-        lines.append(f"- claims {', '.join(map(str, i['claims']))}, {start}: "
-                     f"{i['seconds'] / 60:.0f} min ({parts}; commit {i['commit']})")  # fmt: skip
+        mode = "`--quick` " if i.get("quick") else ""
+        lines.append(f"- {mode}claims {', '.join(map(str, i['claims']))}, {start}: "
+                     f"{i['seconds'] / 60:.0f} min ({parts}; evaluations in {i.get('eval_dtype', 'float32')}; "
+                     f"commit {i['commit']})")  # fmt: skip
     return [*lines, ""]
 
 

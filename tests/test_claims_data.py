@@ -92,7 +92,8 @@ def test_claims_table_has_one_row_per_claim_and_renders_the_timed_invocations() 
     assert [int(r.split("|")[1]) for r in rows] == [c["claim"] for c in payload["claims"]]
     assert all(f"**{c['verdict']}**" in r for c, r in zip(payload["claims"], rows, strict=True))
     assert (
-        "- claims 4, 9, from an empty cache: 50 min (4: 35 min, 9: 15 min; commit abc1234)" in lines
+        "- claims 4, 9, from an empty cache: 50 min (4: 35 min, 9: 15 min; evaluations in float32; commit abc1234)"
+        in lines
     )
 
 
