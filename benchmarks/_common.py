@@ -13,6 +13,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
+EMBEDDED = "embedded:smollm2-135m-instruct"
 
 
 def require_shared(folder: str) -> Path:
@@ -24,6 +25,15 @@ def require_shared(folder: str) -> Path:
         )
         raise SystemExit(0)
     return path
+
+
+def embedded_tokenizer() -> Any:
+    """The embedded model's tokenizer (it sizes rows to fit a training length)."""
+    from transformers import AutoTokenizer
+
+    from ft_plugin import models
+
+    return AutoTokenizer.from_pretrained(models.resolve_base_model(EMBEDDED).path)
 
 
 def pubmedqa_records(source: Path) -> list[tuple[str, dict[str, str], bool]]:

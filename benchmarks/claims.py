@@ -32,12 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import claims_data  # noqa: E402
-from _common import REPO, RESULTS, machine, require_shared  # noqa: E402
+from _common import EMBEDDED, REPO, RESULTS, embedded_tokenizer, machine, require_shared  # noqa: E402
 
 RUNS = REPO / "runs" / "claims"
 VERDICTS = ("holds", "holds partly", "does not hold here")
 PUBMEDQA_TRAIN_ROWS = 100
-BASE = "embedded:smollm2-135m-instruct"
+BASE = EMBEDDED
 
 
 @dataclass
@@ -77,12 +77,7 @@ class Bench:
 
     @cached_property
     def tokenizer(self) -> Any:
-        """The embedded model's tokenizer, which sizes rows to fit the training length."""
-        from transformers import AutoTokenizer
-
-        from ft_plugin import models
-
-        return AutoTokenizer.from_pretrained(models.resolve_base_model(BASE).path)
+        return embedded_tokenizer()
 
     def common(self, path: Path, *, seed: int = 0, template: str = "medical") -> list[str]:
         b = self.budget

@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import claims_data  # noqa: E402
-from _common import REPO, require_shared, save  # noqa: E402
+from _common import EMBEDDED, REPO, embedded_tokenizer, require_shared, save  # noqa: E402
 
-BASE = "embedded:smollm2-135m-instruct"
 DTYPES = ("float32", "bfloat16")
 
 
@@ -32,7 +31,7 @@ def _timed(data: Path, dtype: str, **settings: object) -> dict:
 
     started = time.perf_counter()
     _, results, _, _ = run_evaluation(
-        BASE, EvalSettings(data=str(data), baseline=False, bootstrap=0, dtype=dtype, **settings)
+        EMBEDDED, EvalSettings(data=str(data), baseline=False, bootstrap=0, dtype=dtype, **settings)
     )
     scored = results["target"]
     return {"seconds": round(time.perf_counter() - started, 1), "metrics": scored.metrics,
@@ -40,13 +39,8 @@ def _timed(data: Path, dtype: str, **settings: object) -> dict:
 
 
 def perplexity_case(folder: Path) -> dict:
-    from transformers import AutoTokenizer
-
-    from ft_plugin import models
-
-    tokenizer = AutoTokenizer.from_pretrained(models.resolve_base_model(BASE).path)
     built = claims_data.cmedical_files(
-        require_shared("cmedical"), folder, tokenizer, sequence_len=512
+        require_shared("cmedical"), folder, embedded_tokenizer(), sequence_len=512
     )
     runs = {d: _timed(built["paths"]["general_test"], d, template="medical", metrics=["perplexity"],
                       sequence_len=512, max_samples=0) for d in DTYPES}  # fmt: skip
@@ -80,7 +74,7 @@ def main() -> None:
         case["float32_over_bfloat16_seconds"] = round(
             case["float32"]["seconds"] / case["bfloat16"]["seconds"], 2
         )
-    save("eval_dtype", {"cases": cases, "base": BASE})
+    save("eval_dtype", {"cases": cases, "base": EMBEDDED})
     ppl = cases["perplexity (cmedical, 200 rows)"]
     print(f"perplexity {ppl['float32']['perplexity']} vs {ppl['bfloat16']['perplexity']} "
           f"({math.log(ppl['bfloat16']['perplexity'] / ppl['float32']['perplexity']):+.5f} log)")  # fmt: skip
