@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from claims import MODES
+
+ROWS_PER_STEP = MODES["full"].micro_batch_size
+
 TITLES = {
     1: "LoRA trains 1–10% of the parameters at close to full fine-tuning quality; full fine-tuning is best but costs most",
     2: "freezing the lower layers and training the top ones cuts training compute by 30–50%",
@@ -17,53 +21,97 @@ TITLES = {
 }
 
 
-# Why a claim does not hold in full here: written after reading each result, and shown only
-# for the verdict it explains (a rerun with another verdict drops the sentence).
-WHY = {
-    (
-        1,
-        "holds partly",
-    ): "At 30 steps of 4 rows each method runs its builtin recipe's learning rate (LoRA 2e-4, "
-    "full 2e-5) untuned; full fine-tuning moves all 134M weights and is clearly better, while LoRA's rank-16 "
-    "update reaches three quarters of its gain. On this CPU full fine-tuning costs little more time, because "
-    "LoRA's backward pass still runs through every frozen layer; its memory cost is the optimizer state. "
-    "A per-method learning-rate sweep was not run.",
-    (
-        5,
-        "does not hold here",
-    ): "Against the department alone at the same 30 steps, progressive training is "
-    "13% better, near the claim's wording; at equal steps (60 on the department alone) the department's own "
-    "rows win. At this budget the department's data is not used up (60 steps see 240 of its 585 training "
-    "rows), so every general-medicine step displaces a department row; we would expect the general stage to pay only "
-    "once the department's rows run out, which these runs do not reach (not measured).",
-    (
-        6,
-        "holds partly",
-    ): "The router sends 99.5% of old-task prompts to the old adapter, so the old task keeps "
-    "its perplexity within noise; the new task's own adapter lowers its perplexity by 5%, not 27%, after 30 "
-    "steps. The two departments do not interfere at this scale: one adapter trained on both in sequence is "
-    "better on both (old task −0.73 ppl), so isolation buys nothing here beyond the guarantee.",
-    (
-        8,
-        "holds",
-    ): "A caveat on the reference: in the same 30 steps the chunked run saw 1.55x the tokens of the "
-    "2,048-token run (a document's last window is short), which favours the chunks. What the claim says holds "
-    "either way: training at 512 tokens learns from documents 4 to 8 times longer and lowers their "
-    "whole-document perplexity beyond noise, at 0.90x the long run's peak memory.",
-}
-WHY[7, "holds partly"] = (
-    "EWC at λ 2e6 cuts the forgetting by 97%: general-medicine perplexity rises by 0.009 (0.1%) instead "
-    "of 0.31, at 93% of the new task's accuracy gain (λ 2e5 halves it at 99% of the gain). The rise that "
-    "is left is small but still beyond noise, so by the fixed rule EWC nearly prevents forgetting here "
-    "rather than preventing it."
-)
-WHY[4, "does not hold here"] = (
-    'Nothing moves here: 0.61 is the share of "yes" among these 200 test questions, and the four '
-    'tuned runs (plain and augmented, two seeds each) answer "yes" to 799 of their 800 questions, '
-    "the base model to 199 of 200. Drawing yes/no/maybe from an abstract is beyond the 135M model "
-    "after 30 steps (as in the PubMedQA table below), and augmentation cannot lift a model that "
-    "does not learn the task; the second seed repeats the first."
-)
+# Why a claim does not hold in full here: written after reading each result, keyed by the
+# verdict it explains (a rerun with another verdict drops the sentence); every number in it
+# is read from the claim's entry, so a rerun cannot leave a stale one behind.
+
+
+def why_1(m: dict, runs: dict) -> str:
+    return (f"At {runs['lora']['steps']} steps of {ROWS_PER_STEP} rows each method runs its builtin recipe's learning "
+            f"rate (LoRA 2e-4, full 2e-5) untuned; full fine-tuning moves all {runs['full']['trainable_params'] / 1e6:.0f}M "
+            f"weights and is clearly better, while LoRA's rank-16 update reaches {100 * m['lora_share_of_full_gain']:.0f}% "
+            f"of its gain. On this CPU full fine-tuning costs only {m['full_over_lora']['wall_seconds']:.2f}x the time, "
+            "because LoRA's backward pass still runs through every frozen layer; its memory cost "
+            f"({m['full_over_lora']['peak_memory_mb']:.2f}x) is the optimizer state. A per-method learning-rate sweep "
+            "was not run.")  # fmt: skip
+
+
+def why_5(m: dict, runs: dict) -> str:
+    parts = []
+    for name, r in m["per_specialty"].items():
+        longer = r["runs"]["direct (2N steps)"]
+        seen = min(longer["steps"] * ROWS_PER_STEP, longer["train_rows"])
+        parts.append(f"Against {name} alone at the same {m['steps']} steps, progressive training is "
+                     f"{r['ppl_reduction_vs_same_steps_direct_pct']:.0f}% better; at equal steps ({2 * m['steps']} on "
+                     f"{name} alone) the department's own rows win ({-r['ppl_reduction_pct']:+.1f}%). At this budget the "
+                     f"department's data is not used up ({longer['steps']} steps see {seen} of its {longer['train_rows']} "
+                     "training rows), so every general-medicine step displaces a department row; we would expect the "
+                     "general stage to pay only once the department's rows run out, which these runs do not reach "
+                     "(not measured).")  # fmt: skip
+    return " ".join(parts)
+
+
+def why_6(m: dict, runs: dict) -> str:
+    seq = m["sequential_old_change"]
+    shared = (
+        f"The two departments do not interfere at this scale: one adapter trained on both in sequence is "
+        f"better on both (old task {seq['value']:+.2f} ppl), so isolation buys nothing here beyond the guarantee."
+        if seq["value"] < 0 and seq["beyond_noise"]
+        else f"One adapter trained on both in sequence changes the old task by {ci(seq)} ppl; isolation "
+        "avoids that change."
+    )
+    return (f"The router sends {100 * m['router_accuracy']['old']:.1f}% of old-task prompts to the old adapter, so "
+            f"the old task keeps its perplexity ({ci(m['old_change'])}); the new task's own adapter lowers its "
+            f"perplexity by {m['new_lift_pct']:.0f}%, not 27%, after {runs['cardiology']['steps']} steps. {shared}")  # fmt: skip
+
+
+def _lambda(run_name: str) -> str:
+    """``EWC λ 2e+06`` (a run's name in claims.json) as ``λ 2e6``."""
+    value = float(run_name.rsplit(" ", 1)[-1])
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"λ {mantissa}e{int(exponent)}"
+
+
+def why_7(m: dict, runs: dict) -> str:
+    plain, best = m["results"]["no protection"], m["results"][m["best"]]
+    others = [
+        f"{_lambda(name)} cuts it by {r['forgetting_reduced_pct']:.0f}% at {100 * r['share_of_new_gain']:.0f}% of the gain"
+        for name, r in m["results"].items()
+        if name not in ("no protection", m["best"]) and r["forgetting_reduced_pct"] is not None
+    ]
+    left = (
+        "The rise that is left is small but still beyond noise, so by the fixed rule EWC nearly prevents "
+        "forgetting here rather than preventing it."
+        if best["forgetting"]["beyond_noise"]
+        else "The rise that is left is within noise, but the new task keeps less than 80% of its gain."
+    )
+    return (f"EWC at {_lambda(m['best'])} cuts the forgetting by {best['forgetting_reduced_pct']:.0f}%: "
+            f"general-medicine perplexity rises by {best['forgetting']['value']:.3f} instead of "
+            f"{plain['forgetting']['value']:.2f}, at {100 * best['share_of_new_gain']:.0f}% of the new task's accuracy "
+            f"gain{' (' + '; '.join(others) + ')' if others else ''}. {left}")  # fmt: skip
+
+
+def why_8(m: dict, runs: dict) -> str:
+    seen = runs["512-token chunks"]["train_tokens"] / runs["2048-token windows"]["train_tokens"]
+    return (f"A caveat on the reference: in the same {runs['512-token chunks']['steps']} steps the chunked run saw "
+            f"{seen:.2f}x the tokens of the 2,048-token run (a document's last window is short), which favours the "
+            "chunks. What the claim says holds either way: training at 512 tokens learns from documents 4 to 8 times "
+            "longer and lowers their whole-document perplexity beyond noise, at "
+            f"{m['peak_memory_ratio_chunks_over_windows']:.2f}x the long run's peak memory.")  # fmt: skip
+
+
+def why_4(m: dict, runs: dict) -> str:
+    predicted, yes = m["predicted_labels"], m["predicted_labels"].get("yes", 0)
+    return (f"Nothing moves here: the tuned runs (plain and augmented, {len(m['seeds'])} seeds each) answer "
+            f'"yes" to {yes} of their {sum(predicted.values())} questions, so their accuracy is the share of "yes" '
+            f"among the test questions; the base model scores {m['accuracy']['base']:.3f}. Drawing yes/no/maybe from "
+            f"an abstract is beyond the 135M model after {runs['plain, seed 0']['steps']} steps (as in the PubMedQA "
+            "table below), and augmentation cannot lift a model that does not learn the task; the second seed "
+            "repeats the first.")  # fmt: skip
+
+
+WHY = {(1, "holds partly"): why_1, (4, "does not hold here"): why_4, (5, "does not hold here"): why_5,
+       (6, "holds partly"): why_6, (7, "holds partly"): why_7, (8, "holds"): why_8}  # fmt: skip
 
 
 def ci(d: dict[str, Any], digits: int = 2) -> str:
@@ -233,7 +281,7 @@ def claims_section(result: dict, quick: dict | None = None) -> list[str]:
         "",
     ]
     whys = [
-        (c["claim"], WHY[c["claim"], c["verdict"]])
+        (c["claim"], WHY[c["claim"], c["verdict"]](c["measured"], c.get("runs", {})))
         for c in claims
         if (c["claim"], c["verdict"]) in WHY
     ]

@@ -116,3 +116,16 @@ def test_a_claim_rerun_with_a_new_design_keeps_the_numbers_it_replaces(
     assert [(e["design"], e["measured"]) for e in saved["earlier"]] == [
         ("small set, 8 epochs", {"x": 2.0})
     ]
+
+
+def test_why_sentences_read_their_numbers_from_the_results() -> None:
+    import render_claims
+
+    payload = json.loads((REPO / "benchmarks" / "results" / "claims.json").read_text())
+    six = next(c for c in payload["claims"] if c["claim"] == 6)
+    six["verdict"] = "holds partly"
+    six["measured"]["router_accuracy"]["old"] = 0.5
+    six["measured"]["new_lift_pct"] = 11.0
+    lines = render_claims.claims_section(payload)
+    (why,) = [line for line in lines if line.startswith("- **6.**")]
+    assert "sends 50.0% of old-task prompts" in why and "by 11%, not 27%" in why
