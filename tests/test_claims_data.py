@@ -129,3 +129,25 @@ def test_why_sentences_read_their_numbers_from_the_results() -> None:
     lines = render_claims.claims_section(payload)
     (why,) = [line for line in lines if line.startswith("- **6.**")]
     assert "sends 50.0% of old-task prompts" in why and "by 11%, not 27%" in why
+
+
+def test_claim_5_renders_a_scarce_department_design_beside_the_full_one() -> None:
+    import copy
+
+    import render_claims
+
+    payload = json.loads((REPO / "benchmarks" / "results" / "claims.json").read_text())
+    five = next(c for c in payload["claims"] if c["claim"] == 5)
+    full = five["measured"]["per_specialty"]["cardiology"]
+    scarce = copy.deepcopy(full) | {"specialty": "cardiology", "department_rows": 40}
+    for key in ("direct", "ppl_reduction_vs_same_steps_direct_pct"):
+        scarce.pop(key)
+    scarce["runs"].pop("direct (N steps)")
+    scarce["runs"]["direct (2N steps)"]["train_rows"] = 40
+    five["measured"]["per_specialty"]["cardiology, 40 rows"] = scarce
+    five["measured"]["verdicts"]["cardiology, 40 rows"] = five["verdict"]
+    lines = render_claims.claims_section(payload)
+    (row,) = [line for line in lines if line.startswith("| 5 | progressive")]
+    assert "cardiology held-out, 40 training rows" in row
+    (why,) = [line for line in lines if line.startswith("- **5.**")]
+    assert "With 40 cardiology rows (60 steps take 6 passes over them)" in why

@@ -11,6 +11,7 @@ up to ``window`` tokens of context and scores only the tokens the previous one d
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,18 +37,23 @@ def _nll(model: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
     """Summed NLL of the tokens at positions where ``scored`` is 1 (position 0 never is)."""
     device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)
-    labels = torch.tensor(
-        [[t if s else -100 for t, s in zip(ids, scored, strict=True)]], device=device
-    )
-    labels[0, 0] = -100
-    count = int((labels[0, 1:] != -100).sum())
-    if count == 0:
+    targets = torch.tensor([t if s else -100 for t, s in zip(ids, scored, strict=True)][1:])
+    positions = (targets != -100).nonzero().flatten().to(device)  # position p predicts p + 1
+    if len(positions) == 0:
         return 0.0, 0
     with torch.inference_mode():
-        logits = model(input_ids=input_ids).logits[0, :-1].float()
-    targets = labels[0, 1:]
-    loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
-    return float(loss), count
+        logits = _logits_at(model, input_ids, positions).float()
+    loss = torch.nn.functional.cross_entropy(logits, targets.to(device)[positions], reduction="sum")
+    return float(loss), len(positions)
+
+
+def _logits_at(model: Any, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The logits at ``positions`` only: the vocabulary projection of the other positions
+    (the prompt, in a chat row) is skipped where the model takes ``logits_to_keep``."""
+    forward = getattr(model, "get_base_model", lambda: model)().forward
+    if "logits_to_keep" in inspect.signature(forward).parameters:
+        return model(input_ids=input_ids, logits_to_keep=positions, use_cache=False).logits[0]
+    return model(input_ids=input_ids, use_cache=False).logits[0, positions]
 
 
 def _sliding(model: Any, ids: list[int], window: int, stride: int) -> tuple[float, int]:
