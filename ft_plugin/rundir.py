@@ -148,7 +148,12 @@ class RunDir:
         return (self.path / ADAPTER_CONFIG).is_file()
 
     def is_finished(self) -> bool:
-        return self.is_run() and self.metrics_path.is_file()
+        """Whether training ran to its last step (a stopped run has metrics, but is not)."""
+        return self.is_run() and self.metrics_path.is_file() and not self.is_stopped()
+
+    def is_stopped(self) -> bool:
+        """Whether training was stopped by a signal; its weights are those at the stop."""
+        return self.metrics_path.is_file() and "stopped" in self.metrics()
 
     def task_names(self) -> list[str]:
         """Named task adapters: sub-folders that are adapter run directories."""

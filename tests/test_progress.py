@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,22 @@ def test_a_fresh_start_of_the_same_recipe_clears_the_old_progress(tmp_path: Path
     train(loaded, str(tmp_path / "run"))
     train(loaded, str(tmp_path / "run"))
     assert [p["step"] for p in RunDir(tmp_path / "run").progress()] == [1, 2]
+
+
+class SignalAt(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        if state.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what the Space's Stop sends
+
+
+def test_a_stopped_run_is_not_finished_until_a_resume_completes_it(tmp_path: Path) -> None:
+    loaded = tiny_recipe(tmp_path, "lora", max_steps=5)
+    train(loaded, str(tmp_path / "run"), callbacks=[SignalAt()])
+    run = RunDir(tmp_path / "run")
+    assert run.status()["state"] == "stopped" and run.metrics()["steps"] == 3
+    # metrics.json is written at the stop, but reuse (benchmarks, stages) must not take
+    # a 3-step run for the 5-step one
+    assert run.is_stopped() and not run.is_finished()
+    assert run.finished_metrics(loaded) is None
+    train(loaded, str(tmp_path / "run"), resume=True)
+    assert run.is_finished() and not run.is_stopped() and run.metrics()["steps"] == 5

@@ -210,7 +210,11 @@ class TrainingJobs:
             if self._running == job_id:
                 self._running = None
             self._start_next()
-        if self.on_finished is not None and state in ("done", "stopped") and run.is_finished():
+        if (
+            self.on_finished is not None
+            and state in ("done", "stopped")
+            and (run.is_finished() or run.is_stopped())
+        ):
             try:
                 self.on_finished(run.path, f"{Path(job['recipe']).stem} ({job_id})")
             except Exception as exc:  # the run is trained; serving it is the Space's part
