@@ -10,11 +10,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from pathlib import Path
 
 import psutil
 
-__all__ = ["current_rss_mb", "peak_memory_mb", "peak_rss_mb"]
+__all__ = ["current_rss_mb", "peak_memory_mb", "peak_rss_mb", "reset_peak"]
 
 _MIB = 2**20
 
@@ -29,23 +31,52 @@ def current_rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    """Largest resident set size of this process so far, in MiB.
+    """Largest resident set size of this process since it started or since ``reset_peak``,
+    in MiB.
 
-    ``getrusage``'s ``ru_maxrss`` is the kernel's true peak (psutil reports the peak only
-    on Windows, as ``peak_wset``; elsewhere only the current RSS, which is the fallback).
+    Linux's ``VmHWM`` (``/proc/self/status``) is the kernel's peak and can be reset;
+    elsewhere ``getrusage``'s ``ru_maxrss`` (since the start; psutil reports a peak only on
+    Windows, as ``peak_wset``). The current RSS is the floor (the kernel syncs lazily).
 
     >>> now = current_rss_mb()
     >>> peak_rss_mb() >= now
     True
     """
     try:
+        status = Path("/proc/self/status").read_text()
+        peak = (
+            next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+            / 2**10
+        )
+    except (OSError, StopIteration, ValueError):
+        peak = _ru_maxrss_mb()
+    return max(peak, current_rss_mb())
+
+
+def _ru_maxrss_mb() -> float:
+    try:
         import resource
     except ImportError:  # Windows
         info = psutil.Process().memory_info()
         return getattr(info, "peak_wset", info.rss) / _MIB
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak = rss / _MIB if sys.platform == "darwin" else rss / 2**10  # macOS bytes, Linux KiB
-    return max(peak, current_rss_mb())  # the kernel syncs ru_maxrss lazily (a few pages)
+    return rss / _MIB if sys.platform == "darwin" else rss / 2**10  # macOS bytes, Linux KiB
+
+
+def reset_peak() -> None:
+    """Start a new peak: ``peak_memory_mb`` reports the largest size from now on, so a
+    second training in one process (stages, per-task adapters, a benchmark driver) does
+    not report the first one's peak. Where the OS cannot reset it, the peak stays the
+    process's.
+
+    >>> reset_peak(); peak_memory_mb() >= current_rss_mb()
+    True
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+    with contextlib.suppress(OSError):  # Linux: resets VmHWM to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def peak_memory_mb() -> float:

@@ -72,3 +72,15 @@ def test_a_stopped_run_is_not_finished_until_a_resume_completes_it(tmp_path: Pat
     assert run.finished_metrics(loaded) is None
     train(loaded, str(tmp_path / "run"), resume=True)
     assert run.is_finished() and not run.is_stopped() and run.metrics()["steps"] == 5
+
+
+def test_a_second_run_in_one_process_reports_its_own_peak_memory(tmp_path: Path) -> None:
+    from ft_plugin.memory import peak_memory_mb
+
+    ballast = bytearray(1536 * 2**20)  # 1.5 GiB resident before the run, then freed
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    before = peak_memory_mb()
+    del ballast
+    result = train(tiny_recipe(tmp_path, "lora", max_steps=2), str(tmp_path / "run"))
+    assert result.metrics["peak_memory_mb"] < before - 1024

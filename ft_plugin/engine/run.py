@@ -91,8 +91,10 @@ def prepare_run(
     from ft_plugin.data import build_training_data
     from ft_plugin.data.build import OVERLONG
     from ft_plugin.data.lengths import length_advice
+    from ft_plugin.memory import reset_peak
     from ft_plugin.methods.lora_training import speed_up_lora_layers
 
+    reset_peak()  # this run's peak memory, not an earlier run's in the same process
     recipe = loaded.recipe
     run = RunDir.for_recipe(loaded, output_dir)
     run_dir = run.path
