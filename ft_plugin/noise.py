@@ -7,7 +7,8 @@ their data, their hardware) stay visible.
   deprecated (it warns with a FutureWarning on each run);
 - bitsandbytes, imported for QLoRA, logs on CPUs with AVX512-BF16 that it could not
   fetch an optional kernel from the Hub (``kernels-community``); the CPU path it falls
-  back to is the one that works offline.
+  back to is the one that works offline. kernels >= 0.19 adds, in offline mode, that it
+  skipped the publisher trust check of that same kernel.
 """
 
 from __future__ import annotations
@@ -37,5 +38,8 @@ def silence_third_party_noise() -> None:
     )
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
         _DropMessage("Failed to load CPU gemm_4bit_forward from kernels-community")
+    )
+    logging.getLogger("kernels._internals.hf_hub").addFilter(
+        _DropMessage("Skipping publisher trust check for 'kernels-community/")
     )
     _DONE = True
