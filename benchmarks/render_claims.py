@@ -333,6 +333,7 @@ def _timing(invocations: list[dict], quick: list[dict]) -> list[str]:
         start = "from an empty cache" if i["cache_empty_at_start"] else "reusing cached runs"
         parts = ", ".join(f"{n}: {s / 60:.0f} min" for n, s in i["per_claim_seconds"].items())
         mode = "`--quick` " if i.get("quick") else ""
+        start += ", with `--follow-ups`" if i.get("follow_ups") else ""
         lines.append(f"- {mode}claims {', '.join(map(str, i['claims']))}, {start}: "
                      f"{i['seconds'] / 60:.0f} min ({parts}; evaluations in {i.get('eval_dtype', 'float32')}; "
                      f"commit {i['commit']})")  # fmt: skip

@@ -285,9 +285,9 @@ def test_batched_answers_equal_one_request_at_a_time() -> None:
 def test_bfloat16_evaluation_loads_bf16_weights_and_stays_near_float32(
     adapter: str, tmp_path: Path
 ) -> None:
-    """--dtype bfloat16: every kind of run loads its base weights in bf16 (PEFT keeps the
-    small adapter weights in float32), the report records the dtype, and perplexity
-    stays within 1% of float32."""
+    """--dtype bfloat16: every kind of run loads its weights in bf16 (the adapter's too:
+    PEFT would upcast it to float32), the report records the dtype, and perplexity stays
+    within 1% of float32."""
     import torch
 
     from ft_plugin.evaluate.runner import EvalSettings, run_evaluation
@@ -301,6 +301,7 @@ def test_bfloat16_evaluation_loads_bf16_weights_and_stays_near_float32(
         settings = EvalSettings(metrics=["perplexity"], baseline=adapter != "full", dtype=dtype)
         report, results, loaded, _ = run_evaluation(str(run), settings)
         assert loaded.model.get_input_embeddings().weight.dtype == getattr(torch, dtype)
+        assert {p.dtype for p in loaded.model.parameters()} == {getattr(torch, dtype)}
         assert report.settings["dtype"] == dtype
         scored[dtype] = {role: r.metrics["perplexity"] for role, r in results.items()}
     for role, value in scored["float32"].items():

@@ -110,7 +110,13 @@ def _load_adapter_run(
         import ft_plugin.methods.bottleneck  # noqa: F401  (registers the PEFT type)
     quantization = method.quantization_config(recipe, dtype)
     model = models.load_model(recipe, base, dtype=dtype, quantization_config=quantization)
-    model = PeftModel.from_pretrained(model, str(run_dir)).eval()
+    # PEFT upcasts bf16 adapters to float32 by default; in bfloat16 that path cost 13% of a
+    # LoRA evaluation's time for a 0.08% change in perplexity (40 cmedical rows), so the
+    # adapter takes the base weights' dtype.
+    keep_float32 = dtype == _torch_dtype("float32")
+    model = PeftModel.from_pretrained(
+        model, str(run_dir), autocast_adapter_dtype=keep_float32
+    ).eval()
 
     @contextlib.contextmanager
     def baseline() -> Iterator[Any]:
