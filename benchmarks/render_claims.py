@@ -61,7 +61,7 @@ def why_5(m: dict, runs: dict) -> str:
                      f"{scarce['runs']['direct (2N steps)']['train_rows']} department rows seen again and again "
                      f"reach {scarce['direct_2x']['perplexity']:.2f} on their own, and general-medicine steps "
                      "instead of repeats do worse, so the shortfall is not only that general steps displace department "
-                     "rows. Our reading, not measured: at this scale 30 steps mostly teach the corpus's answer "
+                     f"rows. Our reading, not measured: at this scale {m['steps']} steps mostly teach the corpus's answer "
                      "style, which the department's own rows teach as well as general medicine does.")  # fmt: skip
     return " ".join(parts)
 
