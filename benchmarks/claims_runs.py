@@ -244,7 +244,7 @@ def claim_3(bench: Bench) -> dict[str, Any]:
 # --------------------------------------------------------------------------- claims 5, 7
 
 
-# The department's rows capped so that they run out: 2N = 60 steps of 4 rows take six
+# The department's rows capped so that they run out: 2N = 40 steps of 4 rows take four
 # passes over 40 rows, where the general stage should pay if it pays at all.
 SCARCE_ROWS = 40
 
