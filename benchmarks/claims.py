@@ -9,8 +9,9 @@ time and peak memory, the command and the commit. Runs and evaluations are kept 
 `runs/claims/` and reused by later claims (`--fresh` starts over). Every invocation's wall
 time goes into claims.json (`invocations`) and BENCHMARKS.md. `--quick` (claim 2 at 12
 steps: two short runs and three 200-row evaluations) took 7 minutes from an empty cache on
-2 CPU cores; the full set took 133 minutes from an empty cache (commit b840dce), over
-the issue's 2-hour budget: claims 6 (27 min) and 4 (25 min) cost most.
+2 CPU cores; the full set, at 20 steps a run, took 109 minutes from an empty cache
+(commit 6181fe6), within the issue's 2-hour budget (claims 4 (22 min) and 6 (21 min) cost most);
+at 30 steps a run it took 133 minutes.
 
 Budgets are equal wherever two methods are compared: the same rows, the same optimizer
 steps and rows per step, the same seed. Perplexity is of the held-out answers only;
