@@ -150,4 +150,5 @@ def test_claim_5_renders_a_scarce_department_design_beside_the_full_one() -> Non
     (row,) = [line for line in lines if line.startswith("| 5 | progressive")]
     assert "cardiology held-out, 40 training rows" in row
     (why,) = [line for line in lines if line.startswith("- **5.**")]
-    assert "With 40 cardiology rows (60 steps take 6 passes over them)" in why
+    steps = scarce["runs"]["direct (2N steps)"]["steps"]  # 2N steps of 4 rows over 40 rows
+    assert f"With 40 cardiology rows ({steps} steps take {steps * 4 // 40} passes over them)" in why
