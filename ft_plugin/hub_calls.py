@@ -18,6 +18,7 @@ _STATUS_REASONS = {
     401: "not authorised: log in with `hf auth login` or set HF_TOKEN to a token with write access",
     403: "forbidden: the token cannot write to this repo (read-only token, or not your namespace)",
     404: "not found (or no access with this token)",
+    409: "conflict: the repo was created or changed meanwhile; check it on the Hub and try again",
 }
 
 

@@ -9,13 +9,21 @@ so ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` and the cache behave as usu
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ft_plugin.errors import UserError
 
 PREFIX = "hf://"
 _REPO_TYPES = {"datasets": "dataset", "spaces": "space", "models": "model"}
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# What a run directory (an adapter to start from, a run EWC protects) needs from a Hub
+# repo: weights as safetensors, configs, the recipe, tokenizer files. Never code (*.py)
+# or pickles (*.bin, *.pt, *.pth, *.pkl, *.ckpt), which a load could execute.
+FOLDER_PATTERNS = [
+    "*.safetensors", "*.json", "*.yaml", "*.txt", "*.model", "*.jinja", "*.tiktoken",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,26 @@ class HubRef:
         rev = f"@{revision}" if revision else ""
         return f"{PREFIX}{kind}{self.repo_id}{rev}/{self.path}"
 
+    @property
+    def pinned(self) -> bool:
+        """True when the revision is a full commit id: the file cannot change under it."""
+        return is_commit(self.revision)
+
+    def at(self, revision: str) -> HubRef:
+        """The same file at ``revision`` (e.g. the commit a branch pointed to)."""
+        return replace(self, revision=revision)
+
     def sibling(self, relative: str) -> HubRef:
         """The reference for ``relative`` resolved against this file's folder."""
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(self.path), relative))
         if joined.startswith(".."):
             raise UserError(f"{relative}: points outside the Hub repo {self.repo_id}")
         return HubRef(self.repo_id, joined, self.revision, self.repo_type)
+
+
+def is_commit(revision: str | None) -> bool:
+    """True for a full 40-hex commit id (what a branch or tag cannot be moved under)."""
+    return revision is not None and _COMMIT.fullmatch(revision) is not None
 
 
 def is_hub_ref(text: str) -> bool:
@@ -103,8 +125,30 @@ def download(ref: HubRef) -> Path:
         raise hub_error(exc, str(ref)) from None
 
 
+def downloaded_commit(local: Path, ref: HubRef) -> str | None:
+    """The commit a file that :func:`download` returned was taken from, or None.
+
+    The Hub cache keeps every file under ``snapshots/<commit>/<path in repo>``, whatever
+    branch or tag named it.
+
+    Example:
+        >>> ref = parse_hub_ref("hf://team/recipes/medical/qlora.yaml")
+        >>> downloaded_commit(Path("/c/snapshots/" + "a" * 40 + "/medical/qlora.yaml"), ref)
+        'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+    """
+    snapshot = local
+    for _ in ref.path.split("/"):
+        snapshot = snapshot.parent
+    if snapshot.parent.name == "snapshots" and _COMMIT.fullmatch(snapshot.name):
+        return snapshot.name
+    return None
+
+
 def resolve_folder(reference: str) -> Path:
-    """A local folder for a run directory path or ``hf://[datasets/]OWNER/REPO[@REV]`` (whole repo).
+    """A local folder for a run directory path or ``hf://[datasets/]OWNER/REPO[@REV]``.
+
+    From the Hub, only the files a run directory needs come down (:data:`FOLDER_PATTERNS`):
+    safetensors, json, yaml and tokenizer files, never code or pickled weights.
 
     Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
@@ -120,7 +164,14 @@ def resolve_folder(reference: str) -> Path:
     from ft_plugin.hub_calls import hub_error, hub_exceptions
 
     ref = parse_hub_ref(reference.rstrip("/") + "/.")
+    inside = posixpath.normpath(ref.path)  # "." for the whole repo, else a folder in it
+    if inside.startswith(".."):
+        raise UserError(f"{reference}: points outside the Hub repo {ref.repo_id}")
+    patterns = FOLDER_PATTERNS if inside == "." else [f"{inside}/{p}" for p in FOLDER_PATTERNS]
     try:
-        return Path(snapshot_download(ref.repo_id, revision=ref.revision, repo_type=ref.repo_type))
+        folder = snapshot_download(
+            ref.repo_id, revision=ref.revision, repo_type=ref.repo_type, allow_patterns=patterns
+        )
     except hub_exceptions() as exc:
         raise hub_error(exc, reference) from None
+    return Path(folder) / inside

@@ -75,22 +75,33 @@ def launch_space(
     ratings_dataset: str | None = None,
     limits: Any | None = None,
     block: bool = True,
+    access: Any | None = None,
+    base_models: Sequence[str] = (),
+    share: bool = False,
 ) -> Any:
     """Load the run(s) and serve the Space; returns the ``gr.Blocks`` (after it stops
-    when ``block``). Hub repo ids are downloaded with ``snapshot_download``."""
+    when ``block``). Hub repo ids are downloaded with ``snapshot_download``. ``access``
+    (:class:`ft_plugin.space.access.Access`) says who owns it; by default the rule of
+    ``access_for`` for this host and the environment (on 127.0.0.1: the machine's user)."""
     from ft_plugin.space import build_app, launch_kwargs
+    from ft_plugin.space.access import access_for
 
+    access = access or access_for(host=host, share=share, environ=os.environ)
     demo = build_app(
         [targets] if isinstance(targets, str) else list(targets),
         data_dir=Path(data_dir),
         limits=limits,
         ratings_dataset=ratings_dataset,
+        access=access,
+        base_models=list(base_models),
     )
+    print(f"who may train: {access.describe()}", file=sys.stderr)
     demo.launch(
         server_name=host,
         server_port=port,
         prevent_thread_lock=not block,
-        **launch_kwargs(demo.ft_plugin_state.limits),
+        share=share,
+        **launch_kwargs(demo.ft_plugin_state.limits, access),
     )
     if block:  # Ctrl-C ended the server: stop the training it started, with a checkpoint
         demo.ft_plugin_state.close()
@@ -109,7 +120,8 @@ def _version(name: str) -> str | None:
 
 
 def requirements_text() -> str:
-    """``requirements.txt`` of the Space, pinned to the versions installed here."""
+    """``requirements.txt`` of the Space, pinned to the versions installed here (Gradio
+    with its sign-in extra: the Train tab needs Hugging Face sign-in)."""
     lines = [f"ft-plugin=={__version__}"]
     for name in (*PINNED, *EVAL_PINNED):
         version = _version(name)
@@ -117,7 +129,7 @@ def requirements_text() -> str:
             if name in PINNED:
                 raise UserError(f"{name} is not installed; install ft-plugin[space] first")
             continue
-        lines.append(f"{name}=={version}")
+        lines.append(f"{'gradio[oauth]' if name == 'gradio' else name}=={version}")
     return "\n".join(lines) + "\n"
 
 
@@ -127,8 +139,9 @@ def _check_repo_id(value: str, what: str) -> str:
     return value
 
 
-def space_card(adapter_id: str, *, license: str = "apache-2.0") -> Any:
-    """The Space's README.md: YAML header from ``SpaceCardData``, then a short body."""
+def space_card(adapter_id: str, *, license: str = "apache-2.0", train: bool = False) -> Any:
+    """The Space's README.md: YAML header from ``SpaceCardData`` (``hf_oauth: true`` when
+    its owner trains in it: only they may), then a short body."""
     from huggingface_hub import SpaceCard, SpaceCardData
 
     name = adapter_id.split("/")[-1]
@@ -148,6 +161,7 @@ def space_card(adapter_id: str, *, license: str = "apache-2.0") -> Any:
         colorTo="blue",
         short_description=short,
         pinned=False,
+        **({"hf_oauth": True} if train else {}),
     )
     body = f"""# {name}: base model vs fine-tuned
 
@@ -174,13 +188,23 @@ base, tuned = client.predict("your question", 128, api_name="/compare")
 
 `config.yaml` names the adapter (`adapter:`, or `adapters:` for several adapters of one
 base model); the environment variable `FT_PLUGIN_ADAPTER` overrides it.
+
+{_TRAIN_ON if train else _TRAIN_OFF}
 """
     return SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def build_space_folder(adapter_id: str, folder: Path) -> Path:
+_TRAIN_ON = """**Train** belongs to the Space's owner: sign in with Hugging Face (this Space's
+author, or a user under `admins:` in `config.yaml`) to train, serve and publish runs;
+visitors compare, evaluate and rate."""
+_TRAIN_OFF = """Training is off in this Space (`train: false` in `config.yaml`); visitors compare,
+evaluate and rate."""
+
+
+def build_space_folder(adapter_id: str, folder: Path, *, train: bool = False) -> Path:
     """Write the Space's files into ``folder`` (no network): app.py, requirements.txt,
-    config.yaml and README.md."""
+    config.yaml and README.md; ``train`` turns on its Train tab behind Hugging Face
+    sign-in (``hf_oauth: true``), for its owner only."""
     import yaml
 
     _check_repo_id(adapter_id, "--adapter")
@@ -188,20 +212,22 @@ def build_space_folder(adapter_id: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.py").write_bytes(app_path().read_bytes())
     (folder / "requirements.txt").write_text(requirements_text(), encoding="utf-8")
-    config = {"adapter": adapter_id, "data_dir": "space_data"}
+    config = {"adapter": adapter_id, "data_dir": "space_data", "train": train}
     (folder / "config.yaml").write_text(
         "# ft-plugin Space settings (FT_PLUGIN_ADAPTER overrides adapter).\n"
         + yaml.safe_dump(config, sort_keys=False)
+        + "# admins: [USER]                   # owners besides the Space's author (sign-in)\n"
+        + "# base_models: [OWNER/MODEL]       # what Train may fine-tune (default: the served base)\n"
         + "# ratings_dataset: OWNER/DATASET   # commit ratings.jsonl there (needs HF_TOKEN)\n",
         encoding="utf-8",
     )
-    space_card(adapter_id).save(folder / "README.md")
+    space_card(adapter_id, train=train).save(folder / "README.md")
     return folder
 
 
-def push_space(repo_id: str, adapter_id: str, *, private: bool = False) -> str:
+def push_space(repo_id: str, adapter_id: str, *, private: bool, train: bool = False) -> str:
     """Create (or update) the Space ``repo_id`` serving ``adapter_id``, in one commit;
-    returns the Space's URL."""
+    returns the Space's URL. ``private`` has no default: its owner chooses who sees it."""
     from huggingface_hub import HfApi
 
     from ft_plugin.hub_calls import with_retries
@@ -210,7 +236,7 @@ def push_space(repo_id: str, adapter_id: str, *, private: bool = False) -> str:
     _check_repo_id(adapter_id, "--adapter")
     api = HfApi()
     with tempfile.TemporaryDirectory(prefix="ft-plugin-space-") as tmp:
-        folder = build_space_folder(adapter_id, Path(tmp))
+        folder = build_space_folder(adapter_id, Path(tmp), train=train)
         url = with_retries(
             lambda: api.create_repo(
                 repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
@@ -250,33 +276,91 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     parser.add_argument("--ratings-dataset", help="Hub dataset id to commit ratings.jsonl to")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="Gradio's login (repeatable; also FT_PLUGIN_SPACE_AUTH): needed to train in a "
+        "Space served beyond this machine (--host 0.0.0.0, --share)",
+    )
+    parser.add_argument("--share", action="store_true", help="a public gradio.live link")
+    parser.add_argument(
+        "--config",
+        help="a Space config.yaml: limits, admins, base_models (what Train may fine-tune), train",
+    )
+    parser.add_argument(
+        "--local-sign-in",
+        action="store_true",
+        help="develop Hugging Face sign-in on 127.0.0.1: Gradio's stand-in signs anyone in "
+        "as this machine's Hugging Face user (never for a deployed Space)",
+    )
     parser.add_argument("--repo-id", help="push: the Space, OWNER/NAME")
     parser.add_argument("--adapter", help="push: the adapter the Space serves, OWNER/NAME")
-    parser.add_argument("--private", action="store_true", help="push: create the Space private")
+    seen = parser.add_mutually_exclusive_group()
+    seen.add_argument("--private", action="store_true", help="push: only you (and your org) see it")
+    seen.add_argument("--public", action="store_true", help="push: anyone sees it")
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="push: turn the Train tab on, for the Space's owner (Hugging Face sign-in)",
+    )
 
 
 def space_command(args: argparse.Namespace) -> int:
     """Handler of ``ft-plugin space``: launch, or push with ``space push``."""
     if args.targets[:1] == ["push"]:
-        if len(args.targets) > 1:
-            raise UserError(f"space push: unexpected argument {args.targets[1]!r}")
-        missing = [flag for flag, value in (("--repo-id", args.repo_id),
-                   ("--adapter", args.adapter)) if not value]  # fmt: skip
-        if missing:
-            raise UserError(f"space push: {' and '.join(missing)} required")
-        url = push_space(args.repo_id, args.adapter, private=args.private)
-        print(f"{args.repo_id}: Space pushed -> {url}")
-        return 0
-    if args.repo_id or args.adapter:
-        raise UserError("--repo-id/--adapter belong to `ft-plugin space push`")
-    from ft_plugin.space.settings import limits_from
+        return _push_command(args)
+    if args.repo_id or args.adapter or args.private or args.public or args.train:
+        raise UserError("--repo-id, --adapter, --private, --public and --train belong to "
+                        "`ft-plugin space push`")  # fmt: skip
+    from ft_plugin.space.access import access_for
+    from ft_plugin.space.settings import SpaceConfig, read_space_config
 
+    config = SpaceConfig([], Path(args.data_dir))
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UserError(f"--config {path}: no such file")
+        config = read_space_config(path.parent, dict(os.environ), file=path.name)
+    access = access_for(host=args.host, share=args.share, environ=os.environ, auth=args.auth,
+                        admins=config.admins, training=config.train,
+                        mock_sign_in=args.local_sign_in)  # fmt: skip
     launch_space(
         args.targets,
         host=args.host,
-        limits=limits_from({}, dict(os.environ), "the environment"),
+        limits=config.limits if args.config else limits_from_environment(),
         port=args.port,
         data_dir=Path(args.data_dir),
-        ratings_dataset=args.ratings_dataset,
+        ratings_dataset=args.ratings_dataset or config.ratings_dataset,
+        access=access,
+        base_models=config.base_models,
+        share=args.share,
+    )
+    return 0
+
+
+def limits_from_environment() -> Any:
+    from ft_plugin.space.settings import limits_from
+
+    return limits_from({}, dict(os.environ), "the environment")
+
+
+def _push_command(args: argparse.Namespace) -> int:
+    if len(args.targets) > 1:
+        raise UserError(f"space push: unexpected argument {args.targets[1]!r}")
+    missing = [flag for flag, value in (("--repo-id", args.repo_id),
+               ("--adapter", args.adapter)) if not value]  # fmt: skip
+    if missing:
+        raise UserError(f"space push: {' and '.join(missing)} required")
+    if not (args.private or args.public):
+        raise UserError(
+            "space push: choose who sees the Space: --private (you and your organisation) "
+            "or --public (anyone)"
+        )
+    url = push_space(args.repo_id, args.adapter, private=args.private, train=args.train)
+    train = "Train on, for its owner (Hugging Face sign-in)" if args.train else "Train off"
+    print(
+        f"{args.repo_id}: Space pushed -> {url} ({'private' if args.private else 'public'}; {train})"
     )
     return 0

@@ -781,6 +781,7 @@ class HubServer:
                 "id": hashlib.sha1(user.encode()).hexdigest()[:24],
                 "name": user,
                 "fullname": user,
+                "avatarUrl": f"/avatars/{user}.svg",  # Gradio's local sign-in reads it
                 "email": f"{user}@example.com",
                 "emailVerified": True,
                 "isPro": False,

@@ -90,8 +90,10 @@ def test_pushing_the_same_run_twice_makes_no_second_commit(hub: HubServer, tmp_p
     run = trained_run(tmp_path)
     push_run(run, "test-user/twice")
     commits = len(HfApi().list_repo_commits("test-user/twice"))
-    again = push_run(run, "test-user/twice")
-    assert not again.changed
+    with pytest.raises(UserError, match="already exists on the Hub; pass --overwrite"):
+        push_run(run, "test-user/twice")  # an existing repo needs an explicit overwrite
+    again = push_run(run, "test-user/twice", overwrite=True)
+    assert not again.changed and not again.made_private
     assert len(HfApi().list_repo_commits("test-user/twice")) == commits
 
 
@@ -219,6 +221,10 @@ def test_merged_push_publishes_plain_weights(hub: HubServer, tmp_path: Path) -> 
     push_run(run, "test-user/merged", merged=True, private=False)
     files = set(HfApi().list_repo_files("test-user/merged"))
     assert "model.safetensors" in files and "adapter_config.json" not in files
+    record = json.loads(
+        Path(HfApi().hf_hub_download("test-user/merged", "ft_plugin_merge.json")).read_text()
+    )
+    assert record["merged_from"] == run.name  # the run's name, not where it lies on this machine
     assert ModelCard.load("test-user/merged").data.library_name == "transformers"
     assert AutoModelForCausalLM.from_pretrained("test-user/merged").config.num_hidden_layers == 2
 
@@ -230,7 +236,7 @@ def test_space_push_creates_a_gradio_space_with_a_valid_card(
 
     from ft_plugin.space_launch import push_space
 
-    url = push_space("test-user/demo-space", "test-user/tiny-lora")
+    url = push_space("test-user/demo-space", "test-user/tiny-lora", private=False, train=True)
     assert "test-user/demo-space" in url
     api = HfApi()
     assert api.repo_info("test-user/demo-space", repo_type="space").private is False
@@ -239,11 +245,12 @@ def test_space_push_creates_a_gradio_space_with_a_valid_card(
     card = SpaceCard.load("test-user/demo-space", repo_type="space")
     assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
     assert card.data.models == ["test-user/tiny-lora"]
+    assert card.data.hf_oauth is True  # Train on: its owner signs in with Hugging Face
     card.validate(repo_type="space")
     requirements = Path(
         api.hf_hub_download("test-user/demo-space", "requirements.txt", repo_type="space")
     ).read_text()
-    assert "ft-plugin==" in requirements and "gradio==" in requirements
+    assert "ft-plugin==" in requirements and "gradio[oauth]==" in requirements
 
 
 def test_space_loads_an_adapter_by_hub_repo_id(hub: HubServer, tmp_path: Path) -> None:

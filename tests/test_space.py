@@ -26,6 +26,7 @@ from tiny import save_tiny_model
 
 from ft_plugin import __version__, space_launch
 from ft_plugin.errors import UserError
+from ft_plugin.space.ratings import GeneratedPair
 
 PROMPT = "What are the warning signs of a stroke?"
 
@@ -80,7 +81,7 @@ def serve(state: object) -> SimpleNamespace:
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        **launch_kwargs(state.limits),
+        **launch_kwargs(state.limits, state.access),
     )
     return SimpleNamespace(demo=demo, url=url, client=Client(url, verbose=False), state=state)
 
@@ -149,7 +150,7 @@ def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
     api = served.client.view_api(return_format="dict", print_info=False)
     named = api["named_endpoints"]
     assert set(named) == {"/compare", "/rate", "/evaluate", "/train_start", "/train_status",
-                          "/train_stop", "/train_resume"}  # fmt: skip
+                          "/train_stop", "/train_resume", "/train_serve"}  # fmt: skip
     params = {
         name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()
     }
@@ -162,6 +163,8 @@ def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
     optional = [p["parameter_has_default"] for p in named["/rate"]["parameters"]]
     assert optional == [False] * 7 + [True] * 8
     assert params["/evaluate"] == ["file"]
+    # who asks comes from the request (login, sign-in), never from a parameter
+    assert params["/train_status"] == ["run_id"] and params["/train_serve"] == ["run_id", "replace"]
     assert len(named["/compare"]["returns"]) == 2
 
 
@@ -226,34 +229,74 @@ def test_sampling_settings_are_checked(served) -> None:  # noqa: ANN001
     assert sampled.settings["temperature"] == 0.7 and sampled.tuned.new_tokens <= 4
 
 
-def test_rate_appends_one_unblinded_line_per_call(served) -> None:  # noqa: ANN001
+def test_rate_takes_once_only_a_pair_this_client_got_from_compare(served) -> None:  # noqa: ANN001
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
     path = served.state.ratings_path
     before = _lines(path)
+    base, tuned = served.client.predict(PROMPT, 12, api_name="/compare")
+    assert base != tuned
+    served.client.predict(PROMPT, 12, api_name="/compare")  # greedy: the same pair again
     message = served.client.predict(  # an existing client: the seven specified inputs only
-        PROMPT, "base says this", "tuned says that", 4, 3, 5, "a", api_name="/rate"
+        PROMPT, base, tuned, 4, 3, 5, "a", api_name="/rate"
     )
     assert "saved" in message and "preferred: base" in message
     record = _lines(path)[-1]
     assert [record[k] for k in ("relevance", "accuracy", "readability")] == [4, 3, 5]
-    assert "relevance_a" not in record
+    assert "relevance_a" not in record and record["settings"]["max_new_tokens"] == 12
+    with pytest.raises(AppError, match="rated already"):  # one rating per pair
+        served.client.predict(PROMPT, base, tuned, 4, 3, 5, "a", api_name="/rate")
+    base, tuned = served.client.predict(PROMPT, 12, api_name="/compare")
     message = served.client.predict(
-        PROMPT, "base says this", "tuned says that", 4, 4, 4, "a", relevance_a=4, accuracy_a=3,
+        PROMPT, base, tuned, 4, 4, 4, "a", relevance_a=4, accuracy_a=3,
         readability_a=5, relevance_b=2, accuracy_b=2, readability_b=1, api_name="/rate",
     )  # fmt: skip
     after = _lines(path)
     assert len(after) == len(before) + 2
     record = after[-1]
     assert record["prompt"] == PROMPT
-    assert (record["answer_a"], record["answer_b"]) == ("base says this", "tuned says that")
+    assert (record["answer_a"], record["answer_b"]) == (base, tuned)
     assert (record["a"], record["b"]) == ("base", "tuned")  # default: answer_b is tuned
     assert [record[k] for k in ("relevance_a", "accuracy_a", "readability_a")] == [4, 3, 5]
     assert [record[k] for k in ("relevance_b", "accuracy_b", "readability_b")] == [2, 2, 1]
     assert (record["preference"], record["preferred"]) == ("a", "base")
     assert record["source"] == "api" and record["adapter"] == served.state.adapter_labels[0]
     assert datetime.fromisoformat(record["timestamp"]).tzinfo is not None
-    served.client.predict(PROMPT, "x", "y", 5, 5, 5, "TIE", "a", api_name="/rate")
+    base, tuned = served.client.predict(PROMPT, 12, api_name="/compare")
+    other = Client(served.url, verbose=False)  # another visitor cannot rate this pair
+    try:
+        with pytest.raises(AppError, match="did not generate these answers for you"):
+            other.predict(PROMPT, tuned, base, 5, 5, 5, "TIE", "a", api_name="/rate")
+    finally:
+        other.close()
+    served.client.predict(PROMPT, tuned, base, 5, 5, 5, "TIE", "a", api_name="/rate")
     record = _lines(path)[-1]
     assert (record["a"], record["b"], record["preferred"]) == ("tuned", "base", "tie")
+    with pytest.raises(AppError, match="did not generate these answers"):  # free text
+        served.client.predict(PROMPT, "I wrote this", "and this", 5, 5, 5, "a", api_name="/rate")
+    assert len(_lines(path)) == len(before) + 3
+
+
+def test_ratings_are_capped_per_session_and_scrubbed(served, tmp_path: Path, app) -> None:  # noqa: ANN001
+    from ft_plugin.space.ratings import GeneratedPair
+
+    limits = app.Limits(max_ratings_per_session=2)
+    state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
+                           data_dir=tmp_path, limits=limits)  # fmt: skip
+    label, scores = state.adapter_labels[0], {"relevance": 3, "accuracy": 3, "readability": 3}
+    prompt = "my mail is ann@example.org, what now?"
+    for i in range(3):
+        state.pairs.add("s", GeneratedPair(prompt, label, base=f"b{i}", tuned=f"t{i}"))
+    for i in range(2):
+        state.rate(prompt=prompt, answer_a=f"b{i}", answer_b=f"t{i}", scores=scores,
+                   preference="a", session="s")  # fmt: skip
+    with pytest.raises(UserError, match="2 ratings from one session is this Space's cap"):
+        state.rate(prompt=prompt, answer_a="b2", answer_b="t2", scores=scores,
+                   preference="a", session="s")  # fmt: skip
+    records = _lines(tmp_path / "ratings.jsonl")
+    assert len(records) == 2 and records[0]["prompt"] == "my mail is [EMAIL], what now?"
+    assert "ann@example.org" not in (tmp_path / "ratings.jsonl").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("bad", [0, 6, 3.5])
@@ -287,8 +330,10 @@ def test_ratings_summary_and_concurrent_appends(served, tmp_path: Path, app) -> 
     scores = dict.fromkeys(app.SCORE_FIELDS, 3) | {"relevance_b": 5}
 
     def one(i: int) -> None:
+        label = state.adapter_labels[0]
+        state.pairs.add(f"s{i}", GeneratedPair(f"q{i}", label, base="a", tuned="b"))
         state.rate(prompt=f"q{i}", answer_a="a", answer_b="b", scores=scores,
-                   preference="b" if i % 4 else "tie", tuned="b")  # fmt: skip
+                   preference="b" if i % 4 else "tie", tuned="b", session=f"s{i}")  # fmt: skip
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -317,6 +362,7 @@ def test_ratings_are_committed_to_a_hub_dataset_when_configured(
         try:
             assert state.ratings_push_error is None
             assert state._ratings_lock is state.scheduler.lock
+            state.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
             state.rate(prompt="q", answer_a="a", answer_b="b", preference="b",
                        scores={"relevance": 4, "accuracy": 4, "readability": 5})  # fmt: skip
             state.scheduler.trigger().result(timeout=60)
@@ -353,6 +399,7 @@ def test_a_ratings_push_that_cannot_start_is_said_in_the_log_and_the_page(
 
     page = with_push_notice(state, "No ratings yet.")
     assert page.startswith("**Warning:** ratings are kept in") and "hf_not_a_valid" not in page
+    state.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
     state.rate(prompt="q", answer_a="a", answer_b="b", preference="a",
                scores={"relevance": 3, "accuracy": 3, "readability": 3})  # fmt: skip
     assert len(_lines(tmp_path / "ratings.jsonl")) == 1  # the Space keeps working, locally
@@ -586,11 +633,16 @@ def test_build_space_folder(tmp_path: Path) -> None:
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert requirements[0] == f"ft-plugin=={__version__}"
     pins = dict(line.split("==") for line in requirements)
-    for name in ("gradio", "transformers", "peft", "torch", "huggingface_hub"):
-        assert pins[name] == metadata.version(name).split("+")[0], name
-    assert yaml.safe_load((folder / "config.yaml").read_text())["adapter"] == "me/medical-lora"
+    for name in ("gradio[oauth]", "transformers", "peft", "torch", "huggingface_hub"):
+        assert pins[name] == metadata.version(name.split("[")[0]).split("+")[0], name
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["adapter"] == "me/medical-lora" and config["train"] is False  # the default
     card = SpaceCard.load(folder / "README.md")
     data = card.data
+    assert "hf_oauth" not in data.to_dict() and "Training is off" in card.text
+    trained = space_launch.build_space_folder("me/medical-lora", tmp_path / "t", train=True)
+    assert yaml.safe_load((trained / "config.yaml").read_text())["train"] is True
+    assert SpaceCard.load(trained / "README.md").data.hf_oauth is True  # owner signs in
     assert (data.sdk, data.app_file, data.models) == ("gradio", "app.py", ["me/medical-lora"])
     assert data.sdk_version == metadata.version("gradio")
     assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license
@@ -604,28 +656,54 @@ def space_command_ok(args: argparse.Namespace) -> bool:
     return space_launch.space_command(args) == 0
 
 
-def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser(prog="ft-plugin space")
     space_launch.add_space_arguments(parser)
     pushed, launched = [], []
-    monkeypatch.setattr(space_launch, "push_space",
-                        lambda repo, adapter, private: pushed.append((repo, adapter, private)) or "u")  # fmt: skip
+    monkeypatch.setattr(space_launch, "push_space", lambda repo, adapter, private, train:
+                        pushed.append((repo, adapter, private, train)) or "u")  # fmt: skip
     monkeypatch.setattr(space_launch, "launch_space",
                         lambda targets, **kw: launched.append((targets, kw)))  # fmt: skip
-    args = parser.parse_args(["push", "--repo-id", "me/s", "--adapter", "me/a"])
-    assert space_launch.space_command(args) == 0 and pushed == [("me/s", "me/a", False)]
+    push = ["push", "--repo-id", "me/s", "--adapter", "me/a"]
+    with pytest.raises(UserError, match="choose who sees the Space: --private .* or --public"):
+        space_launch.space_command(parser.parse_args(push))  # the owner chooses
+    assert space_command_ok(parser.parse_args([*push, "--public"]))
+    assert space_command_ok(parser.parse_args([*push, "--private", "--train"]))
+    assert pushed == [("me/s", "me/a", False, False), ("me/s", "me/a", True, True)]
     with pytest.raises(UserError, match="--adapter required"):
         space_launch.space_command(parser.parse_args(["push", "--repo-id", "me/s"]))
+    monkeypatch.delenv("FT_PLUGIN_SPACE_AUTH", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
     args = parser.parse_args(["runs/a", "runs/b", "--port", "7999", "--data-dir", "d"])
     assert space_launch.space_command(args) == 0
-    limits = launched[0][1].pop("limits")
-    assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999,
-                         "data_dir": Path("d"), "ratings_dataset": None})]  # fmt: skip
-    assert limits.max_train_steps == 2000
+    kwargs = launched[0][1]
+    limits, access = kwargs.pop("limits"), kwargs.pop("access")
+    assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999, "share": False,
+                         "data_dir": Path("d"), "ratings_dataset": None, "base_models": []})]  # fmt: skip
+    assert limits.max_train_steps == 2000 and access.mode == "local"
     launched.clear()
     monkeypatch.setenv("FT_PLUGIN_MAX_TRAIN_STEPS", "40")
     assert space_command_ok(parser.parse_args([])) and launched[0][0] == []  # no target: Train
     assert launched[0][1]["limits"].max_train_steps == 40
+    launched.clear()
+    monkeypatch.delenv("FT_PLUGIN_MAX_TRAIN_STEPS")
+    config = tmp_path / "space.yaml"
+    config.write_text("admins: [ann]\nbase_models: [me/base]\nlimits: {max_train_steps: 9}\n")
+    args = parser.parse_args(
+        ["--host", "0.0.0.0", "--auth", "ann:long-password", "--config", str(config)]
+    )
+    assert space_command_ok(args)
+    kwargs = launched[0][1]
+    assert kwargs["access"].mode == "password" and kwargs["access"].owners == {"ann"}
+    assert kwargs["base_models"] == ["me/base"] and kwargs["limits"].max_train_steps == 9
+    assert "long-password" not in repr(kwargs["access"])
+    launched.clear()  # served beyond loopback with no sign-in: training off
+    assert space_command_ok(parser.parse_args(["--host", "0.0.0.0"]))
+    assert launched[0][1]["access"].mode == "off"
+    with pytest.raises(UserError, match="belong to `ft-plugin space push`"):
+        space_launch.space_command(parser.parse_args(["--public"]))
+    with pytest.raises(UserError, match="stand-in .* 127.0.0.1 only"):
+        space_launch.space_command(parser.parse_args(["--host", "0.0.0.0", "--local-sign-in"]))
 
 
 def test_answer_stats_say_when_the_tokens_decode_to_no_visible_text(app) -> None:  # noqa: ANN001

@@ -48,6 +48,7 @@ if not CHROMIUM.is_file():
 from test_space import PROMPT, build_tiny_space_run, serve, small_limits  # noqa: E402
 
 from ft_plugin.space import SpaceState  # noqa: E402
+from ft_plugin.space.access import OWNER, Access  # noqa: E402
 
 
 def test_compare_then_rate_in_the_browser(
@@ -154,7 +155,8 @@ def test_train_in_the_browser_stop_resume_then_compare(
     shots = Path(os.environ.get("FT_PLUGIN_TEST_ARTIFACTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     limits = Limits(max_train_steps=400, stop_grace_s=60, max_new_tokens=8, default_new_tokens=4)
-    state = SpaceState.load([], data_dir=tmp_path / "data", limits=limits)
+    state = SpaceState.load([], data_dir=tmp_path / "data", limits=limits,
+                            access=Access("local"), base_models=[str(model)])  # fmt: skip
     server = serve(state)
     try:
         with sync_playwright() as playwright:
@@ -171,7 +173,7 @@ def test_train_in_the_browser_stop_resume_then_compare(
                 expect(info).to_contain_text("40 rows, encoding gb18030", timeout=60_000)
                 _choose(page, "train-map-instruction", "问")
                 _choose(page, "train-map-output", "答")
-                page.locator("#train-base textarea").fill(str(model))
+                expect(page.locator("#train-base input")).to_have_value(str(model))  # the list
                 for key, value in {"max_steps": 400, "sequence_len": 768, "val_set_size": 4,
                                    "micro_batch_size": 2, "lora_r": 4}.items():  # fmt: skip
                     _number(page, key, value)
@@ -199,7 +201,7 @@ def test_train_in_the_browser_stop_resume_then_compare(
                 expect(page.locator("#train-status")).to_contain_text("step", timeout=120_000)
 
                 def points() -> int:
-                    return len(state.training.status(run_id)["loss"])
+                    return len(state.training.status(OWNER, run_id)["loss"])
 
                 first = _wait(lambda: points() if points() >= 2 else 0)
                 later = _wait(lambda: points() if points() > first else 0)
@@ -214,6 +216,8 @@ def test_train_in_the_browser_stop_resume_then_compare(
                 expect(page.locator("#train-status")).to_contain_text("done", timeout=300_000)
                 _shot(page, shots, "6-done")
                 expect(page.locator("#train-history")).to_contain_text(run_id)
+                page.locator("#train-serve").click()  # serving a run is the owner's choice
+                expect(page.locator("#train-served")).to_contain_text(run_id, timeout=60_000)
 
                 page.get_by_role("tab", name="Compare").click()
                 page.locator("#compare-prompt textarea").fill("头痛怎么办？")
@@ -226,7 +230,7 @@ def test_train_in_the_browser_stop_resume_then_compare(
         state.close()
         server.client.close()
         server.demo.close()
-    status = state.training.status(run_id)
+    status = state.training.status(OWNER, run_id)
     assert status["state"] == "done" and status["metrics"]["steps"] == 400
     assert len(list(shots.glob("space-train-*.png"))) == 7
 
@@ -241,3 +245,49 @@ def _wait(condition, timeout: float = 180) -> int:  # noqa: ANN001
             return value
         time.sleep(0.3)
     raise AssertionError("timed out")
+
+
+def test_the_owner_signs_in_with_hugging_face_to_train(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """On a Space with sign-in (Gradio's local stand-in, which signs in as the Hub user of
+    the test server's token): a visitor sees how to sign in and no Train steps; after
+    "Sign in with Hugging Face" the owner sees them, with their name."""
+    from hub_server import run_hub_server
+    from test_space import free_port
+
+    from ft_plugin.space import build_blocks, launch_kwargs
+
+    run = build_tiny_space_run(tmp_path_factory.mktemp("browser-sign-in"))
+    access = Access("huggingface", frozenset({"test-user"}), mock_sign_in=True)
+    state = SpaceState.load([str(run)], data_dir=tmp_path / "data", limits=small_limits(),
+                            access=access)  # fmt: skip
+    with run_hub_server() as hub, hub.patched_client():  # the stand-in reads whoami at start
+        demo = build_blocks(state)
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                                prevent_thread_lock=True, **launch_kwargs(state.limits, access))  # fmt: skip
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.goto(url)
+                page.get_by_role("tab", name="Train").click()
+                gate = page.locator("#train-gate")
+                expect(gate).to_contain_text("Sign in as the Space's owner to train")
+                expect(page.locator("#train-start")).to_be_hidden()
+                page.screenshot(path=str(tmp_path / "visitor.png"), full_page=True)
+                page.locator("#sign-in").click()  # the stand-in signs in and comes back
+                page.wait_for_url(re.compile(r"127\.0\.0\.1:\d+/"), timeout=30_000)
+                page.get_by_role("tab", name="Train").click()
+                expect(gate).to_contain_text("Signed in as test-user", timeout=30_000)
+                expect(page.locator("#train-start")).to_be_visible()
+                page.screenshot(path=str(tmp_path / "owner.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        state.close()
+        demo.close()
+    assert (tmp_path / "visitor.png").stat().st_size > 0

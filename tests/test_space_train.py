@@ -17,6 +17,7 @@ from tiny import save_tiny_model
 
 from ft_plugin.errors import UserError
 from ft_plugin.rundir import RunDir
+from ft_plugin.space.access import OWNER, Access
 from ft_plugin.space.settings import Limits
 from ft_plugin.space.training.service import TrainingService
 
@@ -44,9 +45,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def service(tmp_path: Path):  # noqa: ANN201
+def service(tmp_path: Path, tiny_model: Path):  # noqa: ANN201
     served: list[tuple[Path, str]] = []
-    training = TrainingService(tmp_path / "space", Limits(max_train_steps=400, stop_grace_s=60),
+    limits = Limits(max_train_steps=400, stop_grace_s=60)
+    training = TrainingService(tmp_path / "space", limits, Access("local"),
+                               base_models=lambda: [str(tiny_model)],
                                on_finished=lambda run, label: served.append((run, label)))  # fmt: skip
     training.served = served
     yield training
@@ -56,11 +59,11 @@ def service(tmp_path: Path):  # noqa: ANN201
 def wait_for(service: TrainingService, job: str, done, timeout: float = 240):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = service.status(job)
+        status = service.status(OWNER, job)
         if done(status):
             return status
         time.sleep(0.5)
-    raise AssertionError(f"timed out: {service.status(job)}")
+    raise AssertionError(f"timed out: {service.status(OWNER, job)}")
 
 
 def finished(status: dict) -> bool:
@@ -68,12 +71,14 @@ def finished(status: dict) -> bool:
 
 
 def start(service: TrainingService, csv: Path, model: Path, **overrides: object) -> str:
-    return service.start(str(csv), "medical", FIELDS, "lora", str(model), {**QUICK, **overrides})
+    return service.start(
+        OWNER, str(csv), "medical", FIELDS, "lora", str(model), {**QUICK, **overrides}
+    )
 
 
 def test_a_run_trains_reports_live_numbers_and_is_served(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
     csv = write_gb18030_csv(tmp_path / "内科.csv")
-    upload = service.upload(str(csv), "medical")
+    upload = service.upload(OWNER, str(csv), "medical")
     assert (upload.encoding, upload.rows, upload.shown) == ("gb18030", 40, "内科.csv")
     assert upload.mapping == FIELDS  # not names the template knows: the closest free columns
     job = start(service, csv, tiny_model, max_steps=6)
@@ -87,22 +92,22 @@ def test_a_run_trains_reports_live_numbers_and_is_served(service, tiny_model, tm
     recipe = (Path(status["run_dir"]).parent / status["recipe"]).read_text(encoding="utf-8")
     assert "field_instruction: 问" in recipe and "encoding: gb18030" in recipe
     assert service.served == [(run.path, f"space-medical-lora ({job})")]
-    assert [h["run_id"] for h in service.history()] == [job]
+    assert [h["run_id"] for h in service.history(OWNER)] == [job]
 
 
 def test_stop_keeps_a_checkpoint_and_resume_finishes_the_run(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
     csv = write_gb18030_csv(tmp_path / "rows.csv")
     job = start(service, csv, tiny_model, max_steps=300, eval_steps=1000)
     wait_for(service, job, lambda s: s["step"] >= 3 or finished(s))
-    stopped = service.stop(job)
-    assert stopped["state"] in ("running", "stopped")
+    stopped = service.stop(OWNER, job)
+    assert stopped["state"] in ("stopping", "stopped")  # never "running" after Stop
     status = wait_for(service, job, finished)
     assert status["state"] == "stopped", status
     run = RunDir(status["run_dir"])
     assert run.status()["state"] == "stopped" and run.latest_checkpoint() is not None
     assert run.metrics()["stopped"]["signal"] == "SIGTERM"
     at = run.metrics()["steps"]
-    service.resume(job)
+    service.resume(OWNER, job)
     status = wait_for(service, job, lambda s: finished(s) and s["step"] > at, timeout=400)
     assert status["state"] == "done" and status["metrics"]["steps"] == 300, status
     assert "--resume" in (Path(status["run_dir"]).parent / "train.log").read_text()
@@ -112,8 +117,8 @@ def test_a_second_start_waits_in_the_queue(service, tiny_model, tmp_path) -> Non
     csv = write_gb18030_csv(tmp_path / "rows.csv")
     first = start(service, csv, tiny_model, max_steps=4)
     second = start(service, csv, tiny_model, max_steps=2)
-    assert service.status(second)["state"] == "queued"
-    assert service.status(second)["queue_position"] == 1
+    assert service.status(OWNER, second)["state"] == "queued"
+    assert service.status(OWNER, second)["queue_position"] == 1
     assert wait_for(service, first, finished)["state"] == "done"
     assert wait_for(service, second, finished)["state"] == "done"
 
@@ -130,6 +135,7 @@ def test_a_crashed_child_shows_its_error_and_marks_the_run_failed(
     assert status["state"] == "failed" and status["error"]
     assert RunDir(status["run_dir"]).status()["state"] == "failed"
 
+    service.base_models = lambda: [str(tiny_model), str(tmp_path / "no-such-model")]
     bad_model = start(service, csv, tmp_path / "no-such-model", max_steps=2)
     status = wait_for(service, bad_model, finished)
     assert status["state"] == "failed" and status["error"].startswith("error:")
@@ -156,7 +162,7 @@ def test_bad_requests_are_one_message_and_leave_nothing(
     request = {"file": str(csv), "template": "medical", "fields": FIELDS, "method": "lora",
                "base_model": str(tiny_model), "overrides": {"max_steps": 2}} | change  # fmt: skip
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        service.start(**request)
+        service.start(OWNER, **request)
     assert list(service.jobs.root.iterdir()) == []
 
 
@@ -164,15 +170,15 @@ def test_unreadable_and_oversized_files_are_refused(service, tmp_path) -> None: 
     binary = tmp_path / "rows.csv"
     binary.write_bytes(bytes(range(256)) * 64)
     with pytest.raises(UserError):
-        service.upload(str(binary), "medical")
+        service.upload(OWNER, str(binary), "medical")
     wrong = tmp_path / "rows.docx"
     wrong.write_text("x")
     with pytest.raises(UserError, match="expected one of"):
-        service.upload(str(wrong), "medical")
-    small = TrainingService(tmp_path / "small", Limits(max_train_rows=10))
+        service.upload(OWNER, str(wrong), "medical")
+    small = TrainingService(tmp_path / "small", Limits(max_train_rows=10), Access("local"))
     try:
         with pytest.raises(UserError, match="40 rows is over this Space's cap of 10"):
-            small.upload(str(write_gb18030_csv(tmp_path / "many.csv")), "medical")
+            small.upload(OWNER, str(write_gb18030_csv(tmp_path / "many.csv")), "medical")
     finally:
         small.close()
 
@@ -193,11 +199,11 @@ def test_the_downloaded_recipe_reproduces_the_space_run_from_the_command_line(
     job = start(service, csv, tiny_model, max_steps=4)
     status = wait_for(service, job, finished)
     assert status["state"] == "done", status
-    upload = service.upload(str(csv), "medical")
+    upload = service.upload(OWNER, str(csv), "medical")
     request = TrainRequest(data=upload.source, template="medical", fields=FIELDS, method="lora",
                            base_model=str(tiny_model), overrides=settings, encoding=upload.encoding)  # fmt: skip
     downloaded = tmp_path / "recipe.yaml"  # what the page offers; the user's file sits beside it
-    downloaded.write_text(service.recipe_yaml(upload, request), encoding="utf-8")
+    downloaded.write_text(service.recipe_yaml(OWNER, upload, request), encoding="utf-8")
     assert "path: 内科.csv" in downloaded.read_text(encoding="utf-8")
     result = cli("train", str(downloaded), "--output-dir", str(tmp_path / "cli-run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,6 +1,7 @@
-"""The Space's Train endpoints through gradio_client, on 127.0.0.1, with a tiny model:
-/train_start, /train_status, /train_stop, /train_resume; the queue; a child's crash;
-bad inputs as one message; a finished run served in /compare without a restart."""
+"""The Space's Train endpoints through gradio_client, on 127.0.0.1, with a tiny model, as
+its owner (signed in with ``--auth``): /train_start, /train_status, /train_stop,
+/train_resume, /train_serve; the queue; a child's crash; bad inputs as one message; a
+finished run served in /compare without a restart."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from test_space_train import QUICK, write_gb18030_csv
 from tiny import save_tiny_model
 
 FIELDS = json.dumps({"instruction": "问", "output": "答"}, ensure_ascii=False)
+OWNER_LOGIN = "owner:owner-password"
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +23,18 @@ def space(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from gradio_client import Client
 
     from ft_plugin.space import Limits, SpaceState, build_blocks, launch_kwargs
+    from ft_plugin.space.access import access_for
 
     tmp = tmp_path_factory.mktemp("space-train-api")
     model = save_tiny_model(tmp / "tiny")
     limits = Limits(max_train_steps=400, stop_grace_s=60, max_new_tokens=8, default_new_tokens=4)
-    state = SpaceState.load([], data_dir=tmp / "space", limits=limits)
+    access = access_for(host="127.0.0.1", share=False, environ={}, auth=[OWNER_LOGIN])
+    state = SpaceState.load([], data_dir=tmp / "space", limits=limits, access=access,
+                            base_models=[str(model), "/no/such/model"])  # fmt: skip
     demo = build_blocks(state)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
-                            prevent_thread_lock=True, **launch_kwargs(limits))  # fmt: skip
-    client = Client(url, verbose=False)
+                            prevent_thread_lock=True, **launch_kwargs(limits, access))  # fmt: skip
+    client = Client(url, verbose=False, auth=tuple(OWNER_LOGIN.split(":")))
     yield {
         "client": client,
         "state": state,
@@ -74,6 +79,10 @@ def test_two_starts_queue_and_the_finished_run_answers_in_compare(space: dict) -
         done["max_steps"] == 4 and done["tokens_per_second"] > 0 and Path(done["run_dir"]).is_dir()
     )
     assert wait(space, second, ended)["state"] == "done"
+    assert space["state"].adapter_labels == []  # serving a run is the owner's choice
+    for run_id in (first, second):
+        label = space["client"].predict(run_id, False, api_name="/train_serve")
+        assert label == f"space-medical-lora ({run_id})"
     base, tuned = space["client"].predict("头痛怎么办？", 4, api_name="/compare")
     assert isinstance(base, str) and isinstance(tuned, str)
     labels = space["state"].adapter_labels

@@ -13,6 +13,7 @@ from ft_plugin.errors import UserError
 from ft_plugin.evaluate.generation import Answer
 from ft_plugin.space.loading import AdapterInfo
 from ft_plugin.space.ratings import (
+    GeneratedPair,
     RatingsStore,
     check_rating,
     hub_failure_reason,
@@ -76,9 +77,58 @@ def test_service_checks_settings_and_rates_without_a_model(tmp_path: Path) -> No
     answer = Answer("t", 1.0, 1, 1.0)
     pair = state.blind_pair(Comparison("q", "run", Answer("b", 1.0, 1, 1.0), answer, settings))
     assert pair[f"answer_{pair['tuned']}"] == "t" and "max_time" not in pair["settings"]
-    record = state.rate(prompt="q", answer_a="x", answer_b="y", preference="b",
-                        scores={"relevance": 5, "accuracy": 4, "readability": 3})  # fmt: skip
+    scores = {"relevance": 5, "accuracy": 4, "readability": 3}
+    with pytest.raises(UserError, match="did not generate these answers"):  # free text
+        state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
+    assert not state.ratings_path.exists()
+    state.pairs.add(None, GeneratedPair("q", "run", base="x", tuned="y"))
+    record = state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
     assert (record["adapter"], record["preferred"]) == ("run", "tuned")
+    with pytest.raises(UserError, match="rated already"):  # one rating per pair
+        state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
     lines = state.ratings_path.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [record["id"]]
     assert state.ratings_push_error is None and state.scheduler is None
+
+
+def _fake_job(root: Path, job_id: str, state: str) -> None:
+    folder = root / job_id
+    (folder / "run").mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"id": job_id, "state": state, "created": 1.0}))
+
+
+def test_finished_jobs_beyond_the_cap_are_pruned_except_served_and_active(tmp_path: Path) -> None:
+    from ft_plugin.space.training.jobs import TrainingJobs
+
+    ids = [f"20260101-0000{i:02d}-abcdef" for i in range(6)]
+    for job_id, state in zip(
+        ids, ["done", "failed", "done", "stopped", "done", "done"], strict=True
+    ):
+        _fake_job(tmp_path, job_id, state)
+    served = {tmp_path / ids[0] / "run"}  # the oldest, but served: kept
+    jobs = TrainingJobs(tmp_path, keep_finished=2, in_use=lambda: served)
+    assert sorted(jobs.prune()) == ids[1:4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ids[0], ids[4], ids[5]]
+    assert jobs.prune() == []  # nothing more to delete
+
+
+def test_status_lines_escape_what_an_upload_named_and_say_stopping() -> None:
+    from ft_plugin.space.training.views import status_markdown
+
+    failed = status_markdown(
+        {"state": "failed", "error": "bad ![x](http://evil/p.png) in rows.csv"}
+    )
+    assert "![x](" not in failed and "\\!\\[x\\]" in failed
+    stopping = status_markdown({"state": "stopping", "step": 3, "max_steps": 10})
+    assert stopping.startswith("**stopping**: step 3 / 10") and "current step ends" in stopping
+
+
+def test_only_the_space_keys_are_overrides_and_each_is_a_recipe_key() -> None:
+    from ft_plugin.config.schema import Recipe
+    from ft_plugin.space.training.recipe import SPACE_KEYS, parse_overrides
+
+    assert [key for key in SPACE_KEYS if key not in Recipe.model_fields] == []
+    with pytest.raises(UserError, match="trust_remote_code, output_dir are not keys this Space"):
+        parse_overrides('{"trust_remote_code": true, "lora_r": 4, "output_dir": "/x"}')
+    with pytest.raises(UserError, match="lora_r: expected a number or a short word"):
+        parse_overrides({"lora_r": {"a": 1}})

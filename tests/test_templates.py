@@ -111,6 +111,10 @@ def test_template_from_a_path_and_bad_templates_are_located(tmp_path: Path) -> N
         load_template(str(bad))
     with pytest.raises(DataError, match="no template file or registered template"):
         load_template("no-such-template")
+    padded = tmp_path / "padded.yaml"  # a format spec would build 2 GB a row
+    padded.write_text(good.read_text().replace("user: '{q}'", "user: '{q:>2000000000}'"))
+    with pytest.raises(Exception, match=r"placeholder \{q:>2000000000\} has a format spec"):
+        load_template(str(padded))
 
 
 def test_preview_masks_match_what_sft_trainer_trains_on(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import sys
 from ft_plugin import registry
 from ft_plugin.errors import UserError
 
-from .arguments import Commands, add_data_file_arguments, add_set
+from .arguments import Commands, add_data_file_arguments, add_set, add_trust_recipe, print_warnings
 from .hub import add_configs_push
 
 
@@ -28,10 +28,12 @@ def _add_recipes(commands: Commands) -> None:
     show = actions.add_parser("show", help="print a recipe fully resolved")
     show.add_argument("recipe", help="name, path or hf:// reference")
     add_set(show)
+    add_trust_recipe(show)
     show.set_defaults(handler=_recipes_show)
     validate = actions.add_parser("validate", help="check recipe files")
     validate.add_argument("paths", nargs="+", metavar="RECIPE")
     add_set(validate)
+    add_trust_recipe(validate)
     validate.set_defaults(handler=_recipes_validate)
     actions.add_parser("schema", help="the recipe JSON schema").set_defaults(
         handler=_recipes_schema
@@ -83,7 +85,9 @@ def _recipes_list(args: argparse.Namespace) -> int:
 def _recipes_show(args: argparse.Namespace) -> int:
     from ft_plugin.config import load_recipe
 
-    print(load_recipe(args.recipe, args.set).to_yaml(), end="")
+    loaded = load_recipe(args.recipe, args.set, trust=args.trust_recipe)
+    print_warnings(loaded.warnings)
+    print(loaded.to_yaml(), end="")
     return 0
 
 
@@ -93,7 +97,8 @@ def _recipes_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.paths:
         try:
-            loaded = load_recipe(path, args.set)
+            loaded = load_recipe(path, args.set, trust=args.trust_recipe)
+            print_warnings(loaded.warnings)
             print(f"ok  {path}  ({loaded.recipe.adapter}, {loaded.recipe.base_model})")
         except UserError as exc:
             print(str(exc), file=sys.stderr)

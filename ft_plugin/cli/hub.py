@@ -21,10 +21,25 @@ def add_parser(commands: Commands) -> None:
         dest="private",
         action="store_true",
         default=None,
-        help="create the repo private (default: the recipe's hub.private, true)",
+        help="publish privately (default: the recipe's hub.private, true); an existing public "
+        "repo is made private",
     )
     visibility.add_argument(
-        "--public", dest="private", action="store_false", help="create the repo public"
+        "--public",
+        dest="private",
+        action="store_false",
+        help="publish publicly (a new repo only: a private repo is made public on the Hub)",
+    )
+    push.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="push into a repo that exists already (refused without it)",
+    )
+    push.add_argument(
+        "--include-predictions",
+        action="store_true",
+        help="also publish eval/predictions.jsonl (the evaluated prompts, references and "
+        "answers; left out by default)",
     )
     push.add_argument("--revision", help="branch to push to (created when missing)")
     push.add_argument(
@@ -71,7 +86,11 @@ def _push(args: argparse.Namespace) -> int:
         create_pr=args.create_pr,
         merged=args.merged,
         commit_message=args.commit_message,
+        overwrite=args.overwrite,
+        include_predictions=args.include_predictions,
     )
+    if result.made_private:
+        print(f"{result.repo_id}: was public, made private (pass --public to keep it public)")
     state = "pushed" if result.changed else "unchanged, no new commit"
     print(f"{result.repo_id}: {state} ({result.commit}) -> {result.url}")
     return 0

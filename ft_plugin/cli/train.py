@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ft_plugin.errors import UserError
 
-from .arguments import Commands, add_set
+from .arguments import Commands, add_set, add_trust_recipe, print_warnings
 
 if TYPE_CHECKING:
     from ft_plugin.train import RunResult
@@ -23,6 +23,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by `ft-plugin train` and `python -m ft_plugin.train`."""
     parser.add_argument("recipe", help="builtin recipe name, recipe file, or hf://OWNER/REPO/PATH")
     add_set(parser)
+    add_trust_recipe(parser)
     parser.add_argument("--output-dir", help="run directory (default: the recipe's output_dir)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
@@ -70,13 +71,17 @@ def summary_line(result: RunResult) -> str:
 
 def train_from_cli(args: argparse.Namespace) -> int:
     """`ft-plugin train` and `python -m ft_plugin.train`: train, then print the summary."""
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, remote_code_notice
     from ft_plugin.noise import silence_third_party_noise
     from ft_plugin.train import check_launch, is_main_process, train
 
     silence_third_party_noise()
     check_launch()
-    loaded = load_recipe(args.recipe, args.set)
+    loaded = load_recipe(args.recipe, args.set, trust=args.trust_recipe)
+    if is_main_process():  # before any model loads: whose code a local trust_remote_code runs
+        print_warnings(loaded.warnings)
+        if notice := remote_code_notice(loaded.recipe, loaded.located):
+            print(f"ft-plugin: {notice}", file=sys.stderr)
     result = train(loaded, args.output_dir, args.resume)
     if not is_main_process():
         return 0
@@ -85,11 +90,14 @@ def train_from_cli(args: argparse.Namespace) -> int:
         from ft_plugin.hub.publish import push_run
 
         hub = loaded.recipe.hub
+        # hub_model_id names the repo this run updates (as in Axolotl); only the user's own
+        # recipe can set it (config/trust.py), so pushing into the existing repo is meant.
         pushed = push_run(
             result.run_dir,
             loaded.recipe.hub_model_id,
             revision=hub.revision,
             create_pr=hub.create_pr,
+            overwrite=True,
         )
         print(f"pushed to {pushed.url} ({pushed.commit})")
     _print_outputs(result.run_dir)

@@ -1,16 +1,19 @@
 """Turn a recipe reference into a validated :class:`Recipe`.
 
 Steps: resolve the reference (builtin name, path or ``hf://``), follow ``extends:``
-(deep merge, child wins, cycles refused), apply ``--set`` overrides, validate with
-pydantic, then check what pydantic cannot know (registered methods and templates,
-contradictory keys). Every failure is a :class:`RecipeError` naming file, line and key.
+(deep merge, child wins, cycles refused), apply ``--set`` overrides and the caller's
+values, refuse what a remote file may not set (:mod:`.trust`), validate with pydantic,
+then check what pydantic cannot know (registered methods and templates, contradictory
+keys). Every failure is a :class:`RecipeError` naming file, line and key.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,12 @@ from ft_plugin import refs, registry
 from ft_plugin.errors import RecipeError, UserError
 
 from .schema import BUILTIN_DATASET_TYPES, Recipe
-from .yaml_source import KeyPath, Located, Origin, read_yaml
+from .trust import check_remote_keys, parse_trusted
+from .yaml_source import KeyPath, Located, Origin, load_value, read_yaml
 
 SET_ORIGIN = "--set"
+# A key path: names of letters, digits, _ and - between dots; list items by number.
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+))*")
 
 
 @dataclass
@@ -34,6 +40,7 @@ class LoadedRecipe:
     name: str
     source: str
     located: Located
+    warnings: list[str] = field(default_factory=list)  # one line each, for stderr
 
     def to_yaml(self) -> str:
         """The fully resolved recipe (extends and overrides applied) as YAML."""
@@ -114,8 +121,59 @@ def _merge(base: Located, child: Located) -> Located:
     return Located(data, origins)
 
 
-def _load_with_parents(source: _Source, chain: tuple[_Source, ...]) -> Located:
-    doc = read_yaml(source.local, source.shown)
+@dataclass
+class _Composition:
+    """What composing one recipe learns on the way: which remote files are trusted, the
+    commit each remote file was read at, and the warnings for the user."""
+
+    trusted: list[refs.HubRef]
+    pinned: dict[str, str] = field(default_factory=dict)  # remote file as shown -> at commit
+    used: set[refs.HubRef] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    def is_remote(self, source: _Source, named_at: str) -> bool:
+        """Whether ``source`` is held to the rules of remote files; warns when it is not pinned."""
+        if source.hub is None:
+            return False
+        ref = source.hub
+        commit = refs.downloaded_commit(source.local, ref) or (ref.revision if ref.pinned else None)
+        if commit:
+            self.pinned[source.shown] = str(ref.at(commit))
+        if not ref.pinned:
+            pin = f"; pin it: {ref.at(commit)}" if commit else ""
+            self._warn(
+                f"warning: {named_at}{source.shown} is not pinned to a commit: "
+                f"a change to it changes this run{pin}"
+            )
+        for trusted in self.trusted:
+            same_file = (trusted.repo_type, trusted.repo_id, trusted.path) == (
+                ref.repo_type, ref.repo_id, ref.path,
+            )  # fmt: skip
+            if same_file and trusted.revision == commit:
+                self.used.add(trusted)
+                return False
+        return True
+
+    def finish(self) -> list[str]:
+        """The warnings, with one for each --trust-recipe that matched no file read."""
+        for trusted in self.trusted:
+            if trusted not in self.used:
+                self._warn(
+                    f"warning: --trust-recipe {trusted}: this recipe reads no such file at that "
+                    "commit, so it trusts nothing"
+                )
+        return self.warnings
+
+    def _warn(self, line: str) -> None:
+        if line not in self.warnings:
+            self.warnings.append(line)
+
+
+def _load_with_parents(
+    source: _Source, chain: tuple[_Source, ...], composition: _Composition, named_at: str = ""
+) -> Located:
+    remote = composition.is_remote(source, named_at)
+    doc = read_yaml(source.local, source.shown, remote=remote)
     parents = doc.data.pop("extends", None)
     if parents is None:
         return doc
@@ -145,14 +203,16 @@ def _load_with_parents(source: _Source, chain: tuple[_Source, ...]) -> Located:
         if any(parent_source.local.resolve() == s.local.resolve() for s in seen):
             cycle = " -> ".join(s.shown for s in (*seen, parent_source))
             raise RecipeError(f"extends: cycle {cycle}", file=source.shown, line=line)
-        merged = _merge(merged, _load_with_parents(parent_source, seen))
+        at = f"{source.shown}:{line}: extends: "
+        merged = _merge(merged, _load_with_parents(parent_source, seen, composition, at))
     return _merge(merged, doc)
 
 
 def apply_overrides(doc: Located, overrides: list[str]) -> Located:
     """Apply ``KEY=VALUE`` overrides; dotted keys reach into mappings and lists.
 
-    Values are parsed as YAML scalars (``8`` is an int, ``false`` a bool, ``[a, b]`` a list).
+    Values are parsed as YAML (``8`` is an int, ``false`` a bool, ``[a, b]`` a list), with
+    the safe loader and without anchors or aliases; keys are plain key paths.
 
     Example:
         >>> apply_overrides(Located({"hub": {"private": True}}), ["hub.private=false"]).data
@@ -162,31 +222,65 @@ def apply_overrides(doc: Located, overrides: list[str]) -> Located:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError(f"{item!r}: expected KEY=VALUE", file=SET_ORIGIN)
+        key = _checked_key(key.strip(), SET_ORIGIN)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_value(raw, SET_ORIGIN, key) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
-        target: Any = doc.data
-        for depth, part in enumerate(parts[:-1]):
-            nxt = target[part] if _has(target, part) else None
-            if nxt is None:
-                if isinstance(part, int):
-                    raise RecipeError(
-                        f"{'.'.join(map(str, parts[: depth + 1]))}: no such list item",
-                        file=SET_ORIGIN,
-                    )
-                nxt = target[part] = {}
-            target = nxt
-        last = parts[-1]
-        if isinstance(target, list) and (not isinstance(last, int) or last >= len(target)):
-            raise RecipeError(f"{key}: no such list item", file=SET_ORIGIN)
-        target[last] = value
-        path = tuple(parts)
-        for stale in [p for p in doc.origins if p[: len(path)] == path]:
-            del doc.origins[stale]
-        doc.origins[path] = Origin(SET_ORIGIN)
+        _assign(doc, key, value, SET_ORIGIN)
     return doc
+
+
+def apply_values(doc: Located, values: Mapping[str, Any], origin: str = SET_ORIGIN) -> Located:
+    """Set dotted ``key -> value`` pairs as they are (never parsed as YAML), from ``origin``.
+
+    Example:
+        >>> apply_values(Located({"lora_r": 8}), {"lora_r": 4, "hub.private": "false"}).data
+        {'lora_r': 4, 'hub': {'private': 'false'}}
+    """
+    for key, value in values.items():
+        _assign(doc, _checked_key(str(key), origin), copy.deepcopy(value), origin)
+    return doc
+
+
+def _checked_key(key: str, origin: str) -> str:
+    if not _KEY.fullmatch(key):
+        shown = key if len(key) <= 60 else key[:57] + "..."
+        raise RecipeError(
+            f"{shown!r}: not a recipe key; write names of letters, digits, _ and - between "
+            "dots, list items by number (e.g. datasets.0.path)",
+            file=origin,
+        )
+    return key
+
+
+def _assign(doc: Located, key: str, value: Any, origin: str) -> None:
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
+    target: Any = doc.data
+    for depth, part in enumerate(parts[:-1]):
+        nxt = target[part] if _has(target, part) else None
+        if nxt is None:
+            if isinstance(part, int):
+                raise RecipeError(
+                    f"{'.'.join(map(str, parts[: depth + 1]))}: no such list item", file=origin
+                )
+            nxt = target[part] = {}
+        if not isinstance(nxt, dict | list):
+            raise RecipeError(
+                f"{key}: {'.'.join(map(str, parts[: depth + 1]))} is a single value, not a section",
+                file=origin,
+            )
+        target = nxt
+    last = parts[-1]
+    if isinstance(target, list) and (not isinstance(last, int) or last >= len(target)):
+        raise RecipeError(f"{key}: no such list item", file=origin)
+    if isinstance(target, dict) and isinstance(last, int):
+        last = str(last)
+    target[last] = value
+    path = tuple(parts[:-1]) + (last,)
+    for stale in [p for p in doc.origins if p[: len(path)] == path]:
+        del doc.origins[stale]
+    doc.origins[path] = Origin(origin)
 
 
 def _has(container: Any, key: str | int) -> bool:
@@ -298,17 +392,32 @@ def known_dataset_type(kind: str) -> bool:
     )
 
 
-def load_recipe(reference: str, overrides: list[str] | None = None) -> LoadedRecipe:
+def load_recipe(
+    reference: str,
+    overrides: list[str] | None = None,
+    *,
+    values: Mapping[str, Any] | None = None,
+    values_origin: str = SET_ORIGIN,
+    trust: Collection[str] = (),
+) -> LoadedRecipe:
     """Load, compose, override and validate a recipe.
 
+    ``overrides`` are ``KEY=VALUE`` strings (``--set``, values parsed as YAML);
+    ``values`` maps dotted keys to Python values, applied after them as they are, with
+    ``values_origin`` as their origin in errors. ``trust`` names remote files
+    (``hf://OWNER/REPO@COMMIT/PATH``) held to the rules of local ones (``--trust-recipe``).
+
     Example:
-        >>> loaded = load_recipe("medical-lora", ["lora_r=4"])
-        >>> loaded.recipe.lora_r, loaded.name
-        (4, 'medical-lora')
+        >>> loaded = load_recipe("medical-lora", ["lora_r=4"], values={"lora_alpha": 8})
+        >>> loaded.recipe.lora_r, loaded.recipe.lora_alpha, loaded.name
+        (4, 8, 'medical-lora')
     """
+    composition = _Composition(parse_trusted(trust))
     source = resolve_source(reference)
-    doc = _load_with_parents(source, ())
+    doc = _load_with_parents(source, (), composition)
     doc = apply_overrides(doc, list(overrides or []))
+    doc = apply_values(doc, values or {}, values_origin)
+    check_remote_keys(doc, composition.pinned)
     recipe = validate(doc, source.shown)
     name = recipe.name or Path(source.hub.path if source.hub else source.local).stem
-    return LoadedRecipe(recipe, name, source.shown, doc)
+    return LoadedRecipe(recipe, name, source.shown, doc, composition.finish())

@@ -2,7 +2,11 @@
 
 Recipes compose (``extends:``) and get overridden (``--set``), so a value's origin is
 not always the file the user named. :class:`Located` keeps, for every key path, the
-file and line that set it, so that an error can point at the exact place.
+file and line that set it (and whether that file came from elsewhere, e.g. the Hub), so
+that an error can point at the exact place and a remote file can be held to less.
+
+Anchors and aliases are refused before a node is built: a few lines of nested aliases
+("billion laughs") expand exponentially, and a recipe never needs them.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ KeyPath = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a value was written: a file (or ``--set``) and a 1-based line."""
+    """Where a value was written: a file (or ``--set``), a 1-based line, and whether the
+    file is remote (not on this machine, e.g. ``hf://``: it may not run code or reach the disk)."""
 
     file: str
     line: int | None = None
+    remote: bool = False
 
 
 @dataclass
@@ -43,10 +49,51 @@ class Located:
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+SHARED_NODES = "YAML anchors and aliases are not allowed in recipes"
 
 
-def _construct(node: yaml.Node, file: str, path: KeyPath, origins: dict[KeyPath, Origin]) -> Any:
-    origins[path] = Origin(file, node.start_mark.line + 1)
+class _SharedNode(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(mark)
+        self.line = mark.line + 1
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, stopping at the first anchor or alias before any node is built."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _SharedNode(event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_value(text: str, file: str, key: str) -> Any:
+    """The YAML value ``text`` of ``key`` (a ``--set`` value): safe, no anchors or aliases.
+
+    A syntax error raises :class:`yaml.YAMLError` (the caller may take the text as it is).
+
+    Example:
+        >>> load_value("[q_proj, v_proj]", "--set", "lora_target_modules")
+        ['q_proj', 'v_proj']
+    """
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except _SharedNode:
+        raise RecipeError(f"{key}: {SHARED_NODES}", file=file) from None
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_NoAliasLoader)
+    except _SharedNode as shared:
+        raise RecipeError(SHARED_NODES, file=file, line=shared.line) from None
+
+
+def _construct(
+    node: yaml.Node, file: str, path: KeyPath, origins: dict[KeyPath, Origin], remote: bool
+) -> Any:
+    origins[path] = Origin(file, node.start_mark.line + 1, remote)
     if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
         raise RecipeError(
             f"YAML tag {node.tag} is not allowed", file=file, line=node.start_mark.line + 1
@@ -69,11 +116,13 @@ def _construct(node: yaml.Node, file: str, path: KeyPath, origins: dict[KeyPath,
                     line=key_node.start_mark.line + 1,
                 )
             child = (*path, key)
-            result[key] = _construct(value_node, file, child, origins)
-            origins[child] = Origin(file, key_node.start_mark.line + 1)
+            result[key] = _construct(value_node, file, child, origins, remote)
+            origins[child] = Origin(file, key_node.start_mark.line + 1, remote)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, file, (*path, i), origins) for i, item in enumerate(node.value)]
+        return [
+            _construct(item, file, (*path, i), origins, remote) for i, item in enumerate(node.value)
+        ]
     return _scalar(node, file)
 
 
@@ -90,8 +139,10 @@ def _scalar(node: yaml.Node, file: str) -> Any:
         loader.dispose()
 
 
-def parse_yaml(text: str, file: str) -> Located:
+def parse_yaml(text: str, file: str, *, remote: bool = False) -> Located:
     """Parse ``text`` with the safe loader, recording the line of every key.
+
+    ``remote`` marks every origin as coming from a file that is not on this machine.
 
     Example:
         >>> doc = parse_yaml("adapter: lora\\nlora_r: 8\\n", "r.yaml")
@@ -99,7 +150,7 @@ def parse_yaml(text: str, file: str) -> Located:
         ({'adapter': 'lora', 'lora_r': 8}, 2)
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -109,14 +160,15 @@ def parse_yaml(text: str, file: str) -> Located:
     if node is None:
         return Located({}, {})
     origins: dict[KeyPath, Origin] = {}
-    data = _construct(node, file, (), origins)
+    data = _construct(node, file, (), origins, remote)
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a YAML mapping of keys to values", file=file, line=1)
     return Located(data, origins)
 
 
-def read_yaml(path: Path, shown_as: str | None = None) -> Located:
-    """Read and parse a YAML file; ``shown_as`` is the name used in error messages."""
+def read_yaml(path: Path, shown_as: str | None = None, *, remote: bool = False) -> Located:
+    """Read and parse a YAML file; ``shown_as`` is the name used in error messages,
+    ``remote`` says the file came from elsewhere (see :func:`parse_yaml`)."""
     name = shown_as or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -126,4 +178,4 @@ def read_yaml(path: Path, shown_as: str | None = None) -> Located:
         raise RecipeError("not a UTF-8 text file", file=name) from None
     except OSError as exc:
         raise RecipeError(f"cannot read: {exc.strerror}", file=name) from None
-    return parse_yaml(text, name)
+    return parse_yaml(text, name, remote=remote)

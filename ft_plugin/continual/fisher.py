@@ -25,7 +25,10 @@ def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
     from ft_plugin import models, registry
     from ft_plugin.rundir import RunDir
 
-    recipe = RunDir(run_dir).load_recipe().recipe
+    loaded = RunDir(run_dir).load_recipe()
+    if _in_hub_cache(run_dir):
+        _refuse_code_from_a_hub_run(loaded.located)
+    recipe = loaded.recipe
     method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)
@@ -41,6 +44,23 @@ def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
             AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32), recipe
         )
     return model, tokenizer, recipe
+
+
+def _refuse_code_from_a_hub_run(located: Any) -> None:
+    """A run downloaded from the Hub (``ewc.previous: hf://…``) is someone else's recipe:
+    computing its Fisher here must not run its model's code or fetch its URLs."""
+    from ft_plugin.config.trust import CODE, NETWORK, remote_problems
+    from ft_plugin.errors import UserError
+
+    for found, origin, rule in remote_problems(
+        located, is_remote=lambda origin: True, kinds=(CODE, NETWORK)
+    ):
+        key = ".".join(map(str, found.path))
+        raise UserError(
+            f"{origin.file}:{origin.line}: {key}: {rule.reason}; computing the Fisher of a run "
+            "from the Hub may not: download the run, read its recipe.yaml, and set ewc.previous "
+            "to the local folder"
+        )
 
 
 def fisher_for_run(

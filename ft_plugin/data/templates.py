@@ -98,10 +98,16 @@ class Template(_Strict):
     @model_validator(mode="after")
     def _placeholders_are_fields(self) -> Template:
         for where in ("user", "assistant"):
-            for _, name, _, _ in string.Formatter().parse(getattr(self, where)):
+            for _, name, spec, conversion in string.Formatter().parse(getattr(self, where)):
                 if name is not None and name not in self.fields:
                     raise ValueError(
                         f"{where}: placeholder {{{name}}} is not one of fields: {list(self.fields)}"
+                    )
+                # A format spec pads or converts: {instruction:>2000000000} builds 2 GB a row.
+                if name is not None and (spec or conversion):
+                    raise ValueError(
+                        f"{where}: placeholder {{{name}{'!' + conversion if conversion else ''}"
+                        f"{':' + spec if spec else ''}}} has a format spec; write {{{name}}}"
                     )
         missing = [f for f in self.required if f not in self.fields]
         if missing:

@@ -16,6 +16,13 @@ Text metrics elsewhere use 0-100 (bleu, chrf, rouge*) and classification 0-1.
 
 Files are UTF-8 without a BOM (a BOM written back by a spreadsheet is accepted on
 reading), and are written atomically (temporary file, then rename).
+
+Prompts and answers are model output and user data, and a spreadsheet runs a cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula (CSV
+injection, OWASP). Such a cell is written with a leading ``'`` (:func:`escape_cell`), which
+spreadsheets read as "text"; so is a cell that starts with ``'`` itself, which keeps the
+escaping reversible: every reader here (:func:`read_human_sheet`, :func:`import_ratings`)
+undoes exactly that (:func:`unescape_cell`), and an answer reads back as it was written.
 """
 
 from __future__ import annotations
@@ -40,8 +47,11 @@ __all__ = [
     "HumanReport",
     "ScoreStats",
     "import_ratings",
+    "escape_cell",
     "key_path_for",
     "krippendorff_alpha",
+    "read_human_sheet",
+    "unescape_cell",
     "write_human_sheet",
 ]
 
@@ -62,6 +72,34 @@ KEY_COLUMNS = ["id", "a", "b"]
 _SCORE_RE = re.compile(r"([1-5])(?:\.0*)?")
 _PREFERENCES = ("a", "b", "tie")
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
+# First characters that make a spreadsheet cell a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_PREFIX = "'"  # what spreadsheets read as "the rest is text"
+
+
+def escape_cell(value: Any) -> str:
+    """``value`` as a sheet cell that no spreadsheet runs: a ``'`` before a formula
+    character, and before a leading ``'`` (so that :func:`unescape_cell` can undo it).
+
+    Example:
+        >>> escape_cell("=1+1"), escape_cell("- item"), escape_cell("@SUM(A1)"), escape_cell("ok")
+        ("'=1+1", "'- item", "'@SUM(A1)", 'ok')
+        >>> escape_cell("'quoted"), escape_cell(3)
+        ("''quoted", '3')
+    """
+    text = "" if value is None else str(value)
+    return TEXT_PREFIX + text if text.startswith((*FORMULA_TRIGGERS, TEXT_PREFIX)) else text
+
+
+def unescape_cell(text: str) -> str:
+    """The value :func:`escape_cell` was given (a cell a person typed stays as it is).
+
+    Example:
+        >>> unescape_cell("'- item"), unescape_cell("''quoted"), unescape_cell("'its")
+        ('- item', "'quoted", "'its")
+    """
+    escaped = text.startswith(TEXT_PREFIX) and text[1:].startswith((*FORMULA_TRIGGERS, TEXT_PREFIX))
+    return text[1:] if escaped else text
 
 
 def key_path_for(sheet: str | Path) -> Path:
@@ -76,13 +114,14 @@ def key_path_for(sheet: str | Path) -> Path:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Write a UTF-8 CSV atomically (a temporary file in the same folder, then rename)."""
+    """Write a UTF-8 CSV atomically (a temporary file in the same folder, then rename),
+    every cell escaped (:func:`escape_cell`)."""
     from ft_plugin.io import atomic_writer
 
     with atomic_writer(path, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([escape_cell(h) for h in header])
+        writer.writerows([escape_cell(cell) for cell in row] for row in rows)
 
 
 def write_human_sheet(items: list[dict[str, Any]], path: str | Path, *, seed: int = 0) -> Path:
@@ -232,26 +271,43 @@ def _read_key(path: Path) -> dict[str, dict[str, str]]:
     return key
 
 
-def _read_rows(path: Path, required: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """Non-blank rows of a CSV as ``("file.csv:ROW", {column: stripped cell})``.
+def _read_rows(
+    path: Path, required: list[str], *, strip: bool = True
+) -> list[tuple[str, dict[str, str]]]:
+    """Non-blank rows of a CSV as ``("file.csv:ROW", {column: cell})``, each cell unescaped
+    (:func:`unescape_cell`), then stripped of surrounding blanks when ``strip``.
 
     ROW is the spreadsheet row number (header = 1), which stays right when a cell
     holds several lines of text.
     """
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
+        header = [unescape_cell(h).strip() for h in next(reader, [])]
         missing = [c for c in required if c not in header]
         if missing:
             raise ValueError(f"{path.name}: missing columns: {', '.join(missing)}")
         rows = []
         for number, cells in enumerate(reader, start=2):
             if any(c.strip() for c in cells):
-                row = {
-                    h: (cells[i].strip() if i < len(cells) else "") for i, h in enumerate(header)
-                }
+                values = [unescape_cell(c) for c in cells]
+                values = [v.strip() for v in values] if strip else values
+                row = {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}
                 rows.append((f"{path.name}:{number}", row))
     return rows
+
+
+def read_human_sheet(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a rating sheet (filled or not) by column, every cell exactly as
+    :func:`write_human_sheet` (or the rater) wrote it: the escaping undone, no blanks
+    stripped, so a prompt or an answer reads back identical.
+
+    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+        write_human_sheet([{"prompt": "=2+2?", "base_answer": "- 5", "tuned_answer": "4"}], p)
+        read_human_sheet(p)[0]["prompt"]  # '=2+2?'
+    """
+    path = Path(path)
+    return [row for _, row in _read_rows(path, SHEET_COLUMNS[:4], strip=False)]
 
 
 def _default_key(sheet: Path) -> Path:

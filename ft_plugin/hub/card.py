@@ -4,6 +4,9 @@ The card is deterministic (no timestamps), so pushing an unchanged run twice pro
 identical bytes and no new commit. Front matter: `base_model` (the base's Hub id),
 `library_name`, `pipeline_tag`, `tags`, `datasets` (Hub ids only, never local paths),
 `license`, `language`, and `model-index` from `eval/report.json` when present.
+
+What the card shows of the run is public (`hub/public.py`): the embedded recipe and the
+evaluation set name files by their name, URLs by host and file name, never a local path.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ft_plugin import registry
+
+from .public import public_path, public_recipe_yaml, public_report
 
 # Keys of the eval report that become model-index entries, with their display names.
 _MODEL_INDEX_METRICS = {
@@ -93,7 +98,8 @@ def card_data(run: RunInfo, *, library_name: str) -> ModelCardData:
 
 
 class RunInfo:
-    """What a card needs from a run directory."""
+    """What a card needs from a run directory; ``recipe_yaml`` and ``eval_report`` are the
+    public versions (local paths as file names, URLs as host and file name)."""
 
     def __init__(self, run_dir: Path, repo_id: str, base_hub_id: str | None) -> None:
         from ft_plugin.rundir import RunDir
@@ -102,10 +108,10 @@ class RunInfo:
         self.run_dir = run_dir
         self.repo_id = repo_id
         self.base_hub_id = base_hub_id
-        self.recipe_yaml = run.recipe_text()
+        self.recipe_yaml = public_recipe_yaml(run.recipe_text())
         self.recipe = run.load_recipe().recipe
         self.metrics = run.metrics()
-        self.eval_report = run.report()
+        self.eval_report = public_report(run.report(), self.recipe)
 
 
 def _template_disclaimer(recipe: Any) -> tuple[str | None, str | None]:
@@ -156,9 +162,9 @@ def _data_section(recipe: Any, metrics: dict[str, Any]) -> list[str]:
     for spec in recipe.datasets:
         where = spec.path if spec.path in hub_dataset_ids(recipe) else (
             f"{spec.path} (sample data shipped with ft-plugin)" if spec.path.startswith("builtin:")
-            else "a local file (not published)"
+            else f"`{public_path(spec.path)}` (not published)"
         )  # fmt: skip
-        lines.append(f"- {where}, as `{spec.type}`")
+        lines.append(f"- {where}, as `{public_path(spec.type)}`")
     lines += [
         "",
         f"{metrics.get('train_rows', '?')} training rows, {metrics.get('eval_rows', '?')} held out.",

@@ -3,10 +3,26 @@
 The bundle: the adapter (or merged full weights with ``merged=True``), tokenizer
 files, `recipe.yaml`, `metrics.json`, the eval report and plots, and `README.md` (the
 model card). `adapter_config.json` names the base model by its Hub id, so the adapter
-loads for anyone without ft-plugin. Everything is checked before any network call;
-unchanged files are not uploaded again, so pushing the same run twice makes no second
-commit. Transient failures (HTTP 5xx, timeouts) are retried with backoff; 401/403/404
-end with one line that never shows the token.
+loads for anyone without ft-plugin. Unchanged files are not uploaded again, so pushing
+the same run twice makes no second commit. Transient failures (HTTP 5xx, timeouts) are
+retried with backoff; 401/403/404 end with one line that never shows the token.
+
+Publishing goes only where the owner means, and every check runs before anything is
+created or uploaded (a refusal leaves the Hub as it was):
+
+- a repo that exists already is pushed into only with ``overwrite=True`` (``--overwrite``);
+- visibility (``private``, else the recipe's ``hub.private``) is applied to an existing
+  repo only towards privacy (public -> private, with ``update_repo_settings``, before the
+  upload); a push that would need a private repo made public is refused: making a repo
+  public is done on the Hub, by a person, on purpose;
+- with ``namespaces`` (the Space passes its owner's), the repo id's owner must be one of them.
+
+Nothing local leaves (`hub/public.py`): `recipe.yaml`, the card, `eval/report.json` and
+`report.md` name files by their name and URLs by host and file name. From `eval/` only the
+report and the plots go; `predictions.jsonl` (prompts, references, answers: the rows
+themselves) only with ``include_predictions=True``; anything else there (rating sheets and
+their keys) never. A last check refuses the push if a file still holds the run folder's
+absolute path, a scrubbed path, or a URL's query string.
 """
 
 from __future__ import annotations
@@ -14,6 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +40,18 @@ from ft_plugin.errors import UserError
 from ft_plugin.hub_calls import with_retries
 from ft_plugin.rundir import RunDir
 
+from .public import (
+    public_path,
+    public_recipe,
+    public_recipe_yaml,
+    public_report,
+    public_value,
+    scrubbed_values,
+)
+
+MERGE_RECORD = "ft_plugin_merge.json"  # written by ft_plugin.merge next to merged weights
+_MIN_GUARDED_PATH = 8  # shorter paths (``/a/b``) would match by chance in any file
+
 
 @dataclass
 class PushResult:
@@ -30,6 +59,7 @@ class PushResult:
     commit: str | None  # the new commit's id, or the existing head when nothing changed
     changed: bool
     url: str
+    made_private: bool = False  # an existing public repo was made private for this push
 
 
 def check_run_dir(run_dir: Path) -> Any:
@@ -44,8 +74,40 @@ def check_run_dir(run_dir: Path) -> Any:
     return recipe
 
 
-def build_bundle(run_dir: Path, repo_id: str, staging: Path, *, merged: bool = False) -> Path:
-    """Assemble what will be uploaded into ``staging`` (a fresh folder)."""
+def check_namespace(repo_id: str, namespaces: Collection[str] | None) -> None:
+    """Refuse ``repo_id`` unless its owner is one of ``namespaces`` (None: any owner).
+
+    Hub user and organisation names are unique regardless of case, so case is ignored.
+
+    Example:
+        >>> check_namespace("ana/med-lora", ["ana", "ana-lab"])
+        >>> check_namespace("mallory/x", ["ana", "ana-lab"])
+        Traceback (most recent call last):
+        ...
+        ft_plugin.errors.UserError: repo id mallory/x: this Space publishes only under ana (or ana-lab)
+    """
+    if namespaces is None:
+        return
+    owner, _, name = repo_id.partition("/")
+    allowed = [n for n in namespaces if n]
+    if not allowed:
+        raise UserError(f"repo id {repo_id}: this Space has no namespace to publish under")
+    if name and owner.casefold() in {n.casefold() for n in allowed}:
+        return
+    others = f" (or {', '.join(allowed[1:])})" if len(allowed) > 1 else ""
+    raise UserError(f"repo id {repo_id}: this Space publishes only under {allowed[0]}{others}")
+
+
+def build_bundle(
+    run_dir: Path,
+    repo_id: str,
+    staging: Path,
+    *,
+    merged: bool = False,
+    include_predictions: bool = False,
+) -> Path:
+    """Assemble what will be uploaded into ``staging`` (a fresh folder): public versions of
+    the run's files only (see the module docstring)."""
     from .card import RunInfo, build_card
 
     run, recipe = RunDir(run_dir), check_run_dir(run_dir)
@@ -57,22 +119,89 @@ def build_bundle(run_dir: Path, repo_id: str, staging: Path, *, merged: bool = F
         for item in (staging / "merged").iterdir():
             item.rename(staging / item.name)
         (staging / "merged").rmdir()
+        _write_public_json(staging / MERGE_RECORD, staging / MERGE_RECORD, ("merged_from",))
     else:
         for name in run.weight_files(registry.load_method(recipe.adapter).uses_peft):
             shutil.copy2(run.file(name), staging / name)
         if run.has_adapter():
             _point_adapter_at_hub(staging / rundir.ADAPTER_CONFIG, hub_id)
-    contract = (rundir.RECIPE, rundir.METRICS, rundir.TRAINER_STATE)
-    for name in (*run.tokenizer_files(), *contract):
-        if run.file(name).is_file() and not (staging / name).exists():
+    for name in run.tokenizer_files():
+        if not (staging / name).exists():
             shutil.copy2(run.file(name), staging / name)
-    if run.eval_dir().is_dir():
-        shutil.copytree(run.eval_dir(), staging / rundir.EVAL)
+    for name in (rundir.METRICS, rundir.TRAINER_STATE):
+        if run.file(name).is_file():
+            _write_public_json(run.file(name), staging / name, ("best_model_checkpoint",))
+    (staging / rundir.RECIPE).write_text(public_recipe_yaml(run.recipe_text()), encoding="utf-8")
+    _copy_eval(run, staging, recipe, include_predictions)
     curve = f"{rundir.EVAL}/training_curves.png"
     curve = curve if (staging / curve).is_file() else None
     card = build_card(RunInfo(run_dir, repo_id, hub_id), merged=merged, loss_curve=curve)
     card.save(staging / rundir.CARD)
+    _refuse_local_traces(staging, _local_traces(run, recipe))
     return staging
+
+
+def _write_public_json(source: Path, target: Path, path_keys: tuple[str, ...] = ()) -> None:
+    """``source`` (a JSON object) written to ``target`` with its paths made public."""
+    data = public_value(json.loads(source.read_text(encoding="utf-8")))
+    for key in path_keys:
+        if isinstance(data.get(key), str):
+            data[key] = public_path(data[key])
+    target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _copy_eval(run: RunDir, staging: Path, recipe: Any, include_predictions: bool) -> None:
+    """The public part of ``eval/``: the plots, the report with its paths made public and
+    report.md rebuilt from it (its side-by-side answers only with the predictions)."""
+    from ft_plugin.evaluate.tables import markdown
+
+    source, target = run.eval_dir(), staging / rundir.EVAL
+    if not source.is_dir():
+        return
+    target.mkdir()
+    plots = sorted(p.name for p in source.glob("*.png") if p.is_file())
+    for name in plots:
+        shutil.copy2(source / name, target / name)
+    answers, predictions = source / rundir.PREDICTIONS, None
+    if include_predictions and answers.is_file():
+        shutil.copy2(answers, target / rundir.PREDICTIONS)
+        lines = answers.read_text(encoding="utf-8").splitlines()
+        predictions = [json.loads(line) for line in lines if line.strip()]
+    report = public_report(run.report(), recipe)
+    if report is not None:
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        (target / rundir.REPORT).write_text(text, encoding="utf-8")
+        (target / "report.md").write_text(markdown(report, plots, predictions), encoding="utf-8")
+
+
+def _local_traces(run: RunDir, recipe: Any) -> set[str]:
+    """What must not be published: the run folder's absolute path, and every absolute
+    path and URL secret the public versions of the recipe and the report left out."""
+    import yaml
+
+    original = yaml.safe_load(run.recipe_text()) or {}
+    traces = scrubbed_values(original, public_recipe(original))
+    report = run.report()
+    if report is not None:
+        traces |= scrubbed_values(report, public_report(report, recipe))
+    traces |= {str(run.path.absolute()), str(run.path.resolve())}
+    return {t for t in traces if len(t) >= _MIN_GUARDED_PATH or not t.startswith(("/", "~"))}
+
+
+def _refuse_local_traces(staging: Path, traces: set[str]) -> None:
+    """The last check before any upload: no bundled file holds a local trace (weights
+    are not searched: they are numbers)."""
+    needles = [t.encode("utf-8") for t in traces if t]
+    for path in sorted(staging.rglob("*")):
+        if not path.is_file() or path.suffix == ".safetensors":
+            continue
+        data = path.read_bytes()
+        if any(needle in data for needle in needles):
+            name = path.relative_to(staging).as_posix()
+            raise UserError(
+                f"{name}: would publish a local path or a URL's query string of this machine; "
+                "nothing was pushed (this is a bug in ft-plugin: please report it)"
+            )
 
 
 def _base_hub_id(recipe: Any) -> str:
@@ -103,26 +232,40 @@ def push_run(
     create_pr: bool = False,
     merged: bool = False,
     commit_message: str | None = None,
+    overwrite: bool = False,
+    include_predictions: bool = False,
+    namespaces: Collection[str] | None = None,
     retry_delay: float = 1.0,
 ) -> PushResult:
-    """Publish ``run_dir`` to ``repo_id`` in one commit.
+    """Publish ``run_dir`` to ``repo_id`` in one commit, after every check (module docstring).
+
+    ``private``: None means the recipe's ``hub.private``. ``overwrite``: push into a repo
+    that exists. ``include_predictions``: also push ``eval/predictions.jsonl``.
+    ``namespaces``: the owners ``repo_id`` may have (None: any).
 
     Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
         push_run(Path("runs/medical-lora"), "me/medical-lora")  # PushResult(repo_id='me/medical-lora', commit='…', changed=True, url='https://huggingface.co/me/medical-lora')
+        push_run(Path("runs/medical-lora"), "me/medical-lora", overwrite=True)  # changed=False: same files
     """
     from huggingface_hub import HfApi
 
+    check_namespace(repo_id, namespaces)
     recipe = check_run_dir(run_dir)
     private = recipe.hub.private if private is None else private
     api = HfApi()
+    existing = _existing_repo(api, repo_id, retry_delay)
+    make_private = _check_existing(repo_id, existing, private=private, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ft-plugin-push-") as tmp:
-        bundle = build_bundle(run_dir, repo_id, Path(tmp), merged=merged)
-        with_retries(
-            lambda: api.create_repo(repo_id, private=private, exist_ok=True),
-            what=f"create {repo_id}",
-            base_delay=retry_delay,
+        bundle = build_bundle(
+            run_dir, repo_id, Path(tmp), merged=merged, include_predictions=include_predictions
         )
+        if existing is None:  # exist_ok=False: a repo created meanwhile is not pushed into
+            with_retries(lambda: api.create_repo(repo_id, private=private),
+                         what=f"create {repo_id}", base_delay=retry_delay)  # fmt: skip
+        elif make_private:  # before the upload: the new files are never public
+            with_retries(lambda: api.update_repo_settings(repo_id, private=True),
+                         what=f"make {repo_id} private", base_delay=retry_delay)  # fmt: skip
         if revision:
             with_retries(
                 lambda: api.create_branch(repo_id, branch=revision, exist_ok=True),
@@ -143,4 +286,35 @@ def push_run(
         )  # fmt: skip
     commit = getattr(info, "oid", None)
     url = getattr(info, "pr_url", None) or f"{api.endpoint}/{repo_id}"
-    return PushResult(repo_id, commit, commit != head, url)
+    return PushResult(repo_id, commit, commit != head, url, made_private=make_private)
+
+
+def _existing_repo(api: Any, repo_id: str, retry_delay: float) -> Any | None:
+    """The repo's info (``.private``) when it exists and the token sees it, else None."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def read() -> Any | None:
+        try:
+            return api.repo_info(repo_id)
+        except RepositoryNotFoundError:
+            return None
+
+    return with_retries(read, what=f"read {repo_id}", base_delay=retry_delay)
+
+
+def _check_existing(repo_id: str, existing: Any | None, *, private: bool, overwrite: bool) -> bool:
+    """Refuse a push into an existing repo without ``overwrite``, or one that would need a
+    private repo made public; True when a public repo is to be made private first."""
+    if existing is None:
+        return False
+    if not overwrite:
+        raise UserError(
+            f"{repo_id} already exists on the Hub; pass --overwrite to push this run into it"
+        )
+    is_private = bool(existing.private)
+    if is_private and not private:
+        raise UserError(
+            f"{repo_id} is private on the Hub and this push asks for a public repo (--public or "
+            "hub.private: false); make it public in its Settings on the Hub, or pass --private"
+        )
+    return private and not is_private

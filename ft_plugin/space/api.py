@@ -1,5 +1,11 @@
 """The Space's named API (``gradio_client.Client(url).view_api()``): /compare, /rate,
-/evaluate, /train_start, /train_status, /train_stop and /train_resume. Every name, signature, default and docstring here is the public contract.
+/evaluate for everyone; /train_start, /train_status, /train_stop, /train_resume and
+/train_serve for the Space's owner (the service refuses the others, :mod:`.access`).
+Every name, signature, default and docstring here is the public contract.
+
+Model work (/compare, /evaluate) is admitted by the service (``ModelGate``): at most
+``max_queue`` requests running or waiting, the rest refused at once, so that a busy Space
+still answers ratings and the owner's status.
 
 No ``from __future__ import annotations`` here: ``gr.api`` reads the real type hints of
 the endpoint functions.
@@ -9,7 +15,7 @@ import gradio as gr
 
 from .service import SpaceState
 from .settings import DATA_SUFFIXES
-from .ui import Ui, shown_errors
+from .ui import Ui, caller_of, session_of, shown_errors
 
 
 def add_compare(state: SpaceState, ui: Ui) -> None:
@@ -22,11 +28,13 @@ def add_compare(state: SpaceState, ui: Ui) -> None:
         temperature: float = 0.0,
         top_p: float = 1.0,
         adapter: str = "",
+        request: gr.Request = None,
     ) -> tuple[str, str]:
         """Base and tuned answers to one prompt: (base_answer, tuned_answer).
 
         max_new_tokens above the Space's cap is clamped to the cap; temperature 0 is
         greedy decoding; adapter picks one of several loaded adapters (default: first).
+        The pair can then be rated once with /rate by the same client.
         """
         result = state.compare(
             prompt,
@@ -34,6 +42,7 @@ def add_compare(state: SpaceState, ui: Ui) -> None:
             temperature=temperature,
             top_p=top_p,
             adapter=adapter or None,
+            session=session_of(request),
         )
         for note in result.notes:
             gr.Warning(note)
@@ -60,11 +69,13 @@ def add_rate(state: SpaceState, ui: Ui) -> None:
         relevance_b: int | None = None,
         accuracy_b: int | None = None,
         readability_b: int | None = None,
+        request: gr.Request = None,
     ) -> str:
         """Record one rating in ratings.jsonl: relevance, accuracy and readability of
         the pair (integers 1-5) and the preference "a", "b" or "tie"; tuned says which
         answer came from the tuned model (default "b"). Optional: the six per-answer
-        scores relevance_a … readability_b, all or none."""
+        scores relevance_a … readability_b, all or none. Only a pair this client got
+        from /compare (within the hour) is accepted, once."""
         scores = {"relevance": relevance, "accuracy": accuracy, "readability": readability}
         scores |= {"relevance_a": relevance_a, "accuracy_a": accuracy_a}
         scores |= {"readability_a": readability_a, "relevance_b": relevance_b}
@@ -78,10 +89,11 @@ def add_rate(state: SpaceState, ui: Ui) -> None:
             tuned=tuned,
             adapter=adapter or None,
             source="api",
+            session=session_of(request),
         )
         return f"rating {record['id']} saved; preferred: {record['preferred']}"
 
-    gr.api(rate, api_name="rate")
+    gr.api(rate, api_name="rate", queue=False)
 
 
 def add_evaluate(state: SpaceState, ui: Ui) -> None:
@@ -115,43 +127,63 @@ def add_train(state: SpaceState, ui: Ui) -> None:
         api_button = gr.Button("train_start")
 
     @shown_errors
-    def train_start(file, template, fields, method, base_model, overrides):  # noqa: ANN001, ANN202
-        """Start (or queue) a training: file (CSV, TSV, JSON, JSONL or Parquet; none: the
-        template's sample), template name, fields as a JSON object string mapping the
-        template's fields to the file's columns ({"instruction": "ask", "output":
-        "answer"}), method (lora, qlora, dora, bottleneck, freeze, full), base model
-        (default embedded:smollm2-135m-instruct) and recipe overrides as a JSON object
-        string ({"max_steps": 5}). Returns the run id."""
+    def train_start(file, template, fields, method, base_model, overrides,  # noqa: ANN001, ANN202
+                    request: gr.Request, profile: gr.OAuthProfile | None):  # fmt: skip
+        """Start (or queue) a training (the Space's owner only): file (CSV, TSV, JSON,
+        JSONL or Parquet; none: the template's sample), template name, fields as a JSON
+        object string mapping the template's fields to the file's columns
+        ({"instruction": "ask", "output": "answer"}), method (lora, qlora, dora,
+        bottleneck, freeze, full), base model (one of the Space's base_models; default
+        embedded:smollm2-135m-instruct) and recipe overrides as a JSON object string of
+        the keys the Space allows ({"max_steps": 5}). Returns the run id."""
         from .training.data import parse_mapping
         from .training.recipe import DEFAULT_BASE, parse_overrides
 
+        caller = caller_of(state.access, request, profile)
+        state.access.require_owner(caller, "train")  # before reading anything sent
         return state.training.start(
-            file, template, parse_mapping(fields), method or "lora", base_model or DEFAULT_BASE,
-            parse_overrides(overrides),
+            caller, file, template, parse_mapping(fields), method or "lora",
+            base_model or DEFAULT_BASE, parse_overrides(overrides),
         )  # fmt: skip
 
-    api_button.click(train_start, [api_file, *texts], [api_run_id], api_name="train_start")
+    api_button.click(
+        train_start, [api_file, *texts], [api_run_id], api_name="train_start", queue=False
+    )
 
     @shown_errors
-    def train_status(run_id: str) -> dict:
-        """A training's state (queued, running, stopped, failed, done), step, max_steps,
-        loss / eval_loss / learning_rate as [step, value] lists, tokens_per_second,
-        peak_memory_mb, eta_seconds, queue_position, error, log_tail, run_dir, metrics."""
-        return state.training.status(run_id)
+    def train_status(run_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
+        """A training's state (queued, running, stopping, stopped, failed, done), step,
+        max_steps, loss / eval_loss / learning_rate as [step, value] lists,
+        tokens_per_second, peak_memory_mb, eta_seconds, queue_position, error, log_tail,
+        run_dir, metrics (the Space's owner only)."""
+        return state.training.status(caller_of(state.access, request, profile), run_id)
 
     @shown_errors
-    def train_stop(run_id: str) -> dict:
+    def train_stop(run_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
         """Stop a training (a checkpoint is kept; train_resume continues); its status."""
-        return state.training.stop(run_id)
+        return state.training.stop(caller_of(state.access, request, profile), run_id)
 
     @shown_errors
-    def train_resume(run_id: str) -> dict:
+    def train_resume(run_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
         """Continue a stopped or failed training from its latest checkpoint; its status."""
-        return state.training.resume(run_id)
+        return state.training.resume(caller_of(state.access, request, profile), run_id)
 
-    gr.api(train_status, api_name="train_status")
-    gr.api(train_stop, api_name="train_stop")
-    gr.api(train_resume, api_name="train_resume")
+    @shown_errors
+    def train_serve(
+        run_id: str,
+        replace: bool = False,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> str:
+        """Serve a finished run in /compare, /evaluate and /rate beside the served ones
+        (replace=True: alone); returns its adapter label."""
+        caller = caller_of(state.access, request, profile)
+        return state.serve_run(caller, run_id, replace=bool(replace))
+
+    gr.api(train_status, api_name="train_status", queue=False)
+    gr.api(train_stop, api_name="train_stop", queue=False)
+    gr.api(train_resume, api_name="train_resume", queue=False)
+    gr.api(train_serve, api_name="train_serve", queue=False)  # loads beside, swaps under the lock
 
 
 def add_api(state: SpaceState, ui: Ui) -> None:

@@ -5,14 +5,19 @@ from pathlib import Path
 
 import gradio as gr
 
+from .access import Access
 from .api import add_api
 from .service import SpaceState
 from .settings import Limits
 from .tabs import TABS
 from .ui import Ui
 
+QUEUE_BACKSTOP = 512  # events waiting in Gradio's queue, all kinds together
+
 
 def _header(state: SpaceState) -> None:
+    if state.access.mode == "huggingface":  # Gradio attaches the sign-in routes for it
+        gr.LoginButton(elem_id="sign-in")
     if not state.adapters:
         gr.Markdown(
             "# ft-plugin\nFine-tune a language model on your own domain data in the **Train** "
@@ -33,7 +38,9 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
     """The Gradio layout over a loaded :class:`SpaceState` (queue configured)."""
     limits = state.limits
     labels = state.adapter_labels
-    model_job = {"concurrency_id": "model", "concurrency_limit": limits.concurrency}
+    # Model work is admitted by the service's ModelGate (max_queue running or waiting, the
+    # rest refused at once), so Gradio hands it over without a limit of its own.
+    model_job = {"concurrency_id": "model", "concurrency_limit": None}
     with gr.Blocks(title=f"ft-plugin · {labels[0] if labels else 'train'}") as demo:
         _header(state)
         adapter = gr.Dropdown(
@@ -52,7 +59,9 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
         for _, _, module in TABS:
             module.connect(state, ui)
         add_api(state, ui)
-    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
+    # Gradio's queue holds every event of every page and API client: a backstop far above
+    # the model's own cap, so that visitors' bursts never refuse the owner's status.
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=QUEUE_BACKSTOP)
     demo.ft_plugin_state = state  # for tests and launchers
     return demo
 
@@ -63,12 +72,15 @@ def build_app(
     data_dir: Path,
     limits: Limits | None = None,
     ratings_dataset: str | None = None,
+    access: Access | None = None,
+    base_models: list[str] | None = None,
 ) -> gr.Blocks:
     """Load the run(s) once and build the Space. ``target``: run dirs or Hub adapter ids;
-    none: the Space opens on Train and serves what it trains."""
+    none: the Space opens on Train (for its owner, ``access``) and serves what they serve."""
     state = SpaceState.load(
-        target or [], data_dir=Path(data_dir), limits=limits, ratings_dataset=ratings_dataset
-    )
+        target or [], data_dir=Path(data_dir), limits=limits, ratings_dataset=ratings_dataset,
+        access=access, base_models=base_models or [],
+    )  # fmt: skip
     return build_blocks(state)
 
 
@@ -76,22 +88,30 @@ def main(folder: Path) -> None:
     """Serve the Space configured by ``folder/config.yaml`` and the environment (as a
     Hugging Face Space runs ``app.py``); a configuration error exits with one line."""
     import logging
+    import os
 
     from ft_plugin.errors import UserError
 
+    from .access import access_for
     from .settings import read_space_config
     from .ui import launch_kwargs
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = read_space_config(folder)
+        host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+        access = access_for(host=host, share=False, environ=os.environ, admins=config.admins,
+                            training=config.train)  # fmt: skip
+        logging.getLogger("ft_plugin.space").info("who may train: %s", access.describe())
         demo = build_app(
             config.targets,
             data_dir=config.data_dir,
             limits=config.limits,
             ratings_dataset=config.ratings_dataset,
+            access=access,
+            base_models=config.base_models,
         )
     except UserError as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo.launch(**launch_kwargs(demo.ft_plugin_state.limits))
+    demo.launch(**launch_kwargs(demo.ft_plugin_state.limits, access))
     demo.ft_plugin_state.close()  # the server stopped: stop its training, with a checkpoint

@@ -1,5 +1,11 @@
 """The ratings store: blind A/B ratings appended to ``DATA_DIR/ratings.jsonl``.
 
+Only pairs the Space generated can be rated (:class:`GeneratedPairs`): a comparison is
+remembered for its session (the page, or one ``gradio_client`` client) for a while, and
+one rating takes it; free text sent to ``/rate`` is refused. A session rates at most
+``max_ratings_per_session`` pairs, and prompts and answers are PII-scrubbed
+(``ft_plugin.data.cleaning.pii``) before the line is written and pushed.
+
 One JSON line per rating, unblinded (which answer was the tuned one), written under a
 lock (and a POSIX file lock) so concurrent raters never interleave half lines. With a
 ``ratings_dataset`` the file is committed to a private Hub dataset every few minutes by
@@ -13,7 +19,10 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -150,6 +159,94 @@ def check_rating(
     if slot not in ("a", "b"):
         raise UserError(f"tuned: expected a or b (which answer is the tuned one), got {slot!r}")
     return checked, choice, slot
+
+
+@dataclass
+class GeneratedPair:
+    """A base and a tuned answer the Space generated for one prompt."""
+
+    prompt: str
+    adapter: str
+    base: str
+    tuned: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.monotonic)
+
+
+class GeneratedPairs:
+    """The pairs generated per session, so that a rating takes only one of those.
+
+    Bounded: ``per_session`` latest pairs per session, ``sessions`` sessions (the least
+    recently used forgotten), each pair for ``minutes``.
+
+    Example:
+        >>> book = GeneratedPairs(minutes=60)
+        >>> book.add("s1", GeneratedPair("q", "run", base="no", tuned="yes"))
+        >>> book.take("s1", "q", tuned="yes", base="no").adapter
+        'run'
+        >>> book.take("s1", "q", tuned="yes", base="no")
+        Traceback (most recent call last):
+        ...
+        ft_plugin.errors.UserError: rate: this Space did not generate these answers for you (or they are rated already, or older than 60 minutes): compare the prompt first, then rate that pair
+    """
+
+    def __init__(self, minutes: float, per_session: int = 16, sessions: int = 10_000) -> None:
+        self.seconds = minutes * 60
+        self.per_session = per_session
+        self.sessions = sessions
+        self._pairs: OrderedDict[str, list[GeneratedPair]] = OrderedDict()
+        self._ratings: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, session: str | None, pair: GeneratedPair) -> None:
+        key = session or ""
+        with self._lock:
+            same = (pair.prompt, pair.tuned, pair.base)  # greedy decoding repeats a pair
+            pairs = [p for p in self._pairs.pop(key, [])
+                     if not self._expired(p) and (p.prompt, p.tuned, p.base) != same]  # fmt: skip
+            self._pairs[key] = [*pairs, pair][-self.per_session :]
+            while len(self._pairs) > self.sessions:
+                forgotten, _ = self._pairs.popitem(last=False)
+                self._ratings.pop(forgotten, None)
+
+    def take(self, session: str | None, prompt: str, *, tuned: str, base: str) -> GeneratedPair:
+        """The session's pair with this prompt and these answers, removed (one rating)."""
+        key = session or ""
+        with self._lock:
+            pairs = self._pairs.get(key, [])
+            for pair in pairs:
+                same = (pair.prompt, pair.tuned, pair.base) == (prompt.strip(), tuned, base)
+                if same and not self._expired(pair):
+                    pairs.remove(pair)
+                    return pair
+        raise UserError(
+            "rate: this Space did not generate these answers for you (or they are rated "
+            f"already, or older than {self.seconds / 60:.0f} minutes): compare the prompt "
+            "first, then rate that pair"
+        )
+
+    def count_rating(self, session: str | None, cap: int) -> None:
+        """Count one rating of ``session``; refused past ``cap``."""
+        key = session or ""
+        with self._lock:
+            if self._ratings.get(key, 0) >= cap:
+                raise UserError(f"rate: {cap} ratings from one session is this Space's cap")
+            self._ratings[key] = self._ratings.get(key, 0) + 1
+
+    def _expired(self, pair: GeneratedPair) -> bool:
+        return time.monotonic() - pair.created > self.seconds
+
+
+def scrubbed(text: str) -> str:
+    """``text`` with e-mails, phones, IDs, cards … as typed placeholders (data prepare's).
+
+    Example:
+        >>> scrubbed("mail me at ann@example.org")
+        'mail me at [EMAIL]'
+    """
+    from ft_plugin.data.cleaning.pii import scrub_pii
+
+    return scrub_pii(text)[0]
 
 
 def new_record(

@@ -1,4 +1,5 @@
-"""Everything the Space does, without Gradio: load once, compare, rate, evaluate, document.
+"""Everything the Space does, without Gradio: load once, compare, rate, evaluate, document,
+and (for its owner, :mod:`.access`) train, serve and publish.
 
 Example (usage, not run as a doctest: it loads a model)::
 
@@ -25,8 +26,11 @@ from ft_plugin.errors import UserError
 from ft_plugin.evaluate.generation import Answer, generate_answer
 
 from . import card, ratings
+from .access import Access, Caller
+from .admission import ModelGate
 from .loading import AdapterInfo, load_adapters
 from .settings import DATA_SUFFIXES, Limits
+from .training.recipe import DEFAULT_BASE
 from .training.service import TrainingService
 
 NO_MODEL = "no fine-tuned model in this Space yet: train one in the Train tab"
@@ -74,12 +78,31 @@ class EvalOutcome:
         return [[n, base.get(n), target.get(n), self.report["delta"].get(n)] for n in names]
 
 
+def warm_imports() -> None:
+    """Import, once at start-up, what model loading and upload parsing share: two requests
+    importing transformers' lazy modules in two threads at once failed one of them
+    (``AttributeError: module 'transformers' has no attribute 'PreTrainedTokenizerBase'``)."""
+    import peft  # noqa: F401
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: F401
+
+    import ft_plugin.data.jobs  # noqa: F401
+    import ft_plugin.data.preview  # noqa: F401
+    import ft_plugin.data.reading  # noqa: F401
+    import ft_plugin.evaluate.runner  # noqa: F401
+    import ft_plugin.evaluate.targets  # noqa: F401
+
+    transformers.models.llama.modeling_llama  # noqa: B018  (the embedded model's classes)
+
+
 class SpaceState:
     """Everything the Space does, without Gradio: load once, compare, rate, evaluate.
 
     One copy of the base weights serves every answer: adapters are named adapters of one
     ``PeftModel`` (``load_adapter``/``set_adapter``) and base answers come from the same
-    model with the adapter disabled. A lock serialises model use across events.
+    model with the adapter disabled. A lock serialises model use across events, and one
+    more the loading of models and tokenizers (serving a run, the Train tab's data step).
+    Who may train, serve and publish is ``access`` (default: nobody).
     """
 
     def __init__(
@@ -91,13 +114,19 @@ class SpaceState:
         limits: Limits | None = None,
         ratings_dataset: str | None = None,
         rng: random.Random | None = None,
+        access: Access | None = None,
+        base_models: Sequence[str] = (),
     ) -> None:
+        warm_imports()
         self.loaded = loaded
         self.adapters = {a.label: a for a in adapters}
         self.data_dir = Path(data_dir)
         self.limits = limits or Limits()
+        self.access = access or Access("off")
+        self.configured_bases = [str(b) for b in base_models]
         self.rng = rng or random.SystemRandom()
         self._model_lock = threading.RLock()
+        self.loading_lock = threading.RLock()  # one model or tokenizer load at a time
         self._work = Path(tempfile.mkdtemp(prefix="ft-plugin-space-"))  # reports, plots
         weakref.finalize(self, shutil.rmtree, self._work, True)
         self.ratings = ratings.RatingsStore(
@@ -105,6 +134,8 @@ class SpaceState:
             ratings_dataset=ratings_dataset,
             every_minutes=self.limits.ratings_push_minutes,
         )
+        self.pairs = ratings.GeneratedPairs(self.limits.pair_minutes)
+        self.gate = ModelGate(running=self.limits.concurrency, admitted=self.limits.max_queue)
         self._training: TrainingService | None = None
         self.serve_notes: list[str] = []  # what serving a newly trained run changed
 
@@ -113,7 +144,11 @@ class SpaceState:
         """The Train tab's drafts and jobs (created on first use: a Space that only
         compares never starts a job watcher)."""
         if self._training is None:
-            self._training = TrainingService(self.data_dir, self.limits, on_finished=self.serve)
+            self._training = TrainingService(
+                self.data_dir, self.limits, self.access, base_models=self.base_models,
+                in_use=lambda: {info.run_dir for info in self.adapters.values()},
+                lock=self.loading_lock,
+            )  # fmt: skip
         return self._training
 
     def close(self) -> None:
@@ -121,12 +156,39 @@ class SpaceState:
         if self._training is not None:
             self._training.close()
 
-    def serve(self, run_dir: Path, label: str) -> None:
-        """Serve a newly trained run, as ``label``, beside the loaded ones (one base model,
-        one PEFT type), else alone; Compare, Evaluate and Rate see it at once."""
-        kept = [(info.source, info.label) for info in self.adapters.values() if info.label != label]
+    def base_models(self) -> list[str]:
+        """The base models the Space trains: the owner's ``base_models:``, else the
+        embedded model and the bases of the served runs."""
+        if self.configured_bases:
+            return list(self.configured_bases)
+        served = [info.recipe.base_model for info in self.adapters.values()]
+        return list(dict.fromkeys([DEFAULT_BASE, *served]))
+
+    def serve_run(self, caller: Caller, run_id: str, *, replace: bool = False) -> str:
+        """Serve a finished run of the Train tab (the owner's choice) beside the loaded
+        ones (one base model, one PEFT type), or alone with ``replace``; its label."""
+        run_dir = self.training.finished_run(caller, run_id, "serve")
+        recipe = self.training.jobs.job(run_id).get("recipe", "run")
+        label = f"{Path(recipe).stem} ({run_id})"
+        self._serve(run_dir, label, replace=replace)
+        return label
+
+    def publish(
+        self, caller: Caller, run_id: str, repo_id: str, *, private: bool = True,
+        overwrite: bool = False,
+    ) -> Any:  # fmt: skip
+        """Publish a finished run of the Train tab (the owner's) with the Space's token,
+        under the owners' namespaces on a Space with Hugging Face sign-in."""
+        return self.training.publish(caller, run_id, repo_id, private=private,
+                                     overwrite=overwrite,
+                                     namespaces=self.access.publish_namespaces())  # fmt: skip
+
+    def _serve(self, run_dir: Path, label: str, *, replace: bool) -> None:
+        kept = [] if replace else [
+            (info.source, info.label) for info in self.adapters.values() if info.label != label
+        ]  # fmt: skip
         sources, labels = [s for s, _ in kept], [name for _, name in kept]
-        with self._model_lock:
+        with self.loading_lock:
             try:
                 loaded, infos = load_adapters(
                     [*sources, str(run_dir)], self.data_dir, [*labels, label]
@@ -134,9 +196,13 @@ class SpaceState:
             except UserError as exc:
                 if not sources:
                     raise
-                loaded, infos = load_adapters([str(run_dir)], self.data_dir, [label])
-                self.serve_notes.append(f"now serving {label} alone: {exc}")
-            self.loaded, self.adapters = loaded, {a.label: a for a in infos}
+                raise UserError(
+                    f"{label} cannot be served beside the runs served now ({exc}); "
+                    "tick Replace to serve it alone"
+                ) from None
+            with self._model_lock:
+                self.loaded, self.adapters = loaded, {a.label: a for a in infos}
+        self.serve_notes.append(f"now serving {', '.join(self.adapters)}")
 
     @classmethod
     def load(
@@ -147,9 +213,11 @@ class SpaceState:
         limits: Limits | None = None,
         ratings_dataset: str | None = None,
         rng: random.Random | None = None,
+        access: Access | None = None,
+        base_models: Sequence[str] = (),
     ) -> SpaceState:
         """Load one run (or several adapters of one base model) from paths or Hub ids;
-        with none, the Space starts empty and serves what its Train tab trains."""
+        with none, the Space starts empty and serves what its owner trains and serves."""
         targets = [targets] if isinstance(targets, str) else [t for t in targets if t]
         loaded, infos = load_adapters(targets, Path(data_dir)) if targets else (None, [])
         return cls(
@@ -159,6 +227,8 @@ class SpaceState:
             limits=limits,
             ratings_dataset=ratings_dataset,
             rng=rng,
+            access=access,
+            base_models=base_models,
         )
 
     # ----------------------------------------------------------------- the ratings store
@@ -265,16 +335,21 @@ class SpaceState:
         temperature: float = 0.0,
         top_p: float = 1.0,
         adapter: str | None = None,
+        session: str | None = None,
     ) -> Comparison:
-        """The base model's and the tuned model's answers to one prompt."""
+        """The base model's and the tuned model's answers to one prompt, remembered for
+        ``session`` (a page or API client) so that it can rate them."""
         prompt = self.check_prompt(prompt)
         settings, notes = self.generation_settings(max_new_tokens, temperature, top_p)
-        with self._using(adapter) as info:
+        with self.gate.slot(), self._using(adapter) as info:
             messages = self.messages(prompt, info.label)
             tokenizer = self.loaded.tokenizer
             tuned = generate_answer(self.loaded.model, tokenizer, messages, **settings)
             with self.loaded.baseline() as base_model:
                 base = generate_answer(base_model, tokenizer, messages, **settings)
+        shown = {k: v for k, v in settings.items() if k != "max_time"}
+        pair = ratings.GeneratedPair(prompt, info.label, base.text, tuned.text, shown)
+        self.pairs.add(session, pair)
         return Comparison(prompt, info.label, base, tuned, settings, notes)
 
     def blind_pair(self, comparison: Comparison) -> dict[str, Any]:
@@ -303,22 +378,29 @@ class SpaceState:
         tuned: str = "b",
         adapter: str | None = None,
         source: str = "api",
-        settings: dict[str, Any] | None = None,
+        session: str | None = None,
     ) -> dict[str, Any]:
-        """Check one rating and append it to ratings.jsonl as one JSON line (unblinded)."""
+        """Rate a pair this Space generated for ``session`` (one rating each) and append
+        it to ratings.jsonl as one JSON line (unblinded, PII-scrubbed)."""
         prompt = self.check_prompt(prompt)
         answers = {"answer_a": answer_a, "answer_b": answer_b}
         max_chars = self.limits.max_answer_chars
         checked, choice, slot = ratings.check_rating(answers, scores, preference, tuned, max_chars)
+        other = "b" if slot == "a" else "a"
+        pair = self.pairs.take(session, prompt, tuned=answers[f"answer_{slot}"],
+                               base=answers[f"answer_{other}"])  # fmt: skip
+        if adapter and adapter != pair.adapter:
+            raise UserError(f"adapter {adapter!r:.80}: these answers came from {pair.adapter}")
+        self.pairs.count_rating(session, self.limits.max_ratings_per_session)
         record = ratings.new_record(
-            adapter=self.adapter(adapter).label,
-            prompt=prompt,
-            answers=answers,
+            adapter=pair.adapter,
+            prompt=ratings.scrubbed(prompt),
+            answers={name: ratings.scrubbed(text) for name, text in answers.items()},
             scores=checked,
             preference=choice,
             tuned=slot,
             source=source,
-            settings=settings,
+            settings=pair.settings,
         )
         self.ratings.append(record)
         return record
@@ -355,7 +437,22 @@ class SpaceState:
             raise UserError(
                 f"{path.name}: {size_mb:.1f} MB is over the {self.limits.max_upload_mb} MB limit"
             )
+        self._check_row_lengths(path)
         return str(path), path.name
+
+    def _check_row_lengths(self, path: Path) -> None:
+        """Refuse a row with a text longer than ``max_eval_row_chars`` (a 5 MB prompt
+        would hold the model for minutes), naming the row and the column."""
+        from ft_plugin.data.reading import read_rows
+
+        cap = self.limits.max_eval_row_chars
+        for number, row in enumerate(read_rows(str(path)), 1):
+            for column, value in row.items():
+                if _longest_text(value) > cap:
+                    raise UserError(
+                        f"{path.name}: row {number}, column {column}: longer than this "
+                        f"Space's cap of {cap:,} characters a field"
+                    )
 
     def evaluate(
         self,
@@ -382,7 +479,7 @@ class SpaceState:
             latency_samples=min(8, rows),
         )
         report_progress(0.1, f"Evaluating {info.label} and its base model on {shown}")
-        with self._using(info.label):
+        with self.gate.slot(), self._using(info.label):
             target = dataclasses.replace(
                 self.loaded,
                 name=info.label,
@@ -425,3 +522,14 @@ class SpaceState:
 
     def training_curves(self, adapter: str | None = None) -> Path | None:
         return card.training_curves(self.adapter(adapter), self._work)
+
+
+def _longest_text(value: Any) -> int:
+    """The longest string in a cell (chat rows nest them in lists of dicts)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((_longest_text(v) for v in value.values()), default=0)
+    if isinstance(value, list | tuple):
+        return max((_longest_text(v) for v in value), default=0)
+    return 0

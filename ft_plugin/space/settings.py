@@ -2,8 +2,10 @@
 
 A Space run as a script reads the adapter id(s) from ``$FT_PLUGIN_ADAPTER`` (comma list),
 else from ``config.yaml`` next to its ``app.py`` (``adapter:`` or ``adapters:``,
-``data_dir:``, ``ratings_dataset:``, ``limits:``); with no adapter it opens on Train.
-Each limit can also be set as ``FT_PLUGIN_<NAME>`` (``FT_PLUGIN_MAX_TRAIN_STEPS=500``).
+``data_dir:``, ``ratings_dataset:``, ``limits:``, ``admins:``, ``base_models:``,
+``train:``); with no adapter it opens on Train. Each limit can also be set as
+``FT_PLUGIN_<NAME>`` (``FT_PLUGIN_MAX_TRAIN_STEPS=500``), and so can the lists
+(``FT_PLUGIN_BASE_MODELS=a,b``) and ``FT_PLUGIN_TRAIN=false``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from ft_plugin.errors import UserError
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 CONFIG_FILE = "config.yaml"
+CONFIG_KEYS = ("adapter", "adapters", "data_dir", "ratings_dataset", "limits", "admins",
+               "base_models", "train")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,17 +38,23 @@ class Limits:
     max_time_s: float = 30.0  # per answer, passed to generate(max_time=...)
     max_temperature: float = 2.0
     concurrency: int = 1  # model jobs at a time (compare, evaluate share one queue slot)
-    max_queue: int = 16  # waiting requests before "queue full"
+    max_queue: int = 16  # model requests running or waiting; more are refused at once
     max_eval_rows: int = 50
+    max_eval_row_chars: int = 8000  # any field of an evaluated row
     eval_max_new_tokens: int = 64
     max_upload_mb: int = 5
     max_answer_chars: int = 8000  # answers sent to /rate
     ratings_push_minutes: float = 5.0  # CommitScheduler period, with ratings_dataset
-    # Train tab (one training at a time; the others wait in a queue of max_train_queue)
+    max_ratings_per_session: int = 100  # a visitor's page (or API client) session
+    pair_minutes: float = 60.0  # a generated pair can be rated for this long
+    # Train tab, the owner's (one training at a time; the others wait in max_train_queue)
     max_train_upload_mb: int = 50
     max_train_rows: int = 20000
     max_train_steps: int = 2000
+    max_sequence_len: int = 2048
+    max_train_tokens: int = 8_192_000  # training and evaluation tokens of one run
     max_train_queue: int = 4
+    keep_train_runs: int = 20  # older finished runs that are not served are deleted
     stop_grace_s: float = 120.0  # after Stop: time to checkpoint before the child is killed
 
 
@@ -84,10 +94,35 @@ def limits_from(config: dict[str, Any], environ: dict[str, str], source: str) ->
 
 @dataclass
 class SpaceConfig:
+    """What config.yaml (and the environment) says: what to serve, where to write, who
+    owns the Space, what it may train."""
+
     targets: list[str]  # none: the Space opens on Train
     data_dir: Path
     ratings_dataset: str | None = None
     limits: Limits = field(default_factory=Limits)
+    admins: list[str] = field(default_factory=list)  # owners' user names
+    base_models: list[str] = field(default_factory=list)  # none: embedded + served bases
+    train: bool = True  # false: no training, serving of new runs or publishing
+
+
+def _names(config: dict[str, Any], key: str, environ: dict[str, str], source: str) -> list[str]:
+    """A list setting: ``FT_PLUGIN_<KEY>`` (comma list) wins over config.yaml's list."""
+    raw = environ.get(LIMITS_ENV + key.upper()) or config.get(key) or []
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    if not isinstance(raw, list):
+        raise UserError(f"{source}: {key}: expected a list of names")
+    return [str(item).strip() for item in raw if str(item).strip()]
+
+
+def _switch(config: dict[str, Any], key: str, environ: dict[str, str], source: str) -> bool:
+    raw = environ.get(LIMITS_ENV + key.upper(), config.get(key, True))
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return str(raw).strip().lower() in ("true", "1", "yes", "on")
+    raise UserError(f"{source}: {key}: expected true or false, got {raw!r}")
 
 
 def _read_config_yaml(path: Path) -> dict[str, Any]:
@@ -104,7 +139,9 @@ def _read_config_yaml(path: Path) -> dict[str, Any]:
     return config
 
 
-def read_space_config(folder: Path, environ: dict[str, str] | None = None) -> SpaceConfig:
+def read_space_config(
+    folder: Path, environ: dict[str, str] | None = None, *, file: str = CONFIG_FILE
+) -> SpaceConfig:
     """Adapter id(s), data folder and ratings dataset: environment first, then config.yaml.
 
     Example:
@@ -112,8 +149,13 @@ def read_space_config(folder: Path, environ: dict[str, str] | None = None) -> Sp
         ['me/a', 'me/b']
     """
     environ = dict(os.environ if environ is None else environ)
-    path = Path(folder) / CONFIG_FILE
+    path = Path(folder) / file
     config = _read_config_yaml(path)
+    unknown = [key for key in config if key not in CONFIG_KEYS]
+    if unknown:  # a typo (admin: for admins:) must not leave the Space open
+        raise UserError(
+            f"{path.name}: {unknown[0]} is not a Space setting; known: {', '.join(CONFIG_KEYS)}"
+        )
     raw = environ.get("FT_PLUGIN_ADAPTER") or config.get("adapters") or config.get("adapter")
     if isinstance(raw, str):
         raw = raw.split(",")
@@ -122,4 +164,8 @@ def read_space_config(folder: Path, environ: dict[str, str] | None = None) -> Sp
     if not data_dir.is_absolute():
         data_dir = Path(folder) / data_dir
     dataset = environ.get("FT_PLUGIN_RATINGS_DATASET") or config.get("ratings_dataset") or None
-    return SpaceConfig(targets, data_dir, dataset, limits_from(config, environ, path.name))
+    name = path.name
+    return SpaceConfig(targets, data_dir, dataset, limits_from(config, environ, name),
+                       admins=_names(config, "admins", environ, name),
+                       base_models=_names(config, "base_models", environ, name),
+                       train=_switch(config, "train", environ, name))  # fmt: skip

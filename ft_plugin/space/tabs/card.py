@@ -31,5 +31,5 @@ def connect(state: SpaceState, ui: Ui) -> None:
 
     tab = ui.card
     outputs = [tab.markdown, tab.metrics, tab.curves, ui.evaluate.source]
-    ui.adapter.change(ui_card, [ui.adapter], outputs, api_visibility="private")
-    ui.demo.load(ui_card, [ui.adapter], outputs, api_visibility="private")
+    ui.adapter.change(ui_card, [ui.adapter], outputs, api_visibility="private", queue=False)
+    ui.demo.load(ui_card, [ui.adapter], outputs, api_visibility="private", queue=False)

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from ..service import SpaceState
-from ..ui import Ui, shown_errors
+from ..ui import Ui, session_of, shown_errors
 
 
 def _answer_column(label: str, slot: str) -> tuple[gr.Textbox, gr.Markdown]:
@@ -65,10 +65,9 @@ def settings_inputs(ui: Ui) -> list[Any]:
 
 def connect(state: SpaceState, ui: Ui) -> None:
     @shown_errors
-    def ui_compare(text, tokens, temp, p, label):  # noqa: ANN001, ANN202
-        result = state.compare(
-            text, max_new_tokens=tokens, temperature=temp, top_p=p, adapter=label
-        )
+    def ui_compare(request: gr.Request, text, tokens, temp, p, label):  # noqa: ANN001, ANN202
+        result = state.compare(text, max_new_tokens=tokens, temperature=temp, top_p=p,
+                               adapter=label, session=session_of(request))  # fmt: skip
         for note in result.notes:
             gr.Warning(note)
         blind = state.blind_pair(result)

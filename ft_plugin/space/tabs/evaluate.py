@@ -65,7 +65,7 @@ def connect(state: SpaceState, ui: Ui) -> None:
         return outcome.table(), outcome.answers_table(), plots, str(outcome.archive)
 
     tab = ui.evaluate
-    tab.file.upload(lambda: UPLOADED, None, tab.source, api_visibility="private")
+    tab.file.upload(lambda: UPLOADED, None, tab.source, api_visibility="private", queue=False)
     tab.button.click(
         ui_evaluate,
         [tab.file, tab.source, tab.rows, ui.adapter],

@@ -10,7 +10,7 @@ from ft_plugin.errors import UserError
 
 from ..ratings import CRITERIA, SCORE_FIELDS, summary_markdown, with_push_notice
 from ..service import SpaceState
-from ..ui import Ui, shown_errors
+from ..ui import Ui, session_of, shown_errors
 from .compare import settings_inputs
 
 LOG = logging.getLogger("ft_plugin.space")
@@ -75,10 +75,9 @@ def connect(state: SpaceState, ui: Ui) -> None:
     tab = ui.rate
 
     @shown_errors
-    def ui_new_pair(text, tokens, temp, p, label):  # noqa: ANN001, ANN202
-        result = state.compare(
-            text, max_new_tokens=tokens, temperature=temp, top_p=p, adapter=label
-        )
+    def ui_new_pair(request: gr.Request, text, tokens, temp, p, label):  # noqa: ANN001, ANN202
+        result = state.compare(text, max_new_tokens=tokens, temperature=temp, top_p=p,
+                               adapter=label, session=session_of(request))  # fmt: skip
         blind = state.blind_pair(result)
         return blind, blind["answer_a"], blind["answer_b"], ""
 
@@ -91,7 +90,7 @@ def connect(state: SpaceState, ui: Ui) -> None:
     )
 
     @shown_errors
-    def ui_rate(current, *values):  # noqa: ANN001, ANN202
+    def ui_rate(request: gr.Request, current, *values):  # noqa: ANN001, ANN202
         if not current:
             raise UserError("no pair to rate: compare a prompt or draw a new blind pair")
         *scores, choice = values
@@ -104,7 +103,7 @@ def connect(state: SpaceState, ui: Ui) -> None:
             tuned=current["tuned"],
             adapter=current["adapter"],
             source="ui",
-            settings=current.get("settings"),
+            session=session_of(request),
         )
         count = state.ratings_summary()["ratings"]
         LOG.info("rating %s saved", record["id"])
@@ -120,5 +119,8 @@ def connect(state: SpaceState, ui: Ui) -> None:
         [ui.pair, *tab.scores, tab.preference],
         [*outputs, *tab.scores, tab.preference],
         api_visibility="private",
+        queue=False,  # no model work: a busy model queue must not refuse a rating
     )
-    ui.demo.load(lambda: _summary(state), None, [tab.summary], api_visibility="private")
+    ui.demo.load(
+        lambda: _summary(state), None, [tab.summary], api_visibility="private", queue=False
+    )

@@ -1,9 +1,12 @@
-"""Train: data → model and method → recipe → train and watch, without code.
+"""Train: data → model and method → recipe → train and watch, without code; the
+Space's owner's tab.
 
 The work is :mod:`ft_plugin.space.training` (the same data stage, builtin recipes and
 ``ft-plugin train`` command line as the terminal); this module only lays out the page
-and wires its events. A timer redraws the job's status every two seconds from its run
-directory, so a reloaded page reattaches to a running job.
+and wires its events, each of which passes the request's caller to the service, which
+refuses everyone but the owner (:mod:`ft_plugin.space.access`). A visitor sees how to
+sign in instead of the steps. For the owner a timer redraws the job's status every two
+seconds from its run directory, so a reloaded page reattaches to a running job.
 """
 
 import tempfile
@@ -14,12 +17,15 @@ import gradio as gr
 
 from ft_plugin import registry
 
+from ..access import Caller, Forbidden
 from ..service import SpaceState
 from ..settings import DATA_SUFFIXES
 from ..training import data as data_step
 from ..training import views
 from ..training.recipe import DEFAULT_BASE, METHODS, TrainRequest, key_settings
-from ..ui import Ui, shown_errors
+from ..ui import Ui, caller_of, shown_errors
+
+Profile = gr.OAuthProfile | None  # the Hugging Face sign-in, where the Space has one
 
 TEMPLATE = "medical"  # the page opens on it
 LOSS_SERIES = ("loss", "eval_loss")
@@ -79,8 +85,8 @@ def _model_step() -> SimpleNamespace:
     gr.Markdown("### 2 · Model and method")
     defaults = key_settings(TEMPLATE, "lora")
     with gr.Row():
-        base = gr.Textbox(DEFAULT_BASE, label="Base model (embedded:…, a local path or a Hub id)",
-                          elem_id="train-base")  # fmt: skip
+        base = gr.Dropdown([DEFAULT_BASE], value=DEFAULT_BASE, elem_id="train-base",
+                           label="Base model (the Space's owner lists them: base_models)")  # fmt: skip
         method = gr.Dropdown(list(METHODS), value="lora", label="Method", elem_id="train-method")
     with gr.Row():
         numbers = {key: gr.Number(defaults[key] or 0, label=label, precision=digits,
@@ -114,28 +120,57 @@ def _run_step() -> SimpleNamespace:
     log = gr.Textbox(label="Log (last lines)", lines=8, interactive=False, elem_id="train-log")
     history = gr.Dataframe(headers=["run id", "recipe", "state", "steps", "train loss", "eval loss", "started"],
                            label="Runs", interactive=False, elem_id="train-history")  # fmt: skip
+    with gr.Row():
+        serve = gr.Button("Serve this run in Compare, Evaluate and Rate", elem_id="train-serve")
+        replace = gr.Checkbox(False, label="Replace the served runs (serve it alone)")
+    served_note = gr.Markdown(elem_id="train-served")
     with gr.Accordion("Publish the run to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Repo id (OWNER/NAME); the token comes from the Space's HF_TOKEN secret",
                               elem_id="train-repo")  # fmt: skip
             private = gr.Checkbox(True, label="Private")
+            overwrite = gr.Checkbox(False, label="Push into an existing repo")
             publish = gr.Button("Publish", elem_id="train-publish")
         published = gr.Markdown(elem_id="train-published")
-    timer = gr.Timer(2.0)
     return SimpleNamespace(start=start, stop=stop, resume=resume, run_id=run_id, status=status,
-                           loss=loss, rate=rate, log=log, history=history, repo=repo,
-                           private=private, publish=publish, published=published, timer=timer)  # fmt: skip
+                           loss=loss, rate=rate, log=log, history=history, serve=serve,
+                           replace=replace, served_note=served_note, repo=repo, private=private,
+                           overwrite=overwrite, publish=publish, published=published)  # fmt: skip
+
+
+def gate_markdown(state: SpaceState, caller: Caller) -> str:
+    """Who the caller is to this tab, and how the owner gets in."""
+    access = state.access
+    if caller.owner and access.training:
+        who = (
+            f"Signed in as **{caller.name}**, an owner of this Space."
+            if access.mode != "local"
+            else ""
+        )
+        return who
+    try:
+        access.require_owner(caller, "train")
+        reason = "training is off"  # not reached: an owner returned above
+    except Forbidden as refusal:  # the service's own words: one rule, one message
+        reason = str(refusal)
+    return f"🔒 {reason[:1].upper()}{reason[1:]}. Visitors can compare, evaluate and rate."
 
 
 def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
-    gr.Markdown(
-        "Fine-tune a model on your own rows: the data is cleaned as `ft-plugin data prepare` "
-        f"cleans it, and the run is `ft-plugin train` on the resolved recipe. One training at a "
-        f"time; at most {state.limits.max_train_steps:,} steps and {state.limits.max_train_rows:,} rows."
-    )
-    draft = gr.State(None)  # the Upload being prepared: server-side
-    return SimpleNamespace(draft=draft, data=_data_step(), model=_model_step(), run=_run_step(),
-                           served=gr.State(tuple(state.adapter_labels)))  # fmt: skip
+    owner_view = state.access.mode == "local" and state.access.training
+    gate = gr.Markdown(elem_id="train-gate")
+    with gr.Column(visible=owner_view) as steps:
+        gr.Markdown(
+            "Fine-tune a model on your own rows: the data is cleaned as `ft-plugin data prepare` "
+            f"cleans it, and the run is `ft-plugin train` on the resolved recipe. One training at a "
+            f"time; at most {state.limits.max_train_steps:,} steps and {state.limits.max_train_rows:,} rows."
+        )
+        draft = gr.State(None)  # the Upload being prepared: server-side
+        tab = SimpleNamespace(draft=draft, data=_data_step(), model=_model_step(), run=_run_step())
+    tab.gate, tab.steps = gate, steps
+    tab.timer = gr.Timer(2.0, active=owner_view)  # visitors' pages never poll
+    tab.served = gr.State(tuple(state.adapter_labels))
+    return tab
 
 
 def _request(tab: SimpleNamespace, values: list) -> tuple[data_step.Upload, TrainRequest]:  # noqa: ANN001
@@ -161,17 +196,32 @@ def _choice_inputs(tab: SimpleNamespace) -> list:
 
 def connect(state: SpaceState, ui: Ui) -> None:
     tab = ui.train
+    _connect_gate(state, ui, tab)
     _connect_data(state, tab)
     _connect_recipe(state, tab)
     _connect_run(state, ui, tab)
+
+
+def _connect_gate(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
+    def ui_gate(request: gr.Request, profile: Profile):  # noqa: ANN202
+        caller = caller_of(state.access, request, profile)
+        owner = caller.owner and state.access.training
+        bases = state.base_models()
+        base = gr.update(choices=bases, value=bases[0]) if owner else gr.update()
+        return (gate_markdown(state, caller), gr.update(visible=owner),
+                gr.Timer(active=owner), base)  # fmt: skip
+
+    outputs = [tab.gate, tab.steps, tab.timer, tab.model.base]
+    ui.demo.load(ui_gate, None, outputs, api_visibility="private", queue=False)
 
 
 def _connect_data(state: SpaceState, tab: SimpleNamespace) -> None:
     data = tab.data
 
     @shown_errors
-    def ui_read(file, template, use_sample, method):  # noqa: ANN001, ANN202
-        upload = state.training.upload(None if use_sample else file, template)
+    def ui_read(request: gr.Request, profile: Profile, file, template, use_sample, method):  # noqa: ANN001, ANN202
+        caller = caller_of(state.access, request, profile)
+        upload = state.training.upload(caller, None if use_sample else file, template)
         fields = data_step.template_fields(upload.template)
         updates = [gr.update(choices=["", *upload.columns], value=upload.mapping.get(name, ""),
                              visible=name in fields, label=f"column for {name}{' *' * fields.get(name, False)}")
@@ -182,44 +232,45 @@ def _connect_data(state: SpaceState, tab: SimpleNamespace) -> None:
 
     outputs = [tab.draft, data.info, *data.mapping.values(), *tab.model.numbers.values()]
     inputs = [data.file, data.template, data.sample, tab.model.method]
-    gr.on([data.read.click, data.file.upload], ui_read, inputs, outputs, api_visibility="private")
+    gr.on([data.read.click, data.file.upload], ui_read, inputs, outputs, api_visibility="private",
+          queue=False)  # fmt: skip
 
     @shown_errors
-    def ui_preview(*values):  # noqa: ANN002, ANN202
-        upload, request = _request(tab, list(values))
-        sequence_len = int(request.overrides.get("sequence_len") or 512)
-        return data_step.preview(upload, request.fields, request.base_model, sequence_len)
+    def ui_preview(request: gr.Request, profile: Profile, *values):  # noqa: ANN002, ANN202
+        upload, request_ = _request(tab, list(values))
+        return state.training.preview(caller_of(state.access, request, profile), upload, request_)
 
     data.preview_button.click(
-        ui_preview, _choice_inputs(tab), [data.preview], api_visibility="private"
+        ui_preview, _choice_inputs(tab), [data.preview], api_visibility="private", queue=False
     )
 
     @shown_errors
-    def ui_clean(*values):  # noqa: ANN002, ANN202
-        upload, request = _request(tab, list(values))
-        sequence_len = int(request.overrides.get("sequence_len") or 512)
-        folder = Path(tempfile.mkdtemp(prefix="clean-", dir=Path(upload.source).parent))
-        cleaned = data_step.clean(upload, request.fields, request.base_model, sequence_len, folder)
+    def ui_clean(request: gr.Request, profile: Profile, *values):  # noqa: ANN002, ANN202
+        upload, request_ = _request(tab, list(values))
+        cleaned = state.training.clean(caller_of(state.access, request, profile), upload, request_)
         text = f"{views.cleaning_summary(cleaned.report)}\n\n{cleaned.markdown}"
         return text, str(cleaned.histogram) if cleaned.histogram else None
 
     outputs = [data.report, data.histogram]
-    data.clean_button.click(ui_clean, _choice_inputs(tab), outputs, api_visibility="private")
+    data.clean_button.click(
+        ui_clean, _choice_inputs(tab), outputs, api_visibility="private", queue=False
+    )
 
 
 def _connect_recipe(state: SpaceState, tab: SimpleNamespace) -> None:
     model = tab.model
 
     @shown_errors
-    def ui_recipe(*values):  # noqa: ANN002, ANN202
-        upload, request = _request(tab, list(values))
-        text = state.training.recipe_yaml(upload, request)
+    def ui_recipe(request: gr.Request, profile: Profile, *values):  # noqa: ANN002, ANN202
+        caller = caller_of(state.access, request, profile)
+        upload, request_ = _request(tab, list(values))
+        text = state.training.recipe_yaml(caller, upload, request_)
         path = (
             Path(tempfile.mkdtemp(prefix="recipe-"))
-            / f"space-{request.template}-{request.method}.yaml"
+            / f"space-{request_.template}-{request_.method}.yaml"
         )
         path.write_text(text, encoding="utf-8")
-        estimate = state.training.estimate(request)
+        estimate = state.training.estimate(caller, request_)
         return (
             text,
             gr.update(value=str(path), visible=True),
@@ -227,54 +278,66 @@ def _connect_recipe(state: SpaceState, tab: SimpleNamespace) -> None:
         )
 
     outputs = [model.recipe, model.download, model.estimate]
-    model.check.click(ui_recipe, _choice_inputs(tab), outputs, api_visibility="private")
+    model.check.click(
+        ui_recipe, _choice_inputs(tab), outputs, api_visibility="private", queue=False
+    )
 
     def ui_method(template, method):  # noqa: ANN001, ANN202
         defaults = key_settings(template, method)
         return [gr.update(value=defaults[key] or 0) for key in NUMBERS]
 
     model.method.change(ui_method, [tab.data.template, model.method], list(model.numbers.values()),
-                        api_visibility="private")  # fmt: skip
+                        api_visibility="private", queue=False)  # fmt: skip
 
 
 def _connect_run(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
     run = tab.run
 
     @shown_errors
-    def ui_start(*values):  # noqa: ANN002, ANN202
-        upload, request = _request(tab, list(values))
+    def ui_start(request: gr.Request, profile: Profile, *values):  # noqa: ANN002, ANN202
+        caller = caller_of(state.access, request, profile)
+        state.access.require_owner(caller, "train")
+        upload, request_ = _request(tab, list(values))
         file = None if upload.source.startswith(data_step.SAMPLE) else upload.source
-        return state.training.start(file, request.template, request.fields, request.method,
-                                    request.base_model, request.overrides)  # fmt: skip
+        return state.training.start(caller, file, request_.template, request_.fields,
+                                    request_.method, request_.base_model, request_.overrides)  # fmt: skip
 
-    run.start.click(ui_start, _choice_inputs(tab), [run.run_id], api_visibility="private")
+    run.start.click(
+        ui_start, _choice_inputs(tab), [run.run_id], api_visibility="private", queue=False
+    )
 
     @shown_errors
-    def ui_stop(run_id):  # noqa: ANN001, ANN202
+    def ui_stop(request: gr.Request, profile: Profile, run_id):  # noqa: ANN001, ANN202
         if run_id:
-            state.training.stop(run_id)
+            state.training.stop(caller_of(state.access, request, profile), run_id)
 
     @shown_errors
-    def ui_resume(run_id):  # noqa: ANN001, ANN202
+    def ui_resume(request: gr.Request, profile: Profile, run_id):  # noqa: ANN001, ANN202
         if not run_id:
             raise gr.Error("no run to resume: start one first", print_exception=False)
-        state.training.resume(run_id)
+        state.training.resume(caller_of(state.access, request, profile), run_id)
 
-    run.stop.click(ui_stop, [run.run_id], None, api_visibility="private")
-    run.resume.click(ui_resume, [run.run_id], None, api_visibility="private")
+    run.stop.click(ui_stop, [run.run_id], None, api_visibility="private", queue=False)
+    run.resume.click(ui_resume, [run.run_id], None, api_visibility="private", queue=False)
     _connect_refresh(state, ui, tab)
+    _connect_serve(state, tab)
     _connect_publish(state, tab)
 
 
 def _connect_refresh(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
     run = tab.run
+    outputs = [run.run_id, run.status, run.loss, run.rate, run.log, run.history, tab.served,
+               ui.adapter]  # fmt: skip
 
-    def ui_refresh(run_id, served):  # noqa: ANN001, ANN202
-        history = state.training.history()
+    def ui_refresh(request: gr.Request, profile: Profile, run_id, served):  # noqa: ANN001, ANN202
+        caller = caller_of(state.access, request, profile)
+        if not (caller.owner and state.access.training):  # a visitor sees no job
+            return [gr.update() for _ in outputs]
+        history = state.training.history(caller)
         if not run_id and history:  # a reloaded page: the running job, else the latest
             running = state.training.jobs.running()
             run_id = running or history[0]["run_id"]
-        status = state.training.status(run_id) if run_id else None
+        status = state.training.status(caller, run_id) if run_id else None
         labels = tuple(state.adapter_labels)
         adapter = gr.update()
         if labels != tuple(served):
@@ -283,30 +346,37 @@ def _connect_refresh(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
                 views.curve_frame(status, ("learning_rate",)), (status or {}).get("log_tail", ""),
                 views.history_rows(history), labels, adapter)  # fmt: skip
 
-    outputs = [
-        run.run_id,
-        run.status,
-        run.loss,
-        run.rate,
-        run.log,
-        run.history,
-        tab.served,
-        ui.adapter,
-    ]
     inputs = [run.run_id, tab.served]
-    run.timer.tick(ui_refresh, inputs, outputs, api_visibility="private", show_progress="hidden")
-    ui.demo.load(ui_refresh, inputs, outputs, api_visibility="private")
+    tab.timer.tick(ui_refresh, inputs, outputs, api_visibility="private", show_progress="hidden",
+                   queue=False)  # fmt: skip
+    ui.demo.load(ui_refresh, inputs, outputs, api_visibility="private", queue=False)
+
+
+def _connect_serve(state: SpaceState, tab: SimpleNamespace) -> None:
+    run = tab.run
+
+    @shown_errors
+    def ui_serve(request: gr.Request, profile: Profile, run_id, replace):  # noqa: ANN001, ANN202
+        if not run_id:
+            raise gr.Error("no run to serve: train one first", print_exception=False)
+        label = state.serve_run(caller_of(state.access, request, profile), run_id,
+                                replace=bool(replace))  # fmt: skip
+        return f"Serving **{label}**: choose it in the Adapter list above Compare."
+
+    run.serve.click(ui_serve, [run.run_id, run.replace], [run.served_note],
+                    api_visibility="private", queue=False)  # fmt: skip
 
 
 def _connect_publish(state: SpaceState, tab: SimpleNamespace) -> None:
     run = tab.run
 
     @shown_errors
-    def ui_publish(run_id, repo_id, private):  # noqa: ANN001, ANN202
+    def ui_publish(request: gr.Request, profile: Profile, run_id, repo_id, private, overwrite):  # noqa: ANN001, ANN202
         if not run_id:
             raise gr.Error("no run to publish: train one first", print_exception=False)
-        result = state.training.publish(run_id, repo_id, private=bool(private))
+        result = state.publish(caller_of(state.access, request, profile), run_id, repo_id,
+                               private=bool(private), overwrite=bool(overwrite))  # fmt: skip
         return f"Published to [{result.repo_id}]({result.url}) (commit `{result.commit[:8]}`)."
 
-    run.publish.click(ui_publish, [run.run_id, run.repo, run.private], [run.published],
-                      api_visibility="private")  # fmt: skip
+    run.publish.click(ui_publish, [run.run_id, run.repo, run.private, run.overwrite],
+                      [run.published], api_visibility="private", queue=False)  # fmt: skip

@@ -6,10 +6,14 @@ this module knows it) and ``run/``, the run directory the child writes. A job's 
 numbers come from the run directory alone (``status.json``, ``progress.jsonl``), so a
 restarted Space reattaches to a child that is still running.
 
-Each child runs in its own session (its own process group): Stop sends SIGTERM to the
+Each child runs in its own session (its own process group), with the Space's
+environment minus its secrets (:func:`~ft_plugin.space.redaction.child_environment`: the
+Hub token stays in the Space's process, which publishes). Stop sends SIGTERM to the
 group (ft-plugin's trainer saves a checkpoint and exits; after ``stop_grace_s`` the
 group is killed), and nothing the child started outlives it. States: ``queued``,
-``running``, ``stopped``, ``failed``, ``done``.
+``running``, ``stopping`` (after Stop, until the current step ends), ``stopped``,
+``failed``, ``done``. Beyond ``keep_finished`` finished jobs, the oldest that are not in
+use (served) are deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,11 +37,14 @@ from ft_plugin.errors import UserError
 from ft_plugin.io import write_text_atomic
 from ft_plugin.rundir import RunDir
 
+from ..redaction import child_environment
+
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 RUN = "run"
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 TERMINAL = ("stopped", "failed", "done")
+TAIL_BYTES = 64 * 1024  # the end of a log that its last lines are read from
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -96,16 +104,21 @@ class TrainingJobs:
         stop_grace_s: float = 120.0,
         on_finished: Callable[[Path, str], None] | None = None,
         python: str = sys.executable,
+        keep_finished: int = 20,
+        in_use: Callable[[], set[Path]] = set,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.stop_grace_s = stop_grace_s
         self.on_finished = on_finished
         self.python = python
+        self.keep_finished = keep_finished
+        self.in_use = in_use  # run directories that must not be deleted (served ones)
         self._lock = threading.RLock()
         self._queue: list[str] = []
         self._running: str | None = None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._finished: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (mtime, status)
         self._reattach()
 
     # ------------------------------------------------------------------ job files
@@ -166,7 +179,7 @@ class TrainingJobs:
                    "--output-dir", str(folder / RUN)]  # fmt: skip
         if job.get("resume"):
             command.append("--resume")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_environment(os.environ, PYTHONUNBUFFERED="1")
         with (folder / LOG_FILE).open("ab") as log:
             log.write(
                 f"$ ft-plugin train {job['recipe']}{' --resume' if job.get('resume') else ''}\n".encode()
@@ -210,6 +223,7 @@ class TrainingJobs:
             if self._running == job_id:
                 self._running = None
             self._start_next()
+            self.prune()
         if (
             self.on_finished is not None
             and state in ("done", "stopped")
@@ -228,6 +242,11 @@ class TrainingJobs:
         ``queue_position`` (1 = next), ``error``, ``log_tail``, ``run_dir`` and, once
         finished, the run's ``metrics``."""
         folder = self.folder(job_id)
+        if log_lines == 0:  # a finished job's numbers do not change: read them once
+            mtime = (folder / JOB_FILE).stat().st_mtime_ns
+            cached = self._finished.get(job_id)
+            if cached and cached[0] == mtime:
+                return dict(cached[1])
         job, run = self.job(job_id), RunDir(folder / RUN)
         progress = run.progress()
         run_status = run.status() or {}
@@ -249,14 +268,35 @@ class TrainingJobs:
         with self._lock:
             if job_id in self._queue:
                 out["queue_position"] = self._queue.index(job_id) + 1
+        if out["state"] == "running" and job.get("stopping"):
+            out["state"] = "stopping"  # SIGTERM sent; the trainer ends its step first
         if run.metrics_path.is_file() and out["state"] in TERMINAL:
             out["metrics"] = run.metrics()
+        if out["state"] in TERMINAL and log_lines == 0:
+            self._finished[job_id] = ((folder / JOB_FILE).stat().st_mtime_ns, dict(out))
         return out
 
     def history(self) -> list[dict[str, Any]]:
         """Every job of this Space, newest first, with its final numbers."""
         ids = sorted((p.parent.name for p in self.root.glob(f"*/{JOB_FILE}")), reverse=True)
         return [self.status(job_id, log_lines=0) for job_id in ids if JOB_ID.match(job_id)]
+
+    def prune(self) -> list[str]:
+        """Delete the oldest finished jobs beyond ``keep_finished``, except those in use
+        (served) and those queued or running; returns the deleted ids."""
+        in_use = {Path(p).resolve() for p in self.in_use()}
+        with self._lock:
+            active = {*self._queue, self._running}
+        finished = [job["run_id"] for job in self.history()[self.keep_finished :]
+                    if job["state"] in TERMINAL and job["run_id"] not in active]  # fmt: skip
+        deleted = []
+        for job_id in finished:
+            if (self.root / job_id / RUN).resolve() in in_use:
+                continue
+            shutil.rmtree(self.root / job_id, ignore_errors=True)
+            self._finished.pop(job_id, None)
+            deleted.append(job_id)
+        return deleted
 
     # ------------------------------------------------------------------ stop, resume
     def stop(self, job_id: str) -> None:
@@ -370,6 +410,8 @@ def _eta(progress: list[dict[str, Any]], state: str | None) -> float | None:
 def _tail(log: Path, lines: int) -> str:
     if lines <= 0 or not log.is_file():
         return ""
-    text = log.read_text(encoding="utf-8", errors="replace")
+    with log.open("rb") as handle:  # the end only: a status read stays cheap on long runs
+        handle.seek(max(0, log.stat().st_size - TAIL_BYTES))
+        text = handle.read().decode("utf-8", errors="replace")
     parts = [_ANSI.sub("", line.split("\r")[-1]).rstrip() for line in text.splitlines()]
     return "\n".join([part for part in parts if part.strip()][-lines:])

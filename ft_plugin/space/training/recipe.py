@@ -53,8 +53,21 @@ class TrainRequest:
     encoding: str | None = None
 
 
+# The recipe keys a Space request may set: the hyper-parameters the Train tab shows and
+# their like. Everything else (data, model code, paths, publishing, stages) is refused.
+SPACE_KEYS = ("learning_rate", "lr_scheduler", "max_steps", "num_epochs", "micro_batch_size",
+              "gradient_accumulation_steps", "sequence_len", "val_set_size", "lora_r",
+              "lora_alpha", "lora_dropout", "bottleneck_size", "eval_steps", "save_steps",
+              "warmup_steps", "weight_decay", "seed", "early_stopping_patience",
+              "logging_steps")  # fmt: skip
+_SCALARS = (bool, int, float, str, type(None))
+MAX_VALUE_CHARS = 64  # the longest scheduler name is 26 characters
+SAVE_TOTAL_LIMIT = 2  # checkpoints a Space run keeps on disk, whatever save_steps says
+
+
 def parse_overrides(text: str | dict[str, Any] | None) -> dict[str, Any]:
-    """Recipe overrides given as a JSON object string (the API's form).
+    """Recipe overrides given as a JSON object string (the API's form), keys the Space
+    allows (``SPACE_KEYS``) with plain values; every other key refused in one line.
 
     Example:
         >>> parse_overrides('{"max_steps": 5, "learning_rate": 1e-4}')
@@ -68,7 +81,41 @@ def parse_overrides(text: str | dict[str, Any] | None) -> dict[str, Any]:
         raise UserError('overrides: expected a JSON object such as {"max_steps": 5}') from None
     if not isinstance(value, dict):
         raise UserError('overrides: expected a JSON object such as {"max_steps": 5}')
-    return {str(k): v for k, v in value.items()}
+    return checked_overrides(value)
+
+
+def checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` when every key is one the Space sets and every value a plain one."""
+    refused = [str(key) for key in overrides if key not in SPACE_KEYS]
+    if refused:
+        raise UserError(
+            f"overrides: {', '.join(refused)} {'is not a key' if len(refused) == 1 else 'are not keys'} "
+            f"this Space sets; it sets: {', '.join(SPACE_KEYS)}"
+        )
+    for key, item in overrides.items():
+        if not isinstance(item, _SCALARS) or (
+            isinstance(item, str) and len(item) > MAX_VALUE_CHARS
+        ):
+            raise UserError(
+                f"overrides: {key}: expected a number or a short word, got {item!r:.40}"
+            )
+    return dict(overrides)
+
+
+def check_base_model(base_model: str, allowed: list[str]) -> str:
+    """``base_model`` when it is one of the models the owner lets the Space train.
+
+    Example:
+        >>> check_base_model("embedded:smollm2-135m-instruct", [DEFAULT_BASE])
+        'embedded:smollm2-135m-instruct'
+    """
+    chosen = str(base_model or "").strip()
+    if chosen not in allowed:
+        raise UserError(
+            f"base model {chosen!r:.80}: not one this Space trains; choose one of: "
+            f"{', '.join(allowed)} (its owner lists them under base_models: in config.yaml)"
+        )
+    return chosen
 
 
 def builtin_recipe(template: str, method: str) -> tuple[str, list[str]]:
@@ -99,13 +146,10 @@ def builtin_recipe(template: str, method: str) -> tuple[str, list[str]]:
     return f"{prefix}-lora", extra
 
 
-def _yaml_value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)  # JSON is YAML flow syntax
-
-
 def build_recipe(request: TrainRequest, run_dir: Path, limits: Limits) -> Any:
-    """The resolved recipe (``LoadedRecipe``) of ``request``, training into ``run_dir``;
-    refused with one message when it breaks the Space's caps."""
+    """The resolved recipe (``LoadedRecipe``) of ``request``, training into ``run_dir``:
+    the builtin recipe of the template and method, the upload as its only data, the
+    request's allowed keys, at most ``SAVE_TOTAL_LIMIT`` checkpoints."""
     from ft_plugin.config import load_recipe
     from ft_plugin.data.columns import recipe_field_keys
     from ft_plugin.data.templates import load_template
@@ -115,13 +159,27 @@ def build_recipe(request: TrainRequest, run_dir: Path, limits: Limits) -> Any:
     dataset |= recipe_field_keys(load_template(request.template), request.fields)
     if request.encoding:
         dataset["encoding"] = request.encoding
-    overrides = [*extra, f"base_model={_yaml_value(request.base_model)}",
-                 f"datasets={_yaml_value([dataset])}", f"output_dir={_yaml_value(str(run_dir))}",
-                 "report_to=tensorboard"]  # fmt: skip
-    overrides += [f"{key}={_yaml_value(value)}" for key, value in request.overrides.items()]
-    loaded = load_recipe(name, overrides)
+    values = {**checked_overrides(request.overrides), "base_model": request.base_model,
+              "datasets": [dataset], "output_dir": str(run_dir), "report_to": ["tensorboard"],
+              "save_total_limit": SAVE_TOTAL_LIMIT}  # fmt: skip
+    loaded = load_recipe(name, extra, values=values, values_origin="the Space's request")
     loaded.name = f"space-{request.template}-{request.method}"
+    _check_contained(loaded.recipe, run_dir)
     return loaded
+
+
+def _check_contained(recipe: Any, run_dir: Path) -> None:
+    # What no request can set, checked on the result: a builtin recipe that ever gained
+    # one of these would otherwise run code, read other data or publish from the Space.
+    found = [key for key, bad in (
+        ("trust_remote_code", recipe.trust_remote_code), ("stages", recipe.stages),
+        ("adapters", recipe.adapters), ("test_datasets", recipe.test_datasets),
+        ("hub_model_id", recipe.hub_model_id), ("lora_model_dir", recipe.lora_model_dir),
+        ("output_dir", Path(recipe.output_dir) != Path(run_dir)),
+        ("datasets", len(recipe.datasets) != 1),
+    ) if bad]  # fmt: skip
+    if found:
+        raise UserError(f"the Space does not train recipes that set {', '.join(found)}")
 
 
 def planned_steps(recipe: Any, rows: int) -> int:
@@ -141,14 +199,43 @@ def planned_steps(recipe: Any, rows: int) -> int:
     return math.ceil(recipe.num_epochs * math.ceil(max(1, rows - int(held_out)) / per_step))
 
 
+def planned_tokens(recipe: Any, rows: int, steps: int) -> int:
+    """Tokens a run may process at most: its training steps, and its evaluations of the
+    held-out rows (each ``eval_steps``, else once), at ``sequence_len`` a row.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> planned_tokens(R(val_set_size=10, micro_batch_size=4, gradient_accumulation_steps=2,
+        ...                  sequence_len=512, eval_steps=5), 100, 20)
+        102400
+    """
+    per_step = recipe.micro_batch_size * recipe.gradient_accumulation_steps
+    held_out = recipe.val_set_size if recipe.val_set_size >= 1 else rows * recipe.val_set_size
+    evaluations = math.ceil(steps / recipe.eval_steps) if recipe.eval_steps else 1
+    return (steps * per_step + evaluations * math.ceil(held_out)) * recipe.sequence_len
+
+
 def check_caps(recipe: Any, rows: int, limits: Limits) -> int:
-    """The planned steps, or one message when they are over the Space's cap."""
+    """The planned steps, or one message when the run is over the Space's caps: steps,
+    sequence length, and the tokens it may process (training and evaluation)."""
     steps = planned_steps(recipe, rows)
     if steps > limits.max_train_steps:
         raise UserError(
             f"max_steps: this run would take {steps:,} steps, over this Space's cap of "
             f"{limits.max_train_steps:,}; set max_steps to at most {limits.max_train_steps:,} "
             "(or fewer epochs), or train with `ft-plugin train` on your machine"
+        )
+    if recipe.sequence_len > limits.max_sequence_len:
+        raise UserError(
+            f"sequence_len: {recipe.sequence_len:,} is over this Space's cap of "
+            f"{limits.max_sequence_len:,} tokens"
+        )
+    tokens = planned_tokens(recipe, rows, steps)
+    if tokens > limits.max_train_tokens:
+        raise UserError(
+            f"this run would process up to {tokens:,} tokens (steps x micro_batch_size x "
+            f"gradient_accumulation_steps x sequence_len, plus evaluations), over this Space's "
+            f"cap of {limits.max_train_tokens:,}: lower one of them, or evaluate less often"
         )
     return steps
 

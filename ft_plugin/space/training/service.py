@@ -1,16 +1,22 @@
 """The Train tab's work without Gradio: a draft (upload, mapping, preview, cleaning,
-recipe, estimate) and the jobs (start, status, stop, resume, history).
+recipe, estimate) and the jobs (start, status, stop, resume, history, publish).
+
+All of it belongs to the Space's owner: every public method takes the :class:`Caller`
+first and asks :class:`Access` before it reads, starts or writes anything, so the page
+and the API cannot differ. Base models come only from the owner's list, data only from
+the upload, runs land only under ``DATA_DIR/train/``.
 
 Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
-    training = TrainingService(Path("space_data"), Limits())
-    run_id = training.start("rows.csv", "medical", {"instruction": "ask", "output": "answer"},
+    training = TrainingService(Path("space_data"), Limits(), Access("local"))
+    run_id = training.start(OWNER, "rows.csv", "medical", {"instruction": "ask", "output": "answer"},
                             overrides={"max_steps": 5})
-    training.status(run_id)["state"]  # 'running'
+    training.status(OWNER, run_id)["state"]  # 'running'
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -21,10 +27,13 @@ from typing import Any
 
 from ft_plugin.errors import UserError
 
+from ..access import Access, Caller
 from ..settings import Limits
 from . import data as data_step
 from .jobs import RUN, TrainingJobs, new_job_id
-from .recipe import DEFAULT_BASE, TrainRequest, build_recipe, check_caps
+from .recipe import DEFAULT_BASE, TrainRequest, build_recipe, check_base_model, check_caps
+
+DRAFTS_KEPT = 8  # the owner's latest uploads kept for the page; older drafts are deleted
 
 TRAIN_DIR = "train"  # DATA_DIR/train/JOB_ID/: one folder per training job
 
@@ -40,33 +49,65 @@ def _safe_name(name: str) -> str:
 
 
 class TrainingService:
-    """Drafts and jobs of one Space; ``on_finished(run_dir, label)`` serves a finished run."""
+    """Drafts and jobs of one Space, for its owner.
+
+    ``base_models()`` lists the models the owner lets it train (read at each request:
+    serving a run adds its base); ``on_finished(run_dir, label)`` hears of a finished
+    run (serving it is the owner's choice, made with ``SpaceState.serve_run``);
+    ``in_use()`` names the run directories pruning must keep (the served ones).
+    """
 
     def __init__(
         self,
         data_dir: Path,
         limits: Limits,
+        access: Access,
+        base_models: Callable[[], list[str]] = lambda: [DEFAULT_BASE],
         on_finished: Callable[[Path, str], None] | None = None,
+        in_use: Callable[[], set[Path]] = set,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
         self.limits = limits
+        self.access = access
+        self.base_models = base_models
+        self.loading = lock or contextlib.nullcontext()  # tokenizer and model loads, serialised
         self.jobs = TrainingJobs(
-            Path(data_dir) / TRAIN_DIR, stop_grace_s=limits.stop_grace_s, on_finished=on_finished
+            Path(data_dir) / TRAIN_DIR,
+            stop_grace_s=limits.stop_grace_s,
+            on_finished=on_finished,
+            keep_finished=limits.keep_train_runs,
+            in_use=in_use,
         )
         self._drafts = Path(tempfile.mkdtemp(prefix="ft-plugin-drafts-"))
 
     # ------------------------------------------------------------------ the draft
-    def upload(self, file: str | None, template: str) -> data_step.Upload:
+    def upload(self, caller: Caller, file: str | None, template: str) -> data_step.Upload:
         """Read an uploaded file (a copy kept for this page) or, with none, the sample."""
-        return self._read_copy(
-            file, template, lambda: Path(tempfile.mkdtemp(prefix="draft-", dir=self._drafts))
-        )
+        self.access.require_owner(caller, "train")
+        self._prune_drafts()
+        with self.loading:
+            return self._read_copy(
+                file, template, lambda: Path(tempfile.mkdtemp(prefix="draft-", dir=self._drafts))
+            )
+
+    def _prune_drafts(self) -> None:
+        drafts = sorted(self._drafts.glob("draft-*"), key=lambda p: p.stat().st_mtime)
+        for old in drafts[: max(0, len(drafts) - DRAFTS_KEPT + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _read_copy(
         self, file: str | None, template: str, folder: Callable[[], Path]
     ) -> data_step.Upload:
         """The template's sample, or a checked copy of ``file`` in ``folder()``, read."""
+        from ft_plugin import registry
+
         if not template:
             raise UserError("template: choose a domain template first")
+        if template not in registry.templates():  # never a path or an hf:// reference
+            raise UserError(
+                f"template {template!r:.80}: not one of this Space's templates: "
+                f"{', '.join(registry.templates())}"
+            )
         if not file:
             return data_step.inspect_upload(None, template, self.limits)
         source = Path(file)
@@ -79,25 +120,56 @@ class TrainingService:
         upload.shown = source.name
         return upload
 
-    def recipe_yaml(self, upload: data_step.Upload, request: TrainRequest) -> str:
+    def _checked(self, request: TrainRequest) -> TrainRequest:
+        check_base_model(request.base_model, self.base_models())
+        return request
+
+    def preview(self, caller: Caller, upload: data_step.Upload, request: TrainRequest) -> str:
+        """The first rows as trained (``templates preview``), with the base's tokenizer."""
+        self.access.require_owner(caller, "train")
+        request = self._checked(request)
+        sequence_len = int(request.overrides.get("sequence_len") or 512)
+        with self.loading:
+            return data_step.preview(upload, request.fields, request.base_model, sequence_len)
+
+    def clean(
+        self, caller: Caller, upload: data_step.Upload, request: TrainRequest
+    ) -> data_step.Cleaned:
+        """The template's cleaning of the upload, beside its draft copy."""
+        self.access.require_owner(caller, "train")
+        request = self._checked(request)
+        sequence_len = int(request.overrides.get("sequence_len") or 512)
+        if upload.source.startswith(data_step.SAMPLE):
+            parent = Path(tempfile.mkdtemp(prefix="draft-", dir=self._drafts))
+        else:
+            parent = Path(upload.source).parent
+        folder = Path(tempfile.mkdtemp(prefix="clean-", dir=parent))
+        with self.loading:
+            return data_step.clean(upload, request.fields, request.base_model, sequence_len, folder)
+
+    def recipe_yaml(self, caller: Caller, upload: data_step.Upload, request: TrainRequest) -> str:
         """The recipe the user downloads: paths as they would type them on their machine
         (the file's name, ``runs/NAME``), everything else as the job will run it."""
-        local = TrainRequest(**{**asdict(request), "data": upload.shown})
+        self.access.require_owner(caller, "train")
+        local = TrainRequest(**{**asdict(self._checked(request)), "data": upload.shown})
         where = Path("runs") / f"space-{request.template}-{request.method}"
         loaded = build_recipe(local, where, self.limits)
         check_caps(loaded.recipe, upload.rows, self.limits)
         return loaded.to_yaml()
 
-    def estimate(self, request: TrainRequest) -> str:
+    def estimate(self, caller: Caller, request: TrainRequest) -> str:
         """Trainable parameters and memory, before anything trains (one line)."""
         from ft_plugin.methods.estimate import estimate_training
 
-        loaded = build_recipe(request, Path("runs") / "space-run", self.limits)
-        return estimate_training(loaded.recipe).summary()
+        self.access.require_owner(caller, "train")
+        loaded = build_recipe(self._checked(request), Path("runs") / "space-run", self.limits)
+        with self.loading:
+            return estimate_training(loaded.recipe).summary()
 
     # ------------------------------------------------------------------ jobs
     def start(
         self,
+        caller: Caller,
         file: str | None,
         template: str,
         fields: dict[str, str] | None = None,
@@ -108,16 +180,19 @@ class TrainingService:
         """Check everything, write the job's recipe and data, queue it; the run id.
 
         A refused request leaves nothing behind."""
+        self.access.require_owner(caller, "train")
         if len(self.jobs.queued()) >= self.limits.max_train_queue:
             raise UserError(
                 f"the training queue is full ({self.limits.max_train_queue} runs waiting); "
                 "try again when one has finished"
             )
+        check_base_model(base_model or DEFAULT_BASE, self.base_models())
         job_id = new_job_id()
         folder = self.jobs.root / job_id
         folder.mkdir(parents=True)
         try:
-            upload = self._read_copy(file, template, lambda: folder / "data")
+            with self.loading:
+                upload = self._read_copy(file, template, lambda: folder / "data")
             request = TrainRequest(
                 data=upload.source, template=upload.template,
                 fields=data_step.checked_mapping(upload, fields or upload.mapping),
@@ -135,37 +210,58 @@ class TrainingService:
             raise
         return job_id
 
-    def status(self, job_id: str) -> dict[str, Any]:
+    def status(self, caller: Caller, job_id: str) -> dict[str, Any]:
+        self.access.require_owner(caller, "status")
         return self.jobs.status(job_id)
 
-    def stop(self, job_id: str) -> dict[str, Any]:
+    def stop(self, caller: Caller, job_id: str) -> dict[str, Any]:
+        self.access.require_owner(caller, "stop")
         self.jobs.stop(job_id)
         return self.jobs.status(job_id)
 
-    def resume(self, job_id: str) -> dict[str, Any]:
+    def resume(self, caller: Caller, job_id: str) -> dict[str, Any]:
+        self.access.require_owner(caller, "resume")
         self.jobs.resume(job_id)
         return self.jobs.status(job_id)
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self, caller: Caller) -> list[dict[str, Any]]:
+        self.access.require_owner(caller, "status")
         return self.jobs.history()
 
-    def publish(self, job_id: str, repo_id: str, *, private: bool = True) -> Any:
-        """Push a finished run with its model card (``ft-plugin push``); the token is the
-        environment's (a Space secret ``HF_TOKEN``), never shown or written."""
+    def finished_run(self, caller: Caller, job_id: str, action: str) -> Path:
+        """The run directory of a finished (done, or stopped with weights) job."""
+        self.access.require_owner(caller, action)
+        status = self.jobs.status(job_id, log_lines=0)
+        if status["state"] not in ("done", "stopped") or not status.get("metrics"):
+            raise UserError(f"run {job_id} is {status['state']}: only a finished run can be used")
+        return self.jobs.run_dir(job_id)
+
+    def publish(
+        self,
+        caller: Caller,
+        job_id: str,
+        repo_id: str,
+        *,
+        private: bool = True,
+        overwrite: bool = False,
+        namespaces: list[str] | None = None,
+    ) -> Any:
+        """Push a finished run with its model card (``ft-plugin push``) under one of
+        ``namespaces`` (the owner's); the token is the environment's (a Space secret
+        ``HF_TOKEN``), never shown, written or passed to a child."""
         from huggingface_hub import get_token
 
         from ft_plugin.hub.publish import push_run
 
-        status = self.jobs.status(job_id, log_lines=0)
-        if status["state"] not in ("done", "stopped") or not status.get("metrics"):
-            raise UserError(f"run {job_id} is {status['state']}: only a finished run is published")
+        run_dir = self.finished_run(caller, job_id, "publish")
         if not repo_id or not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo_id.strip()):
-            raise UserError(f"repo id: {repo_id!r} is not OWNER/NAME")
+            raise UserError(f"repo id: {repo_id!r:.80} is not OWNER/NAME")
         if not get_token():
             raise UserError(
                 "no Hub token: set HF_TOKEN in the Space's secrets (or the environment)"
             )
-        return push_run(Path(status["run_dir"]), repo_id.strip(), private=private)
+        return push_run(run_dir, repo_id.strip(), private=private, overwrite=overwrite,
+                        namespaces=namespaces)  # fmt: skip
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the running child (SIGTERM, SIGKILL after ``timeout``) and drop the drafts."""

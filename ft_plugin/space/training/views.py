@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..redaction import redact
 from .data import Upload
 
 
@@ -39,13 +40,16 @@ def status_markdown(status: dict[str, Any] | None) -> str:
     if status.get("peak_memory_mb"):
         parts.append(f"peak memory {status['peak_memory_mb']:.0f} MB")
     line = " · ".join(parts)
-    if state == "failed" and status.get("error"):
-        line += f"\n\n❌ {status['error']}"
+    if state == "failed" and status.get("error"):  # inert: it may quote an uploaded name
+        line += f"\n\n❌ {redact(status['error'], markdown=True)}"
+    if state == "stopping":
+        line += "\n\nStopping: the current step ends, then a checkpoint is saved."
     if state == "stopped":
         line += "\n\nStopped with a checkpoint: **Resume** continues from it."
     if state == "done" and status.get("metrics"):
         line += (
-            f"\n\n✅ {final_numbers(status['metrics'])}; the run is in Compare, Evaluate and Rate."
+            f"\n\n✅ {final_numbers(status['metrics'])}; **Serve** it to try it in Compare, "
+            "Evaluate and Rate."
         )
     return line
 
