@@ -207,10 +207,26 @@ def test_a_visitor_can_train_stop_resume_serve_or_read_nothing(space) -> None:  
             getattr(space.state.training, method)(VISITOR, *args)
 
 
-def test_visitors_still_compare_and_rate(space) -> None:  # noqa: ANN001
+def test_visitors_compare_rate_and_evaluate_and_see_no_server_path(space) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
     base, tuned = space.visitor.predict(PROMPT, 4, api_name="/compare")
     saved = space.visitor.predict(PROMPT, base, tuned, 4, 4, 4, "b", api_name="/rate")
     assert "saved" in saved
+    rows = space.tmp / "visitor-rows.jsonl"
+    rows.write_text("".join(json.dumps({"instruction": f"What helps a cough, case {i}?",
+                    "output": f"Rest and fluids (case {i})."}) + "\n" for i in range(3)),
+                    encoding="utf-8")  # fmt: skip
+    report = space.visitor.predict(handle_file(str(rows)), api_name="/evaluate")
+    assert report["data"]["source"] == "visitor-rows.jsonl"
+    assert str(space.tmp) not in json.dumps(report)  # no server path in what visitors read
+    shown = [space.state.card_markdown(), space.state.training_metrics()]  # the Model card tab
+    assert str(space.tmp) not in json.dumps(shown, default=str)
+    long = space.tmp / "long-rows.jsonl"  # a 5 MB prompt would hold the model for minutes
+    long.write_text(json.dumps({"instruction": "x" * 9000, "output": "y"}) + "\n")
+    with pytest.raises(AppError, match="row 1, column instruction: longer than this Space's cap"):
+        space.visitor.predict(handle_file(str(long)), api_name="/evaluate")
 
 
 # --------------------------------------------------------------------------- the owner

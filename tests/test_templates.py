@@ -16,7 +16,7 @@ from ft_plugin.data.formats import convert_rows
 from ft_plugin.data.preview import LOSS_CLOSE, LOSS_OPEN, marked_text, render_example
 from ft_plugin.data.reading import read_rows
 from ft_plugin.data.templates import load_template
-from ft_plugin.errors import DataError
+from ft_plugin.errors import DataError, RecipeError
 
 BUILTINS = [
     "medical",
@@ -182,3 +182,12 @@ def test_every_builtin_recipe_builds_its_training_data(name: str) -> None:
     data = build_training_data(load_recipe(name).recipe)
     assert len(data.train) >= 50 and data.eval is not None and len(data.eval) >= 5
     assert set(data.train.column_names) == {"prompt", "completion"}
+
+
+def test_a_template_with_yaml_aliases_is_refused_before_it_expands(tmp_path: Path) -> None:
+    laughs = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    laughs += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 30)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(laughs) + "\n")
+    with pytest.raises(RecipeError, match="anchors and aliases are not allowed"):
+        load_template(str(bomb))

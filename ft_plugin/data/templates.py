@@ -176,6 +176,8 @@ def load_template(reference: str) -> Template:
     """
     import yaml
 
+    from ft_plugin.config.yaml_source import load_value
+
     if refs.is_hub_ref(reference):
         path = refs.download(refs.parse_hub_ref(reference))
     elif reference in registry.templates():
@@ -187,8 +189,8 @@ def load_template(reference: str) -> Template:
             raise DataError(
                 f"{reference}: no template file or registered template by that name; known: {known}"
             )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:  # safe, and no anchors or aliases: a template may come from the Hub
+        data = load_value(path.read_text(encoding="utf-8"), reference, "template")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise RecipeError(

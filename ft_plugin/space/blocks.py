@@ -26,7 +26,7 @@ def _header(state: SpaceState) -> None:
         return
     first = state.adapter()
     gr.Markdown(
-        f"# {first.label}\n**{first.recipe.adapter}** fine-tuning of `{first.base_hub_id}`"
+        f"# {first.label}\n**{first.recipe.adapter}** fine-tuning of `{first.base_shown}`"
         " with [ft-plugin](https://pypi.org/project/ft-plugin/): the base model and the "
         "tuned one answer side by side."
     )
@@ -51,11 +51,12 @@ def build_blocks(state: SpaceState) -> gr.Blocks:
             elem_id="adapter",
         )
         pair = gr.State(None)  # the blind pair and its key: server-side only
-        ui = Ui(demo=demo, adapter=adapter, pair=pair, model_job=model_job)
+        ui = Ui(demo=demo, adapter=adapter, pair=pair, model_job=model_job, tab_objects={})
         with gr.Tabs(selected="compare" if labels else "train"):
             for tab_id, title, module in TABS:
-                with gr.Tab(title, id=tab_id):
+                with gr.Tab(title, id=tab_id) as tab:
                     setattr(ui, tab_id, module.layout(state, ui))
+                ui.tab_objects[tab_id] = tab
         for _, _, module in TABS:
             module.connect(state, ui)
         add_api(state, ui)

@@ -28,7 +28,7 @@ def card_markdown(info: AdapterInfo) -> str:
                 return card.text
         from ft_plugin.hub.card import RunInfo, build_card
 
-        return build_card(RunInfo(info.run_dir, info.label, info.base_hub_id)).text
+        return build_card(RunInfo(info.run_dir, info.label, info.base_shown)).text
     except Exception as exc:  # noqa: BLE001 - a card is documentation: never fail the tab
         return _short_card(info, exc)
 
@@ -39,15 +39,18 @@ def _short_card(info: AdapterInfo, exc: Exception) -> str:
     LOG.warning("model card of %s could not be built (%s); showing a short one", info.label, reason)
     return (
         f"# {info.label}\n\n**{info.recipe.adapter}** fine-tuning of "
-        f"`{info.base_hub_id}`. The model card could not be built ({reason}); "
+        f"`{info.base_shown}`. The model card could not be built ({reason}); "
         "training metrics below."
     )
 
 
 def training_metrics(info: AdapterInfo) -> dict[str, Any]:
-    """The run's training metrics, or none when the run has no readable metrics file."""
+    """The run's training metrics (paths as file names, as visitors read them), or none
+    when the run has no readable metrics file."""
+    from ft_plugin.hub.public import public_value
+
     try:
-        return RunDir(info.run_dir).metrics()
+        return public_value(RunDir(info.run_dir).metrics())
     except (UserError, OSError, ValueError):
         return {}
 

@@ -49,6 +49,13 @@ class AdapterInfo:
         return base
 
 
+    @property
+    def base_shown(self) -> str:
+        """The base model as visitors see it: its Hub id, a local folder by its name only."""
+        base = self.base_hub_id
+        return Path(base).name if Path(base).expanduser().is_absolute() else base
+
+
 def resolve_target(target: str, *, cache_dir: Path) -> tuple[Path, bool]:
     """A local run directory, or a Hub repo id downloaded with ``snapshot_download``.
 

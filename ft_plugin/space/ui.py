@@ -25,7 +25,8 @@ CSS = """
 class Ui(SimpleNamespace):
     """The page's components, by tab (``ui.compare.prompt``, ``ui.rate.answer_a``, …), and
     what the tabs share: ``demo``, ``adapter`` (dropdown), ``pair`` (the blind pair, kept
-    server-side) and ``model_job`` (the queue slot of model work)."""
+    server-side), ``model_job`` (the queue settings of model work) and ``tab_objects``
+    (the ``gr.Tab`` of each tab id, for their select events)."""
 
 
 def shown_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

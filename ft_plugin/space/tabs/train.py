@@ -213,6 +213,8 @@ def _connect_gate(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
 
     outputs = [tab.gate, tab.steps, tab.timer, tab.model.base]
     ui.demo.load(ui_gate, None, outputs, api_visibility="private", queue=False)
+    # signing in may happen in another window: look again whenever the tab is opened
+    ui.tab_objects["train"].select(ui_gate, None, outputs, api_visibility="private", queue=False)
 
 
 def _connect_data(state: SpaceState, tab: SimpleNamespace) -> None:
