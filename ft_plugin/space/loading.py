@@ -48,7 +48,6 @@ class AdapterInfo:
             return spec.hub_id if spec else base
         return base
 
-
     @property
     def base_shown(self) -> str:
         """The base model as visitors see it: its Hub id, a local folder by its name only."""

@@ -33,7 +33,9 @@ from .settings import DATA_SUFFIXES, Limits
 from .training.recipe import DEFAULT_BASE
 from .training.service import TrainingService
 
-NO_MODEL = "no fine-tuned model in this Space yet: its owner trains one in the Train tab and serves it"
+NO_MODEL = (
+    "no fine-tuned model in this Space yet: its owner trains one in the Train tab and serves it"
+)
 
 
 @dataclass
