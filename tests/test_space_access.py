@@ -330,6 +330,10 @@ def test_a_burst_of_visitors_is_capped_and_the_owner_status_stays_live(
         thread.join()
     answered = [seconds for outcome, seconds in outcomes if outcome == "answered"]
     refused = [(outcome, seconds) for outcome, seconds in outcomes if outcome != "answered"]
+    print(f"burst: {len(answered)} answered, {len(refused)} refused (slowest refusal "
+          f"{max((s for _, s in refused), default=0):.2f} s), peak {max(peak)} in; owner status "
+          f"x{len(latencies)}: median {sorted(latencies)[len(latencies) // 2]:.3f} s, "
+          f"max {max(latencies):.3f} s")  # fmt: skip
     assert max(peak) <= 4 and 1 <= len(answered) <= 4 and len(refused) >= 16, outcomes
     assert all("this Space is busy: 4 requests are running or waiting" in outcome
                for outcome, _ in refused), refused  # fmt: skip

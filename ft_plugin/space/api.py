@@ -116,6 +116,7 @@ def add_evaluate(state: SpaceState, ui: Ui) -> None:
 
 
 def add_train(state: SpaceState, ui: Ui) -> None:
+    """/train_start (the owner's)."""
     # /train_start takes a real uploaded file (hidden components, as /evaluate does).
     with gr.Column(visible=False):
         api_file = gr.File(label="file", file_types=list(DATA_SUFFIXES))
@@ -149,6 +150,10 @@ def add_train(state: SpaceState, ui: Ui) -> None:
     api_button.click(
         train_start, [api_file, *texts], [api_run_id], api_name="train_start", queue=False
     )
+
+
+def add_train_jobs(state: SpaceState, ui: Ui) -> None:
+    """/train_status, /train_stop, /train_resume, /train_serve: the owner's, by run id."""
 
     @shown_errors
     def train_status(run_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
@@ -192,3 +197,4 @@ def add_api(state: SpaceState, ui: Ui) -> None:
     add_rate(state, ui)
     add_evaluate(state, ui)
     add_train(state, ui)
+    add_train_jobs(state, ui)
