@@ -4,12 +4,15 @@ after the SuperLink dies, and no Flower process left behind."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,26 @@ def flower_processes(run_dir: Path) -> list[int]:
             continue
         if str(run_dir).encode() in text:
             found.append(int(proc.name))
+    return found
+
+
+def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket these processes listen on (Linux /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                host, port = fields[1].split(":")
+                raw = b"".join(bytes.fromhex(host[i : i + 8])[::-1] for i in range(0, len(host), 8))
+                found.add((str(ipaddress.ip_address(raw)), int(port, 16)))
     return found
 
 
@@ -106,10 +129,31 @@ def test_fedavg_run_is_a_normal_run_directory_and_sites_read_only_their_rows(
         "PYTHONPATH", os.pathsep.join([str(AUDIT), os.environ.get("PYTHONPATH", "")])
     )
     monkeypatch.setenv("FT_PLUGIN_TEST_AUDIT_DIR", str(audit))
-    result = federated_train(federated_recipe(tmp_path), str(tmp_path / "run"))
+    # would open Flower's legacy gRPC Fleet API on 0.0.0.0:9092 if it reached the SuperLink
+    monkeypatch.setenv("FLWR_INTERNAL_GRPC_FLEET_API", "1")
+    listening: set[tuple[str, int]] = set()
+    running = threading.Event()
+    running.set()
+
+    def watch() -> None:  # every socket the federation's processes listen on, while it runs
+        while running.is_set():
+            listening.update(listening_addresses(flower_processes(tmp_path / "run")))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = federated_train(federated_recipe(tmp_path), str(tmp_path / "run"))
+    finally:
+        running.clear()
+        watcher.join()
+    assert listening and all(ipaddress.ip_address(a).is_loopback for a, _ in listening), listening
     fed, rounds = result.metrics["federated"], result.metrics["rounds"]
     assert fed["rounds_completed"] == 2 and [r["round"] for r in rounds] == [1, 2]
-    assert all(len(r["clients"]) == 2 and r["eval_loss"] > 0 for r in rounds)
+    assert all(len(r["clients"]) == 2 and r["eval_loss"] > 0 and not r["refused"] for r in rounds)
+    assert fed["updates_refused"] == 0 and all(
+        0 < c["update_norm"] < r["max_update_norm"] for r in rounds for c in r["clients"]
+    )
     assert fed["bytes_sent"] == fed["bytes_received"] > 0  # the whole adapter both ways
     assert (
         sum(c["num-examples"] for c in rounds[0]["clients"]) == 2 * 2 * 2
@@ -247,3 +291,103 @@ def test_client_side_clipping_bounds_the_global_update(tmp_path: Path) -> None:
     change = torch.sqrt(sum(((final[k] - start[k]) ** 2).sum() for k in start))
     assert 0 < float(change) <= 0.01 + 1e-5
     assert result.metrics["federated"]["dp"]["side"] == "client"
+
+
+def _tls_files(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 signed by it, and two sites' EC key pairs
+    (OpenSSH format, as `ssh-keygen -t ecdsa -b 384` writes them)."""
+    import datetime
+    import ipaddress as ip
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now, pem = datetime.datetime.now(datetime.UTC), serialization.Encoding.PEM
+    ca_key, key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+
+    def certificate(subject: str, public: object, extension: object, critical: bool) -> bytes:
+        built = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                 .issuer_name(ca_name).public_key(public).serial_number(x509.random_serial_number())
+                 .not_valid_before(now).not_valid_after(now + datetime.timedelta(hours=1))
+                 .add_extension(extension, critical=critical).sign(ca_key, hashes.SHA256()))  # fmt: skip
+        return built.public_bytes(pem)
+
+    files = {"ca.pem": certificate("test CA", ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=None), True),
+             "server.pem": certificate("127.0.0.1", key.public_key(),
+                                       x509.SubjectAlternativeName([x509.IPAddress(ip.ip_address("127.0.0.1"))]), False),
+             "server.key": key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                             serialization.NoEncryption())}  # fmt: skip
+    for site in ("site", "rogue"):
+        site_key = ec.generate_private_key(ec.SECP384R1())
+        files[f"{site}.key"] = site_key.private_bytes(
+            pem, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        files[f"{site}.pub"] = site_key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+def test_tls_with_supernode_auth_admits_the_registered_site_only(tmp_path: Path) -> None:
+    """federated.superlink with TLS files: the SuperLink serves TLS with SuperNode
+    authentication, the site with the registered key trains its own recipe, a SuperNode
+    with another key is turned away by the SuperLink."""
+    from ft_plugin.federated.deployment import _bin, free_port
+
+    files, port = _tls_files(tmp_path), free_port()
+    superlink = (f"  superlink:\n    address: 127.0.0.1:{port}\n    ssl_certfile: {files['server.pem']}\n"
+                 f"    ssl_keyfile: {files['server.key']}\n    ssl_ca_certfile: {files['ca.pem']}\n"
+                 f"    supernode_public_keys: [{files['site.pub']}]\n")  # fmt: skip
+    extra = ("val_set_size: 4\nfederated:\n  num_clients: 1\n  rounds: 1\n  local_steps: 1\n"
+             "  min_clients: 1\n" + superlink)  # fmt: skip
+    server_recipe = tmp_path / "server.yaml"
+    server_recipe.write_text(tiny_recipe(tmp_path, "lora", extra=extra).to_yaml(), encoding="utf-8")
+    _, server = start_federated(server_recipe, tmp_path / "run")
+    superlink_log, deadline = (
+        tmp_path / "run" / "federated" / "superlink.log",
+        time.monotonic() + 120,
+    )
+    while time.monotonic() < deadline and server.poll() is None:  # sites join once keys are in
+        if superlink_log.is_file() and '/register-node HTTP/1.1" 200' in superlink_log.read_text():
+            break
+        time.sleep(0.5)
+    sites = {}
+    for name in ("rogue", "site"):  # the site's own recipe: lora.yaml, its rows: rows.jsonl
+        command = [_bin("flower-supernode"), "--superlink", f"127.0.0.1:{port}", "--root-certificates",
+                   str(files["ca.pem"]), "--auth-supernode-private-key", str(files[f"{name}.key"]), "--host", "127.0.0.1",
+                   "--port", str(free_port()), "--max-retries", "60", "--node-config",
+                   f"recipe='{tmp_path / 'lora.yaml'}' work='{tmp_path / name}'"]  # fmt: skip
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        with (tmp_path / f"{name}.log").open("wb") as log:
+            sites[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True, env={**os.environ, "PATH": path})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while (
+            server.poll() is None and sites["site"].poll() is None and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+        assert sites["site"].poll() is None, (tmp_path / "site.log").read_text()[-1500:]
+        _, stderr = server.communicate(timeout=30)
+        rogue_code = sites["rogue"].wait(timeout=60)
+    finally:
+        for process in (server, *sites.values()):  # SIGTERM first: the command stops its own
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                with suppress(subprocess.TimeoutExpired):
+                    process.wait(30)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert server.returncode == 0, stderr[-2000:]
+    rounds = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]
+    assert len(rounds[0]["clients"]) == 1 and not rounds[0]["refused"]
+    assert rogue_code != 0
+    logged = superlink_log.read_text()
+    assert "No SuperNode found with the given public key" in logged
+    assert "Option `--insecure` was set" not in logged
+    assert flower_processes(tmp_path / "run") == []

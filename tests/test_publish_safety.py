@@ -34,6 +34,11 @@ URL = f"https://data.example.org/exports/2024/rows.jsonl?token={SECRET}"
 WRITES = ("POST", "PUT", "DELETE")
 
 
+def push_command(run: Path, repo_id: str) -> list[str]:
+    """``ft-plugin push RUN --repo-id REPO`` as a subprocess command."""
+    return [sys.executable, "-m", "ft_plugin", "push", str(run), "--repo-id", repo_id]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny run, evaluated with answers (predictions.jsonl) and a human rating sheet
@@ -129,15 +134,7 @@ def test_include_predictions_publishes_the_answers(
 ) -> None:
     run = local_run(trained, tmp_path)
     env = {**os.environ, **hub.env()}
-    command = [
-        sys.executable,
-        "-m",
-        "ft_plugin",
-        "push",
-        str(run),
-        "--repo-id",
-        "test-user/with-rows",
-    ]
+    command = push_command(run, "test-user/with-rows")
     result = subprocess.run([*command, "--include-predictions"], capture_output=True, text=True,
                             env=env, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -244,15 +241,7 @@ def test_cli_refusals_are_one_line_without_the_token(
     run = local_run(trained, tmp_path)
     hub.add_repo("test-user/private-one", private=True)
     env = {**os.environ, **hub.env(token=secret)}
-    base = [
-        sys.executable,
-        "-m",
-        "ft_plugin",
-        "push",
-        str(run),
-        "--repo-id",
-        "test-user/private-one",
-    ]
+    base = push_command(run, "test-user/private-one")
     for extra, expected in (
         ([], "pass --overwrite"),
         (

@@ -24,6 +24,7 @@ def add_parser(commands: Commands) -> None:
 def _federated(args: argparse.Namespace) -> int:
     from ft_plugin.config import load_recipe
     from ft_plugin.federated.run import federated_train
+    from ft_plugin.rundir import RunDir
 
     loaded = load_recipe(args.recipe, args.set)
     result = federated_train(loaded, args.output_dir, args.resume)
@@ -33,4 +34,10 @@ def _federated(args: argparse.Namespace) -> int:
         f"partition {fed['partition']}), global held-out loss {result.metrics['eval_loss']}, "
         f"{fed['bytes_sent'] + fed['bytes_received']:,} bytes exchanged -> {result.run_dir}"
     )
+    if fed.get("updates_refused"):
+        print(
+            f"{fed['updates_refused']} site updates left out of the average "
+            f"({fed['rounds_kept_previous']} rounds kept the previous adapter): "
+            f"see rounds[].refused in {RunDir(result.run_dir).metrics_path}"
+        )
     return 0

@@ -1,10 +1,11 @@
-"""Flower's Deployment Engine on this machine: one ``flower-superlink`` and one
-``flower-supernode`` per client, each its own process group on 127.0.0.1, and the
-ft-plugin Flower app submitted with ``flwr run``.
+"""Flower's Deployment Engine: one ``flower-superlink`` and, on this machine, one
+``flower-supernode`` per simulated site, each its own process group, every port on
+127.0.0.1; the ft-plugin Flower app submitted with ``flwr run``.
 
 Every process is started here and stopped here (SIGTERM to its group, then SIGKILL),
 on success, failure or Ctrl-C: nothing Flower started outlives the command. Real sites
-run ``flower-supernode`` on their own machines with TLS instead (README).
+run ``flower-supernode`` on their own machines against a SuperLink with TLS and
+SuperNode authentication instead (:mod:`.transport`, README).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from ft_plugin.errors import UserError
 
 from .layout import FederatedDir
+from .transport import CLOSED_ENV, Transport
 
 APP = Path(__file__).resolve().parent / "app"
 CONNECTION = "ft-plugin"
@@ -46,19 +48,25 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
+def _toml_value(value: Any) -> str:
+    return _toml_string(value) if isinstance(value, str) else str(int(value))
+
+
 @dataclass
 class Federation:
-    """The processes of one local federation, and how to reach its SuperLink."""
+    """The processes of one federation, and how to reach its SuperLink."""
 
     folder: FederatedDir
-    port: int = field(default_factory=free_port)
+    transport: Transport = field(default_factory=Transport)
+    port: int = 0  # the SuperLink's, set when it starts
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     supernodes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, "FLWR_HOME": str(self.folder.home), "PYTHONUNBUFFERED": "1",
+        inherited = {k: v for k, v in os.environ.items() if k not in CLOSED_ENV}
+        return {**inherited, "PATH": path, "FLWR_HOME": str(self.folder.home), "PYTHONUNBUFFERED": "1",
                 "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}  # fmt: skip
 
     def _spawn(
@@ -72,27 +80,39 @@ class Federation:
         return process
 
     def start_superlink(self) -> None:
+        """The SuperLink on the transport's host and port (a free loopback port by
+        default): one port for the Fleet, Control and Runtime APIs (module docstring)."""
+        self.port = self.transport.port or free_port()
         self.folder.home.mkdir(parents=True, exist_ok=True)
         (self.folder.home / "config.toml").write_text(
-            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n', encoding="utf-8",
-        )  # fmt: skip
-        command = [_bin("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--disable-runtime-dependency-installation"]  # fmt: skip
+            self.transport.connection_toml(CONNECTION, self.port), encoding="utf-8"
+        )
+        command = [_bin("flower-superlink"), *self.transport.superlink_flags(), "--host", self.transport.host,
+                   "--port", str(self.port), "--disable-runtime-dependency-installation"]  # fmt: skip
         self._spawn(command, self.folder.path / "superlink.log")
         self._wait_for_port(self.port, "flower-superlink", self.folder.path / "superlink.log")
 
+    def register_supernodes(self) -> None:
+        """Secure transport: only the sites whose public keys are given may join."""
+        for key in self.transport.public_keys:
+            done = subprocess.run([_bin("flwr"), "supernode", "register", str(key), CONNECTION, "--format", "json"],
+                                  capture_output=True, text=True, env=self.env, timeout=60)  # fmt: skip
+            if done.returncode != 0:
+                raise UserError(f"federated.superlink.supernode_public_keys: {key} was not registered: "
+                                f"{_last_error(done.stdout + done.stderr)}")  # fmt: skip
+
     def start_supernode(
-        self, k: int, dataset: dict[str, Any], env: dict[str, str] | None = None
+        self, k: int, node_config: dict[str, Any], env: dict[str, str] | None = None
     ) -> None:
-        """Client ``k``: it is told of its own dataset only (``node-config``)."""
+        """Site ``k`` on this machine, configured by its own ``node_config`` (its recipe,
+        its data, its work folder): nothing of it comes from the server."""
         node = self.folder.node(k)
         node.mkdir(parents=True, exist_ok=True)
         config = node / "node.toml"
-        config.write_text(f"partition-id = {k}\ndataset = {_toml_string(json.dumps(dataset, ensure_ascii=False))}\n"
-                          f"work = {_toml_string(str(node / 'work'))}\n", encoding="utf-8")  # fmt: skip
-        command = [_bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                   "--port", str(free_port()), "--node-config", str(config)]  # fmt: skip
+        config.write_text("".join(f"{key} = {_toml_value(value)}\n" for key, value in node_config.items()),
+                          encoding="utf-8")  # fmt: skip
+        command = [_bin("flower-supernode"), "--insecure", "--superlink", self.transport.address(self.port),
+                   "--host", "127.0.0.1", "--port", str(free_port()), "--node-config", str(config)]  # fmt: skip
         own = {**self.env, **(env or {}), NODE_ENV: str(k)}  # the site a process works for
         self.supernodes[k] = self._spawn(command, node / "supernode.log", own)
 
@@ -135,8 +155,8 @@ class Federation:
     def _wait_for_port(self, port: int, what: str, log: Path, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
+            with socket.socket(_family(self.transport.connect_host())) as sock:
+                if sock.connect_ex((self.transport.connect_host(), port)) == 0:
                     return
             if self.processes and self.processes[-1].poll() is not None:
                 break
@@ -192,15 +212,23 @@ def _last_error(text: str) -> str:
     return (errors or lines or ["no output"])[-1][-400:]
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 @contextmanager
-def local_federation(folder: FederatedDir) -> Iterator[Federation]:
-    """A SuperLink on a free port of 127.0.0.1, stopped with everything it started."""
-    federation = Federation(folder)
+def local_federation(
+    folder: FederatedDir, transport: Transport | None = None
+) -> Iterator[Federation]:
+    """A SuperLink (on a free port of 127.0.0.1 by default), stopped with everything it
+    started; with a secure transport, the sites' keys registered."""
+    federation = Federation(folder, transport or Transport())
     previous = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds to the stop
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         federation.start_superlink()
+        federation.register_supernodes()
         yield federation
     finally:
         federation.stop()

@@ -1,6 +1,7 @@
 """A finished federation as a normal run directory: the global adapter (``PeftModel
-.from_pretrained`` loads it), ``metrics.json`` with ``federated.rounds_completed`` and
-the ``rounds`` list, and a plot of the rounds."""
+.from_pretrained`` loads it), ``metrics.json`` with ``federated.rounds_completed``,
+``federated.updates_refused`` and the ``rounds`` list (each round's ``refused`` entries
+say which site's reply was left out and why), and a plot of the rounds."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def _summary(loaded: Any, rounds: list[dict[str, Any]], wall_seconds: float) -> 
             "dp": settings.dp.model_dump() if settings.dp else None, "engine": settings.engine,
             "bytes_sent": sum(r.get("bytes_sent", 0) for r in rounds),
             "bytes_received": sum(r.get("bytes_received", 0) for r in rounds),
+            "updates_refused": sum(
+                r["stage"] == "train" for rnd in rounds for r in rnd.get("refused", [])
+            ),
+            "rounds_kept_previous": sum(bool(r.get("kept_previous")) for r in rounds),
         },
         "rounds": rounds,
         "train_loss": round(sum(losses) / len(losses), 6) if losses else None,

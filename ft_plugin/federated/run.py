@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,28 +119,46 @@ def _threads_per_client(clients: int) -> int:
     return max(1, (os.cpu_count() or 1) // clients)
 
 
+def site_node_configs(
+    loaded: Any, run: RunDir, folder: FederatedDir, datasets: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each simulated site's own ``--node-config``: the run's recipe as the site's recipe,
+    the site's share of the data in place of ``datasets``, its work folder, its threads."""
+    threads = loaded.recipe.torch_threads or _threads_per_client(max(1, len(datasets)))
+    return [{"partition-id": k, "recipe": str(run.recipe_path.resolve()),
+             "dataset": json.dumps(dataset, ensure_ascii=False),
+             "work": str(folder.node(k).resolve() / "work"), "torch-threads": threads}
+            for k, dataset in enumerate(datasets)]  # fmt: skip
+
+
 def federated_train(
     loaded: Any, output_dir: str | None = None, resume: bool = False
 ) -> FederatedResult:
-    """Train ``loaded`` across its clients on Flower's Deployment Engine into a run dir."""
+    """Train ``loaded`` across its clients on Flower's Deployment Engine into a run dir:
+    simulated sites on this machine, or (``federated.superlink`` with TLS files) the
+    sites that connect to this SuperLink with their own recipes and data."""
     from .deployment import local_federation
+    from .transport import transport_for
 
     recipe = _check(loaded)
+    transport = transport_for(recipe.federated)  # refuses non-loopback without TLS and keys
     run = RunDir.for_recipe(loaded, output_dir)
     run.check_reuse(loaded.to_yaml(), resume="auto" if resume else False)
     folder = FederatedDir(run.path)
     if not resume:
         shutil.rmtree(folder.path, ignore_errors=True)
-    datasets = client_datasets(recipe, folder)
+    datasets = [] if transport.secure else client_datasets(recipe, folder)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_recipe(loaded)
     started = time.perf_counter()
-    run_config = {"recipe": str(run.recipe_path.resolve()), "run-dir": str(run.path.resolve()),
-                  "strategy": recipe.federated.strategy, "local-steps": recipe.federated.local_steps,
-                  "torch-threads": recipe.torch_threads or _threads_per_client(len(datasets))}  # fmt: skip
-    with local_federation(folder) as federation:
-        for k, dataset in enumerate(datasets):
-            federation.start_supernode(k, dataset)
+    run_config = {"recipe": str(run.recipe_path.resolve()), "run-dir": str(run.path.resolve())}
+    with local_federation(folder, transport) as federation:
+        for k, node_config in enumerate(site_node_configs(loaded, run, folder, datasets)):
+            federation.start_supernode(k, node_config)
+        if transport.secure:
+            print(f"ft-plugin federated: waiting for {recipe.federated.num_clients} sites at "
+                  f"{transport.host}:{federation.port} (TLS, SuperNode authentication; "
+                  f"{len(transport.public_keys)} keys registered)", file=sys.stderr, flush=True)  # fmt: skip
         federation.run(
             run_config, timeout=recipe.federated.round_timeout * recipe.federated.rounds + 600
         )

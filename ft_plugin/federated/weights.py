@@ -20,15 +20,21 @@ from typing import Any
 FROZEN_IN_FFA = "lora_A"
 
 
+def travels(key: str, strategy: str) -> bool:
+    """Whether a site sends ``key`` back (ffa-lora keeps the A matrices at home)."""
+    return strategy != "ffa-lora" or FROZEN_IN_FFA not in key
+
+
 def travelling(state: dict[str, Any], strategy: str) -> dict[str, Any]:
     """The part of an adapter state dict that is sent, as float32 CPU tensors (numpy has
     no bfloat16)."""
-    keep = {k: v for k, v in state.items() if strategy != "ffa-lora" or FROZEN_IN_FFA not in k}
+    keep = {k: v for k, v in state.items() if travels(k, strategy)}
     return {k: v.detach().float().cpu().contiguous() for k, v in keep.items()}
 
 
 def payload_bytes(state: dict[str, Any]) -> int:
-    return int(sum(v.numel() * v.element_size() for v in state.values()))
+    """Bytes of the values of a state dict (torch tensors or numpy arrays)."""
+    return int(sum(v.nbytes for v in state.values()))
 
 
 def freeze_shared(model: Any, strategy: str) -> None:

@@ -24,6 +24,30 @@ class PrivacySection(Section):
     )
 
 
+class SuperLinkSection(Section):
+    """Where the SuperLink listens, and what secures it when sites are other machines."""
+
+    address: str = Field(
+        "127.0.0.1",
+        description="HOST or HOST:PORT the SuperLink listens on. Loopback (the default, on a "
+        "free port): the sites are SuperNodes this command starts on this machine. Any other "
+        "address: real sites connect from their own machines, over TLS (the three ssl_* "
+        "files) with SuperNode authentication (supernode_public_keys).",
+    )
+    ssl_certfile: str | None = Field(
+        None, description="The SuperLink's TLS certificate (PEM); its SANs must name the address."
+    )
+    ssl_keyfile: str | None = Field(None, description="The SuperLink's TLS private key (PEM).")
+    ssl_ca_certfile: str | None = Field(
+        None, description="The CA certificate (PEM) that signed ssl_certfile; sites verify with it."
+    )
+    supernode_public_keys: list[str] | None = Field(
+        None,
+        description="One public key file per site (an EC key such as "
+        "`ssh-keygen -t ecdsa -b 384`'s .pub): only these SuperNodes may join.",
+    )
+
+
 class FederatedSettings(Section):
     num_clients: int = Field(2, ge=1, description="Sites (SuperNodes) taking part.")
     partition: str = Field(
@@ -62,6 +86,25 @@ class FederatedSettings(Section):
         None, gt=0, description="Cosine-anneal the learning rate across rounds down to this."
     )
     dp: PrivacySection | None = Field(None, description="Differential privacy settings.")
+    max_examples_per_round: int | None = Field(
+        None,
+        ge=1,
+        description="A site's reported num-examples (its weight in the average) is clamped to "
+        "this. Default: the rows planned for one site's round, micro_batch_size × "
+        "gradient_accumulation_steps × local_steps.",
+    )
+    max_update_norm: float | None = Field(
+        None,
+        gt=0,
+        description="A site's update (its adapter minus the global one) longer than this in L2 "
+        "norm is left out of the round. Default: 4 × the round's learning rate × local_steps × "
+        "√(parameters sent), above what an Adam step can move.",
+    )
+    superlink: SuperLinkSection | None = Field(
+        None,
+        description="Where the SuperLink listens (default: 127.0.0.1 on a free port) and, for "
+        "sites on other machines, its TLS files and the sites' public keys.",
+    )
 
     @field_validator("partition")
     @classmethod
