@@ -32,6 +32,27 @@ class RecipeError(UserError):
         super().__init__(f"{where}{message}")
 
 
+class RecipeErrors(RecipeError):
+    """Every problem of one recipe, one :class:`RecipeError` each: ``str()`` is one line
+    per problem (the CLI prints each as an ``error:`` line).
+
+    Example:
+        >>> both = RecipeErrors([RecipeError("a: bad", file="r.yaml", line=1),
+        ...                      RecipeError("b: bad", file="r.yaml", line=2)])
+        >>> print(both)
+        r.yaml:1: a: bad
+        r.yaml:2: b: bad
+    """
+
+    def __init__(self, errors: list[RecipeError]):
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.detail, file=first.file, line=first.line)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
 class DataError(UserError):
     """A dataset that cannot be read, or that has no usable rows."""
 

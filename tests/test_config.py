@@ -217,7 +217,7 @@ def test_cli_validate_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> 
     path = write(tmp_path, "r.yaml", "extends: medical-lora\nlora_rr: 8\n")
     result = cli("recipes", "validate", str(path))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"{path}:2: lora_rr: unknown key; did you mean 'lora_r'?"
+    assert result.stderr.strip() == f"error: {path}:2: lora_rr: unknown key; did you mean 'lora_r'?"
     assert "Traceback" not in result.stderr
 
 

@@ -211,7 +211,7 @@ def test_cli_train_and_validate_take_trust_recipe_and_print_the_warning(
     env = hub.env()
     refused = cli("recipes", "validate", str(child), env=env)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().startswith(f"hf://{REPO}/base.yaml:4: hub_model_id: ")
+    assert refused.stderr.strip().startswith(f"error: hf://{REPO}/base.yaml:4: hub_model_id: ")
     trusted = f"hf://{REPO}@{commit}/base.yaml"
     ok = cli("recipes", "validate", str(child), "--trust-recipe", trusted, env=env)
     assert ok.returncode == 0, ok.stderr

@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_third_party_noise()
     try:
         return args.handler(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except UserError as exc:  # one line per problem (a recipe reports all of its own)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

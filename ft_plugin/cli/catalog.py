@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ft_plugin import registry
 from ft_plugin.errors import UserError
@@ -30,8 +31,16 @@ def _add_recipes(commands: Commands) -> None:
     add_set(show)
     add_trust_recipe(show)
     show.set_defaults(handler=_recipes_show)
-    validate = actions.add_parser("validate", help="check recipe files")
+    validate = actions.add_parser(
+        "validate", help="check recipe files (Axolotl configs too): every problem at once"
+    )
     validate.add_argument("paths", nargs="+", metavar="RECIPE")
+    validate.add_argument(
+        "--explain",
+        action="store_true",
+        help="per key of each file: honoured, no effect here (why) or refused (why), "
+        "ours (an ft-plugin key) or unknown",
+    )
     add_set(validate)
     add_trust_recipe(validate)
     validate.set_defaults(handler=_recipes_validate)
@@ -96,14 +105,38 @@ def _recipes_validate(args: argparse.Namespace) -> int:
 
     failed = 0
     for path in args.paths:
+        if args.explain:
+            _explain(path)
         try:
             loaded = load_recipe(path, args.set, trust=args.trust_recipe)
-            print_warnings(loaded.warnings)
+            print_warnings([*loaded.warnings, *(f"note: {n}" for n in loaded.notes)])
             print(f"ok  {path}  ({loaded.recipe.adapter}, {loaded.recipe.base_model})")
         except UserError as exc:
-            print(str(exc), file=sys.stderr)
+            for line in str(exc).splitlines():
+                print(f"error: {line}", file=sys.stderr)
             failed += 1
     return 2 if failed else 0
+
+
+def _explain(path: str) -> None:
+    """Each key the file itself writes (dataset entries' too), and what ft-plugin does
+    with it; the file need not validate."""
+    from ft_plugin.config.axolotl import explain_key
+    from ft_plugin.config.yaml_source import read_yaml
+
+    data = read_yaml(Path(path)).data
+    rows = [(key, key, value) for key, value in data.items()]
+    for group in ("datasets", "test_datasets", "pretraining_dataset"):
+        for index, entry in enumerate(data.get(group) or []):
+            if isinstance(entry, dict):
+                rows += [(f"{group}.{index}.{key}", f"datasets.{key}", value)
+                         for key, value in entry.items()]  # fmt: skip
+    print(f"{path}:")
+    for shown, key, value in rows:
+        status, why = explain_key(key, value) if key != "extends" else ("ours", "composition")
+        if value is None and status != "unknown":
+            status, why = "unset", "left empty: unset, as in Axolotl"
+        print(f"  {status:<10} {shown}" + (f": {why}" if why else ""))
 
 
 def _recipes_schema(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ def train_from_cli(args: argparse.Namespace) -> int:
     check_launch()
     loaded = load_recipe(args.recipe, args.set, trust=args.trust_recipe)
     if is_main_process():  # before any model loads: whose code a local trust_remote_code runs
-        print_warnings(loaded.warnings)
+        print_warnings([*loaded.warnings, *(f"ft-plugin: {note}" for note in loaded.notes)])
         if notice := remote_code_notice(loaded.recipe, loaded.located):
             print(f"ft-plugin: {notice}", file=sys.stderr)
     result = train(loaded, args.output_dir, args.resume)

@@ -10,7 +10,6 @@ keys). Every failure is a :class:`RecipeError` naming file, line and key.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ft_plugin import refs, registry
 from ft_plugin.errors import RecipeError, UserError
 
-from .schema import BUILTIN_DATASET_TYPES, Recipe
+from .axolotl import screen
+from .schema import Recipe
 from .trust import check_remote_keys, parse_trusted
+from .validation import did_you_mean, validate
 from .yaml_source import KeyPath, Located, Origin, load_value, read_yaml
 
 SET_ORIGIN = "--set"
@@ -41,6 +42,7 @@ class LoadedRecipe:
     source: str
     located: Located
     warnings: list[str] = field(default_factory=list)  # one line each, for stderr
+    notes: list[str] = field(default_factory=list)  # Axolotl keys with no effect here, why
 
     def to_yaml(self) -> str:
         """The fully resolved recipe (extends and overrides applied) as YAML."""
@@ -85,19 +87,8 @@ def resolve_source(reference: str, *, must_exist: bool = True) -> _Source:
         return _Source(reference, path)
     if reference in known:
         return _Source(reference, known[reference].path)
-    hint = _did_you_mean(reference, known)
+    hint = did_you_mean(reference, known)
     raise RecipeError(f"no recipe file or builtin recipe named {reference!r}{hint}", file=reference)
-
-
-def closest(word: str, choices: Any) -> str | None:
-    """The choice most similar to ``word``, if any is close enough to be a typo."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    match = closest(word, choices)
-    return f" (did you mean {match!r}?)" if match else ""
 
 
 def _merge(base: Located, child: Located) -> Located:
@@ -289,109 +280,6 @@ def _has(container: Any, key: str | int) -> bool:
     return isinstance(container, dict) and key in container
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the schema section at ``loc`` (for did-you-mean)."""
-    model: type[BaseModel] = Recipe
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            break
-        inner = _model_in(field.annotation)
-        if inner is None:
-            break
-        model = inner
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _describe(error: dict[str, Any]) -> str:
-    kind = error["type"]
-    loc = tuple(error["loc"])
-    if kind == "extra_forbidden":
-        match = closest(loc[-1], _fields_at(loc[:-1]))
-        return f"unknown key; did you mean {match!r}?" if match else "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "value_error":  # our validators' messages name the value and the fix
-        return str(error["ctx"]["error"])
-    message = error["msg"][0].lower() + error["msg"][1:]
-    if kind.startswith(("literal_error", "enum")):
-        return f"{message} (got {error['input']!r})"
-    if "input" in error and not isinstance(error["input"], dict | list):
-        return f"{message} (got {error['input']!r})"
-    return message
-
-
-def _recipe_error(doc: Located, path: tuple[Any, ...], message: str, fallback: str) -> RecipeError:
-    # pydantic reports tagged unions / nested list types with extra loc parts; keep real keys.
-    key = ".".join(str(p) for p in path) or "recipe"
-    origin = doc.origin_of(tuple(path)) or Origin(fallback)
-    return RecipeError(f"{key}: {message}", file=origin.file, line=origin.line)
-
-
-def validate(doc: Located, shown: str) -> Recipe:
-    """Validate merged YAML into a :class:`Recipe`, or raise the first error, located."""
-    try:
-        recipe = Recipe.model_validate(doc.data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        path = tuple(p for p in error["loc"] if isinstance(p, str | int))
-        raise _recipe_error(doc, path, _describe(error), shown) from None
-    methods = registry.method_names()
-    if recipe.adapter not in methods:
-        raise _recipe_error(
-            doc,
-            ("adapter",),
-            f"unknown method {recipe.adapter!r}{_did_you_mean(recipe.adapter, methods)}; "
-            f"known: {', '.join(methods)}",
-            shown,
-        )
-    for group in ("datasets", "test_datasets"):
-        for index, entry in enumerate(getattr(recipe, group) or []):
-            if not known_dataset_type(entry.type):
-                known = [*BUILTIN_DATASET_TYPES, *registry.templates()]
-                raise _recipe_error(
-                    doc,
-                    (group, index, "type"),
-                    f"unknown dataset type {entry.type!r}{_did_you_mean(entry.type, known)}; "
-                    f"known: {', '.join(known)} (or a template .yaml path / hf:// reference)",
-                    shown,
-                )
-    for path, message in recipe.contradictions():
-        raise _recipe_error(doc, path, message, shown)
-    for group in ("stages", "adapters"):
-        for index, entry in enumerate(getattr(recipe, group) or []):
-            try:
-                recipe.for_stage(index, group)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
-                path = (group, index, *loc) if loc and loc[0] in entry.overrides() else loc
-                raise _recipe_error(doc, path, _describe(error), shown) from None
-    return recipe
-
-
-def known_dataset_type(kind: str) -> bool:
-    """True for a row shape, a registered template name, or a template file reference."""
-    return (
-        kind in BUILTIN_DATASET_TYPES
-        or kind in registry.templates()
-        or refs.is_hub_ref(kind)
-        or kind.endswith((".yaml", ".yml"))
-    )
-
-
 def load_recipe(
     reference: str,
     overrides: list[str] | None = None,
@@ -418,6 +306,7 @@ def load_recipe(
     doc = apply_overrides(doc, list(overrides or []))
     doc = apply_values(doc, values or {}, values_origin)
     check_remote_keys(doc, composition.pinned)
-    recipe = validate(doc, source.shown)
+    screened = screen(doc)  # Axolotl's keys: empty ones unset, no-effect noted, refused
+    recipe = validate(doc, source.shown, screened.errors)
     name = recipe.name or Path(source.hub.path if source.hub else source.local).stem
-    return LoadedRecipe(recipe, name, source.shown, doc, composition.finish())
+    return LoadedRecipe(recipe, name, source.shown, doc, composition.finish(), screened.notes)
