@@ -286,6 +286,34 @@ def continual(result: dict) -> list[str]:
     return [*lines, "", f"{result['steps']} steps per task, EWC λ = {result['lambda']}.", ""]
 
 
+def axolotl_example(result: dict) -> list[str]:
+    """Axolotl's own example config, run as written but for its base model and data path."""
+    intervals, base, tuned, train = (
+        result.get("intervals"),
+        result["base"],
+        result["tuned"],
+        result["train"],
+    )
+    lines = [f"### Axolotl's `{result['config'].removeprefix('tests/axolotl_examples/')}`, "
+             "run end to end on the embedded model", "", *header(result),
+             "Changed: " + "; ".join(f"`{c}`" for c in result["changed"]) + ". Everything else as "
+             "Axolotl's authors wrote it.", "",
+             "| model | held-out perplexity | ROUGE-L |", "|---|---:|---:|"]  # fmt: skip
+    for label, role, scores in (("embedded SmolLM2-135M-Instruct (adapter off)", "baseline", base),
+                                ("after the config's LoRA run", "target", tuned)):  # fmt: skip
+        lines.append(f"| {label} | {scores['perplexity']:.2f}{interval(intervals, role, 'perplexity', 2)} | "
+                     f"{scores['rougeL']:.3f}{interval(intervals, role, 'rougeL')} |")  # fmt: skip
+    lines += ["", f"{result['data_rows']} PubMedQA rows as `alpaca` (question → conclusion); "
+              f"{train['train_rows']} trained, {train['eval_rows']} held out by the config's `val_set_size`. "
+              f"Perplexity on the held-out rows, ROUGE-L on {result['eval_rows']} of them; in brackets paired "
+              "bootstrap 95% intervals. Training: "
+              f"{train['steps']} steps ({train['packing']}), {train['train_tokens']} tokens, "
+              f"{result['train_wall_seconds'] / 60:.1f} min wall clock for `ft-plugin train` "
+              f"({train['tokens_per_second']:.0f} tokens/s), peak {train['peak_memory_mb']:.0f} MB; "
+              f"evaluation {result['eval_wall_seconds'] / 60:.1f} min.", ""]  # fmt: skip
+    return lines
+
+
 def gpu(lines_jsonl: list[dict]) -> list[str]:
     lines = ["### GPU (benchmarks/gpu.sh)", "", "| shape | method | side | tokens/s | rows / step | peak MB | MFU | attention |",
              "|---|---|---|---:|---:|---:|---:|---|"]  # fmt: skip
@@ -393,6 +421,8 @@ def main() -> None:
     for name in ("legalbench", "legalbench_folds"):
         if result := load(name):
             out += legalbench(result)
+    if result := load("axolotl_example"):
+        out += axolotl_example(result)
     if (RESULTS / "gpu.jsonl").is_file():
         out += gpu(
             [

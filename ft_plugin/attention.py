@@ -14,8 +14,11 @@ that runs causal SDPA on each row alone, so the work is ``sum(length^2)``:
 - on an accelerator, rows gathered into one padded batch per power-of-two length
   bucket (at most 4x the exact work, a few kernel launches per layer).
 
-Unpacked inputs (padded batches, generation with a KV cache) go to transformers' SDPA
-unchanged. Written here because transformers has no CPU varlen kernel
+A sliding window (Mistral, Gemma 3, Phi-3, Qwen2's windowed layers) is honoured inside each
+row with a banded mask. Unpacked inputs (padded batches, generation with a KV cache) go to
+transformers' SDPA unchanged. :func:`packing_problem` says which models this cannot
+serve (a recurrent layer, capped attention logits, bidirectional attention, no SDPA).
+Written here because transformers has no CPU varlen kernel
 (``flash_attention_2`` needs CUDA and flash-attn; FlexAttention needs ``torch.compile``).
 """
 
@@ -87,6 +90,7 @@ def packed_sdpa_attention(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, heads, length, _ = query.shape
+    window = kwargs.get("sliding_window")
     segments = None
     if attention_mask is None and length > 1 and key.shape[2] == length:
         cu_seq_lens, position_ids = kwargs.get("cu_seq_lens_q"), kwargs.get("position_ids")
@@ -94,20 +98,43 @@ def packed_sdpa_attention(
             cu_seq_lens if cu_seq_lens is not None else position_ids,
             lambda: packed_segments(cu_seq_lens, position_ids, batch, length),
         )
+        if segments is None:  # one unpadded row: our mask function left the window to us
+            attention_mask = window_mask(length, window, query.device)
     if segments is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)  # fmt: skip
+    if kwargs.get("softcap") is not None:  # SDPA cannot cap logits; never train without the cap
+        raise ValueError(f"{PACKED_ATTENTION} cannot cap attention logits (softcap); use eager")
     flat = [
         t.transpose(1, 2).reshape(batch * length, t.shape[1], t.shape[3])
         for t in (query, key, value)
     ]
     run = _per_row if query.device.type == "cpu" else _per_bucket
-    output = run(module, *flat, segments, dropout, scaling)
+    output = run(module, *flat, segments, dropout, scaling, window)
     return output.reshape(batch, length, heads, -1), None
 
 
+def window_mask(size: int, window: int | None, device: torch.device) -> torch.Tensor | None:
+    """Causal sliding-window mask [1, 1, size, size] (True: attend), as transformers draws it
+    (a query sees itself and the ``window - 1`` tokens before it); None when the window
+    covers the whole row and plain causal attention is the same.
+
+    Example:
+        >>> window_mask(3, 2, torch.device("cpu"))[0, 0].int().tolist()
+        [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+        >>> window_mask(3, 3, torch.device("cpu")) is None
+        True
+    """
+    if window is None or size <= window:
+        return None
+    index = torch.arange(size, device=device)
+    distance = index[:, None] - index[None, :]
+    return ((distance >= 0) & (distance < window))[None, None]
+
+
 def _per_row(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-             segments: Segments, dropout: float, scaling: float | None) -> torch.Tensor:  # fmt: skip
+             segments: Segments, dropout: float, scaling: float | None,
+             window: int | None = None) -> torch.Tensor:  # fmt: skip
     """CPU: SDPA on each row's slice of the flat [tokens, heads, dim] tensors."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -115,23 +142,27 @@ def _per_row(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, va
     pieces = []
     for start, size in segments:
         q, k, v = (t[start : start + size].transpose(0, 1)[None] for t in (query, key, value))
-        # Math wins only where its cheap backward counts; a forward alone (eval) is flash's.
+        mask = window_mask(size, window, query.device)
+        # Math wins only where its cheap backward counts; a forward alone (eval) is flash's,
+        # which takes no mask.
         short = size <= CPU_MATH_MAX_LEN and query.requires_grad
-        backend = SDPBackend.MATH if short else SDPBackend.FLASH_ATTENTION
+        backend = SDPBackend.MATH if short or mask is not None else SDPBackend.FLASH_ATTENTION
         with sdpa_kernel(backend):
             out, _ = sdpa_attention_forward(
-                module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True
+                module, q, k, v, mask, dropout=dropout, scaling=scaling, is_causal=mask is None
             )
         pieces.append(out[0])  # [size, heads, dim]
     return torch.cat(pieces)
 
 
 def _per_bucket(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                segments: Segments, dropout: float, scaling: float | None) -> torch.Tensor:  # fmt: skip
+                segments: Segments, dropout: float, scaling: float | None,
+                window: int | None = None) -> torch.Tensor:  # fmt: skip
     """Accelerators: rows of similar length padded into one batch, one SDPA call per bucket.
 
     Positions past a row's end gather the tokens that follow it: causal attention keeps
     the row's real queries from seeing them, and their outputs are dropped (no gradient).
+    Every row of a bucket starts at position 0, so one window mask serves them all.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -148,8 +179,9 @@ def _per_bucket(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
         q, k, v = (
             t[gather].transpose(1, 2) for t in (query, key, value)
         )  # [rows, heads, width, dim]
+        mask = window_mask(width, window, query.device)
         out, _ = sdpa_attention_forward(
-            module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True
+            module, q, k, v, mask, dropout=dropout, scaling=scaling, is_causal=mask is None
         )
         real = (offsets < sizes).flatten()
         pieces.append(out.reshape(-1, *out.shape[2:])[real])
@@ -176,3 +208,45 @@ def register_packed_attention() -> str:
     AttentionInterface.register(PACKED_ATTENTION, packed_sdpa_attention)
     AttentionMaskInterface.register(PACKED_ATTENTION, packed_sdpa_mask)
     return PACKED_ATTENTION
+
+
+# Layer kinds that keep packed rows apart: (sliding-window) causal attention over positions
+# that restart at 0 in each row. Anything else (linear attention, Mamba, convolutions,
+# chunked attention) would carry one row's tokens into the next.
+ATTENTION_LAYERS = {"full_attention", "sliding_attention", "attention"}
+
+
+def packing_problem(config: Any, model_class: Any = None,
+                    kernel: str | None = PACKED_ATTENTION) -> str | None:  # fmt: skip
+    """Why packed rows cannot train apart in this model with ``kernel``, or None when they can.
+
+    ``config`` is the model's transformers config, ``model_class`` the class that loads it
+    (None when unknown), ``kernel`` the attention implementation the run picks (any
+    kernel fails on layers that are not attention; ``sdpa_packed`` needs SDPA and
+    transformers' pluggable attention besides).
+
+    Example:
+        >>> from transformers import Gemma2Config, LlamaConfig
+        >>> packing_problem(LlamaConfig()) is None
+        True
+        >>> packing_problem(Gemma2Config())
+        'it caps attention logits (attn_logit_softcapping), which SDPA cannot'
+    """
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    kinds = sorted(set(getattr(text, "layer_types", None) or ()) - ATTENTION_LAYERS)
+    if kinds:
+        return (
+            f"its {', '.join(kinds)} layers are not causal attention and would carry one "
+            "packed row into the next"
+        )
+    if getattr(text, "use_bidirectional_attention", False) or not getattr(text, "is_causal", True):
+        return "it attends in both directions, so packed rows would see each other"
+    if kernel != PACKED_ATTENTION:
+        return None
+    if getattr(text, "attn_logit_softcapping", None) is not None:
+        return "it caps attention logits (attn_logit_softcapping), which SDPA cannot"
+    if model_class is not None and not getattr(model_class, "_supports_attention_backend", False):
+        return f"{model_class.__name__} does not take transformers' pluggable attention functions"
+    if model_class is not None and not getattr(model_class, "_supports_sdpa", False):
+        return f"{model_class.__name__} has no SDPA attention"
+    return None

@@ -56,7 +56,10 @@ TOKENIZER_FILES = (
     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
 )  # fmt: skip
 # Recipe keys that name where a run goes, how it is evaluated or published, not what it trains.
-IDENTITY_IGNORES = ("output_dir", "resume", "hub_model_id", "hub", "eval")
+IDENTITY_IGNORES = (
+    "output_dir", "resume", "resume_from_checkpoint", "auto_resume_from_checkpoints",
+    "hub_model_id", "hub", "eval",
+)  # fmt: skip
 
 
 def recipe_identity(yaml_text: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from tiny import save_tiny_model
@@ -93,3 +94,20 @@ def cli(
     """``python -m ft_plugin ARGS`` in a subprocess, as a user types it (output captured)."""
     return subprocess.run([sys.executable, "-m", "ft_plugin", *args], capture_output=True, cwd=cwd,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def assert_packed_rows_match_rows_alone(model: Any, rows: list[Any], inputs: dict) -> None:
+    """Packed ``inputs`` (the ``rows`` side by side) give each row the logits and gradients
+    it has alone: the packed attention keeps rows apart. ``model`` attends packed."""
+    import torch
+
+    packed = model(**inputs, use_cache=False).logits[0]
+    (packed**2).mean().backward()
+    packed_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_attn_implementation("sdpa")
+    alone = torch.cat([model(input_ids=r[None], use_cache=False).logits[0] for r in rows])
+    (alone**2).mean().backward()
+    torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)
+    for mine, reference in zip(packed_grads, (p.grad for p in model.parameters()), strict=True):
+        torch.testing.assert_close(mine, reference, atol=1e-6, rtol=1e-4)

@@ -148,6 +148,28 @@ def test_a_site_trains_its_own_recipe_with_the_servers_hyper_parameters(tmp_path
     assert recipe.report_to == ["none"] and recipe.resume is False
 
 
+def test_a_site_recipe_with_axolotls_per_epoch_counts_builds(tmp_path: Path) -> None:
+    """Axolotl's saves_per_epoch / evals_per_epoch (and strategies) in a site's own recipe
+    give way to the site's fixed steps (no checkpoints or evaluation inside a round) instead
+    of contradicting them; the server's warmup_ratio applies (with its warmup_steps, so the
+    site's own warmup_steps does not contradict it)."""
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"instruction": "q", "output": "a"}\n' * 8, encoding="utf-8")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"base_model: embedded:smollm2-135m-instruct\ndatasets:\n  - path: {own}\n"
+                    "    type: alpaca\nval_set_size: 2\nsaves_per_epoch: 1\nevals_per_epoch: 4\n"
+                    "save_strategy: steps\neval_strategy: steps\nwarmup_steps: 10\n",
+                    encoding="utf-8")  # fmt: skip
+    server = load_recipe("medical-lora", ["warmup_steps=0", "warmup_ratio=0.1",
+                                          "federated.local_steps=3"])  # fmt: skip
+    sent = check_server_config({"settings": json.dumps(server_settings(server.recipe, 5e-5))})
+    assert sent["warmup_ratio"] == 0.1
+    recipe = load_site_recipe({"recipe": str(site)}, sent).recipe
+    assert (recipe.saves_per_epoch, recipe.evals_per_epoch) == (None, None)
+    assert (recipe.save_steps, recipe.eval_steps) == (1000000, 1000000)
+    assert (recipe.warmup_ratio, recipe.warmup_steps, recipe.max_steps) == (0.1, 0, 3)
+
+
 # --------------------------------------------------------------------------- the server
 
 

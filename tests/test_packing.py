@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import assert_packed_rows_match_rows_alone, tiny_recipe
 from tiny import tiny_llama
 
 from ft_plugin.attention import (
@@ -46,16 +46,7 @@ def test_packed_rows_give_the_logits_and_gradients_of_rows_alone(boundaries: str
     inputs = _packed_inputs(rows)
     if boundaries == "position_ids":
         inputs = {k: inputs[k] for k in ("input_ids", "position_ids")}
-    packed = model(**inputs, use_cache=False).logits[0]
-    (packed**2).mean().backward()
-    packed_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    model.set_attn_implementation("sdpa")
-    alone = torch.cat([model(input_ids=r[None], use_cache=False).logits[0] for r in rows])
-    (alone**2).mean().backward()
-    torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)
-    for mine, reference in zip(packed_grads, (p.grad for p in model.parameters()), strict=True):
-        torch.testing.assert_close(mine, reference, atol=1e-6, rtol=1e-4)
+    assert_packed_rows_match_rows_alone(model, rows, inputs)
 
 
 def test_accelerator_buckets_equal_the_cpu_per_row_path() -> None:

@@ -1,12 +1,14 @@
-"""Tiny random Llama models and a tokenizer built locally in seconds (no downloads)."""
+"""Tiny random causal LMs (Llama, Mistral, Qwen2, Qwen3, Gemma 3, Phi-3) and a tokenizer,
+built locally in seconds (no downloads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] "
@@ -55,26 +57,63 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def tiny_llama(vocab_size: int = 259, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
+def _common(vocab_size: int, layers: int) -> dict[str, Any]:
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": 64,  # bitsandbytes 4-bit on the CPU fails below 64
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "eos_token_id": 257,
+        "pad_token_id": 258,
+        "bos_token_id": None,
+    }
+
+
+# Each architecture Axolotl's examples name, at toy size. A short sliding window (where the
+# architecture has one) makes the windowed layers differ from full attention on test rows;
+# Qwen2 ties its head to the embeddings, as its small checkpoints do.
+ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", {"tie_word_embeddings": False}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {"sliding_window": 8}),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {"tie_word_embeddings": True}),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),
+    "gemma3": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        {
+            "head_dim": 16,
+            "query_pre_attn_scalar": 16,
+            "sliding_window": 8,
+            "layer_types": ["sliding_attention", "full_attention"],
+        },
+    ),  # fmt: skip
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", {"sliding_window": 8}),
+}
+
+
+def tiny_model(arch: str = "llama", vocab_size: int = 259, seed: int = 0, layers: int = 2,
+               **config: Any) -> PreTrainedModel:  # fmt: skip
+    """A tiny random causal LM of ``arch`` (a key of ARCHITECTURES) for the tiny tokenizer."""
+    import transformers
+
+    config_name, model_name, extra = ARCHITECTURES[arch]
+    settings = {**_common(vocab_size, layers), **extra, **config}
+    if arch == "gemma3":
+        settings["layer_types"] = (settings["layer_types"] * layers)[:layers]
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,  # bitsandbytes 4-bit on the CPU fails below 64
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=257,
-        pad_token_id=258,
-        bos_token_id=None,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config)
+    model_config = getattr(transformers, config_name)(**settings)
+    return getattr(transformers, model_name)(model_config)
 
 
-def save_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
-    """Write a tiny Llama and its tokenizer as an ordinary checkpoint folder."""
-    tiny_llama(seed=seed, layers=layers).save_pretrained(path)
+def tiny_llama(vocab_size: int = 259, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
+    return tiny_model("llama", vocab_size, seed, layers)
+
+
+def save_tiny_model(path: Path, seed: int = 0, layers: int = 2, arch: str = "llama") -> Path:
+    """Write a tiny model (Llama unless ``arch`` says) and its tokenizer as a checkpoint folder."""
+    tiny_model(arch, seed=seed, layers=layers).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path

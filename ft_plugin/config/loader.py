@@ -307,6 +307,8 @@ def load_recipe(
     doc = apply_values(doc, values or {}, values_origin)
     check_remote_keys(doc, composition.pinned)
     screened = screen(doc)  # Axolotl's keys: empty ones unset, no-effect noted, refused
+    if screened.gate is not None:  # a kind of training we do not do: that line alone
+        raise screened.gate
     recipe = validate(doc, source.shown, screened.errors)
     name = recipe.name or Path(source.hub.path if source.hub else source.local).stem
     return LoadedRecipe(recipe, name, source.shown, doc, composition.finish(), screened.notes)

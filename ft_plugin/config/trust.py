@@ -22,6 +22,7 @@ from ft_plugin import refs
 from ft_plugin.errors import RecipeError, UserError
 
 from .schema import Recipe
+from .schema.model import BASE_REVISION_NAMES
 from .yaml_source import KeyPath, Located, Origin
 
 CODE, READ, WRITE, NETWORK, PUBLISH = "code", "read", "write", "network", "publish"
@@ -130,9 +131,30 @@ def _not_a_plain_name(found: Found) -> bool:
     return not (isinstance(found.value, str) and _PLAIN_NAME.fullmatch(found.value))
 
 
+def _template_text_file(found: Found) -> bool:
+    """A chat_template_jinja naming a file (not Jinja text): Axolotl reads the file, whose
+    contents would become the template saved with the run (and published)."""
+    value = found.value
+    return isinstance(value, str) and not any(mark in value for mark in ("{{", "{%"))
+
+
+def _deepspeed_not_builtin(found: Found) -> bool:
+    """Anything but an Axolotl builtin DeepSpeed name (``deepspeed_configs/zero3_bf16.json``):
+    a path reads a file here, and an inline mapping can name NVMe offload folders to write."""
+    value = found.value
+    builtin = isinstance(value, str) and re.fullmatch(r"(deepspeed_configs/)?\w+(\.json)?", value)
+    return value not in (False, None, {}) and not builtin
+
+
+def _uploads(found: Found) -> bool:
+    return found.value not in (False, None, "false")
+
+
 def _data_rules(entries: str) -> list[Rule]:
     return [
         Rule(f"{entries}.path", READ, "reads data from this machine", _local_data_path),
+        Rule(f"{entries}.chat_template_jinja", READ, "reads a template file on this machine",
+             _template_text_file),
         Rule(f"{entries}.path", NETWORK, "fetches data from an address outside the Hub", _any_url),
         Rule(f"{entries}.data_files", READ, "reads files on this machine", _local_data_files),
         Rule(f"{entries}.data_files", NETWORK, "fetches files from an address outside the Hub",
@@ -141,15 +163,15 @@ def _data_rules(entries: str) -> list[Rule]:
     ]  # fmt: skip
 
 
-_DATA_LISTS = ("datasets", "test_datasets", "replay.datasets")
+_DATA_LISTS = ("datasets", "test_datasets", "replay.datasets", "pretraining_dataset")
 _SCOPES = ("", "stages.*.", "adapters.*.")  # stages and task adapters override data and ewc
 
 RULES: tuple[Rule, ...] = (
     Rule("trust_remote_code", CODE, "runs a model repo's Python code on this machine", _true),
     Rule("base_model", CODE, "chooses whose Python code trust_remote_code: true runs",
          _runs_remote_code),
-    Rule("base_model_revision", CODE, "chooses whose Python code trust_remote_code: true runs",
-         _runs_remote_code),
+    *(Rule(name, CODE, "chooses whose Python code trust_remote_code: true runs",
+           _runs_remote_code) for name in BASE_REVISION_NAMES),  # Axolotl's spellings too
     Rule("tokenizer_config", CODE, "chooses whose Python code trust_remote_code: true runs",
          _runs_remote_code),
     Rule("base_model", READ, "loads a model folder from this machine", _local_model),
@@ -160,8 +182,19 @@ RULES: tuple[Rule, ...] = (
     *(rule for scope in _SCOPES for entries in _DATA_LISTS
       for rule in _data_rules(f"{scope}{entries}.*")),
     Rule("output_dir", WRITE, "chooses where on this machine the run is written"),
+    Rule("dataset_prepared_path", WRITE,
+         "chooses where on this machine prepared data is written and read back"),
+    Rule("chat_template_jinja", READ, "reads a template file on this machine", _template_text_file),
     Rule("name", WRITE, "names the run folder (output_dir's {recipe}) and is not a plain name",
          _not_a_plain_name),
+    Rule("resume_from_checkpoint", READ, "loads a checkpoint folder from this machine", _true),
+    Rule("deepspeed", READ, "reads a DeepSpeed file (or sets offload folders) on this machine",
+         _deepspeed_not_builtin),
+    Rule("use_wandb", NETWORK, "sends the run's metrics and settings to Weights & Biases", _true),
+    Rule("wandb_project", NETWORK, "sends the run's metrics and settings to Weights & Biases",
+         _true),
+    Rule("wandb_entity", NETWORK, "chooses which Weights & Biases team receives the run", _true),
+    Rule("wandb_log_model", PUBLISH, "uploads the model to Weights & Biases", _uploads),
     Rule("hub_model_id", PUBLISH, "publishes the run with your Hub token when training ends"),
     Rule("hub.private", PUBLISH, "chooses who can see what is published"),
     Rule("hub.revision", PUBLISH, "chooses the branch the run is published to"),

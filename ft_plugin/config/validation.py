@@ -17,6 +17,7 @@ from ft_plugin import refs, registry
 from ft_plugin.errors import RecipeError, RecipeErrors
 
 from .schema import BUILTIN_DATASET_TYPES, Recipe
+from .schema.datasets import PROMPT_STYLES, STYLED_TYPES, split_prompt_style
 from .yaml_source import Located, Origin
 
 
@@ -128,9 +129,12 @@ def _registry_errors(doc: Located, recipe: Recipe, shown: str) -> list[RecipeErr
         for index, entry in enumerate(getattr(recipe, group) or []):
             if not known_dataset_type(entry.type):
                 known = [*BUILTIN_DATASET_TYPES, *registry.templates()]
+                styled = [f"{kind}:{style}" for kind in STYLED_TYPES for style in PROMPT_STYLES]
                 message = (
-                    f"unknown dataset type {entry.type!r}{did_you_mean(entry.type, known)}; "
-                    f"known: {', '.join(known)} (or a template .yaml path / hf:// reference)"
+                    f"unknown dataset type {entry.type!r}"
+                    f"{did_you_mean(entry.type, [*known, *styled])}; known: {', '.join(known)}, "
+                    f"Axolotl's prompt styles {', '.join(styled)} (or a template .yaml path / "
+                    "hf:// reference)"
                 )
                 out.append(_recipe_error(doc, (group, index, "type"), message, shown))
     return out
@@ -152,7 +156,9 @@ def _stage_errors(doc: Located, recipe: Recipe, shown: str) -> list[RecipeError]
 
 
 def known_dataset_type(kind: str) -> bool:
-    """True for a row shape, a registered template name, or a template file reference."""
+    """True for a row shape (with Axolotl's prompt style, `alpaca:chat`), a registered
+    template name, or a template file reference."""
+    kind = split_prompt_style(kind)[0]
     return (
         kind in BUILTIN_DATASET_TYPES
         or kind in registry.templates()

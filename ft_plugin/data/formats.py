@@ -4,8 +4,10 @@ Every chat-style row becomes ``{"prompt": [messages…], "completion": [assistan
 TRL applies the model's chat template and computes the loss on the completion only,
 exactly the answer tokens (``train_on_inputs: true`` turns that off). We chose this
 over TRL's ``assistant_only_loss``, which refuses chat templates without
-``{% generation %}`` markers, such as SmolLM2's ChatML. Raw text (``completion``) becomes
-``{"text": …}`` with loss on every token.
+``{% generation %}`` markers, such as SmolLM2's ChatML. ``chat_template`` rows keep that
+shape (evaluation generates from the prompt) and, given the model's tokenizer, are also
+tokenized with a loss mask per turn as Axolotl trains them (:mod:`.chat`). Raw text
+(``completion``, ``pretrain``) becomes ``{"text": …}`` with loss on every token.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from typing import Any
 from ft_plugin.config.schema import DatasetSection
 from ft_plugin.errors import DataError
 
+from .chat import chat_turns
 from .templates import Template, load_template
 
 Example = dict[str, Any]
+
+# TRL's per-row column of extra chat template variables (SFTTrainer and trl.data_utils read
+# it); the recipe's `chat_template_kwargs` travel with each chat example under it.
+TEMPLATE_VARIABLES = "chat_template_kwargs"
 
 # With ``group_by`` (evaluation breakdowns), each example carries its row's value of that
 # column under this key; training converts without it, so its examples are unchanged.
@@ -93,22 +100,14 @@ def alpaca_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
 
 
 def chat_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
-    """A messages list → everything before the last assistant turn is the prompt."""
-    messages = row.get(spec.field_messages or "messages")
-    if not isinstance(messages, list) or not messages:
-        return "missing_messages"
-    mapping = spec.message_property_mappings or {}
-    role_key, content_key = mapping.get("role", "role"), mapping.get("content", "content")
-    roles = {"human": "user", "gpt": "assistant", "bot": "assistant"}
-    turns = []
-    for message in messages:
-        if not isinstance(message, dict):
-            return "malformed_message"
-        role = roles.get(str(message.get(role_key)), message.get(role_key))
-        content = message.get(content_key)
-        if role not in ("system", "user", "assistant") or not isinstance(content, str):
-            return "malformed_message"
-        turns.append({"role": role, "content": content})
+    """A messages list → everything before the last assistant turn is the prompt.
+
+    The turns are read as Axolotl reads them (:func:`ft_plugin.data.chat.chat_turns`);
+    a ``chat_template`` dataset's rows are then tokenized turn by turn (``ChatRendering``).
+    """
+    turns = chat_turns(row, spec)
+    if isinstance(turns, str):
+        return turns
     if turns[-1]["role"] != "assistant" or not turns[-1]["content"].strip():
         return "no_final_assistant_turn"
     if len(turns) < 2:
@@ -117,7 +116,8 @@ def chat_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
 
 
 def completion_example(row: dict[str, Any], spec: DatasetSection) -> Example | str:
-    text = _text(row, spec.field_text or "text")
+    """Raw text (``completion`` / ``pretrain``) from `field_text`, `field` or `text_column`."""
+    text = _text(row, spec.text_field())
     return {"text": text} if text else "missing_text"
 
 
@@ -125,6 +125,7 @@ CONVERTERS = {
     "alpaca": alpaca_example,
     "chat_template": chat_example,
     "completion": completion_example,
+    "pretrain": completion_example,  # Axolotl's pre-training rows: raw text, cut into windows
 }
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .formats import Example
+from .formats import TEMPLATE_VARIABLES, Example
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -46,13 +46,18 @@ def render_example(
     sequence_len: int,
     train_on_inputs: bool = False,
 ) -> RenderedExample:
-    """Token ids and loss mask of ``example`` exactly as training sees them."""
-    if "text" in example:
+    """Token ids and loss mask of ``example`` exactly as training sees them (with the
+    chat template variables the example carries, as TRL passes them)."""
+    if "input_ids" in example:  # tokenized by the data stage (chat_template rows, data/chat.py)
+        ids = list(example["input_ids"])
+        mask = [1] * len(ids) if train_on_inputs else list(example["completion_mask"])
+    elif "text" in example:
         ids = list(tokenizer(example["text"])["input_ids"]) + [tokenizer.eos_token_id]
         mask = [1] * len(ids)
     else:
-        prompt = _ids(tokenizer, example["prompt"], add_generation_prompt=True)
-        ids = _ids(tokenizer, example["prompt"] + example["completion"])
+        variables = example.get(TEMPLATE_VARIABLES) or {}
+        prompt = _ids(tokenizer, example["prompt"], add_generation_prompt=True, **variables)
+        ids = _ids(tokenizer, example["prompt"] + example["completion"], **variables)
         common = next(
             (i for i, (a, b) in enumerate(zip(prompt, ids, strict=False)) if a != b),
             min(len(prompt), len(ids)),

@@ -22,10 +22,10 @@ from ft_plugin.rundir import RunDir
 
 from .launch import is_main_process, launch_notes, quiet
 from .sft_config import choose_precision, compute_dtype
-from .trainer import collect_metrics, make_trainer
+from .trainer import checkpoint_step, collect_metrics, make_trainer, resume_point
 
 if TYPE_CHECKING:
-    from ft_plugin.config import LoadedRecipe
+    from ft_plugin.config import LoadedRecipe, Recipe
 
 
 @dataclass
@@ -75,6 +75,38 @@ def save_final(trainer: Any, run_dir: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def in_curriculum_order(recipe: Recipe) -> Recipe:
+    """The recipe the data stage reads: with `curriculum_sampling` one dataset keeps its
+    file order (Axolotl's merge_datasets does not shuffle it; several are shuffled together
+    unless shuffle_merged_datasets: false, and a stream keeps its buffer shuffle)."""
+    from ft_plugin.data.build import is_streaming
+
+    if (recipe.curriculum_sampling and recipe.shuffle_merged_datasets
+            and len(recipe.datasets or []) == 1 and not is_streaming(recipe)):  # fmt: skip
+        return recipe.model_copy(update={"shuffle_merged_datasets": False})
+    return recipe
+
+
+def _announce(recipe: Any, data: Any, counts: tuple[int, int], precision: str, say: Any) -> None:
+    """What the run trains, on how many rows, and the rows it dropped for their length."""
+    from ft_plugin.data.build import OVERLONG
+    from ft_plugin.data.lengths import length_advice
+
+    trainable, total = counts
+    train_rows = "streamed" if data.streamed else f"{len(data.train)}"
+    say(
+        f"ft-plugin: {recipe.adapter} on {recipe.base_model}: {trainable:,} trainable of {total:,} "
+        f"parameters ({100 * trainable / total:.3f}%), {precision}, "
+        f"{train_rows} train / {len(data.eval) if data.eval is not None else 0} eval rows",
+        file=sys.stderr,
+    )
+    if (overlong := data.dropped.get(OVERLONG)) and data.lengths:
+        say(f"ft-plugin: {length_advice(data.lengths, 'sequence_len:')}", file=sys.stderr)
+    elif overlong:
+        say(f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
+            f"sequence_len={recipe.sequence_len}", file=sys.stderr)  # fmt: skip
+
+
 def prepare_run(
     loaded: LoadedRecipe,
     output_dir: str | None = None,
@@ -89,8 +121,6 @@ def prepare_run(
     """
     from ft_plugin import models
     from ft_plugin.data import build_training_data
-    from ft_plugin.data.build import OVERLONG
-    from ft_plugin.data.lengths import length_advice
     from ft_plugin.memory import reset_peak
     from ft_plugin.methods.lora_training import speed_up_lora_layers
 
@@ -98,15 +128,21 @@ def prepare_run(
     recipe = loaded.recipe
     run = RunDir.for_recipe(loaded, output_dir)
     run_dir = run.path
-    checkpoint = run.check_reuse(loaded.to_yaml(), resume or recipe.resume)
+    checkpoint = resume_point(recipe, run, loaded.to_yaml(), resume)
     if recipe.torch_threads:
         import torch
 
         torch.set_num_threads(recipe.torch_threads)
+    say = print if is_main_process() else quiet
     method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
+    if fallback := models.packing_fallback(recipe, base):  # the model cannot keep rows apart
+        say(f"ft-plugin: {fallback}", file=sys.stderr)
+        recipe = recipe.model_copy(update={"sample_packing": False, "eval_sample_packing": False})
     tokenizer = models.load_tokenizer(recipe, base)
-    data = build_training_data(recipe, tokenizer)
+    data = build_training_data(in_curriculum_order(recipe), tokenizer)
+    for note in data.notes:  # dedup counts, prepared data reused, streaming
+        say(f"ft-plugin: {note}", file=sys.stderr)
     from transformers import set_seed
 
     set_seed(recipe.seed)  # adapter initialisation is random: seed it, not only the Trainer
@@ -124,18 +160,7 @@ def prepare_run(
     speed_up_lora_layers(model, autocast_half=precision.bf16 or precision.fp16)
     penalty = penalty_for(model) if penalty_for is not None else None
     trainable, total = count_parameters(model)
-    say = print if is_main_process() else quiet
-    say(
-        f"ft-plugin: {recipe.adapter} on {recipe.base_model}: {trainable:,} trainable of {total:,} "
-        f"parameters ({100 * trainable / total:.3f}%), {precision.label}, "
-        f"{len(data.train)} train / {len(data.eval) if data.eval is not None else 0} eval rows",
-        file=sys.stderr,
-    )
-    if (overlong := data.dropped.get(OVERLONG)) and data.lengths:
-        say(f"ft-plugin: {length_advice(data.lengths, 'sequence_len:')}", file=sys.stderr)
-    elif overlong:
-        say(f"ft-plugin: dropped {overlong} row{'s' * (overlong != 1)} longer than "
-            f"sequence_len={recipe.sequence_len}", file=sys.stderr)  # fmt: skip
+    _announce(recipe, data, (trainable, total), precision.label, say)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.logs)
     existed = run_dir.exists()
     try:
@@ -162,32 +187,39 @@ def run(prepared: PreparedRun) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         folder.write_recipe(prepared.loaded)
     trainer.accelerator.wait_for_everyone()
-    from ft_plugin.callbacks import ProgressLog, StopOnSignal
+    from ft_plugin.callbacks import ProgressLog, StopOnSignal, close_trackers, watchdog_stop
 
     stop = StopOnSignal()
     trainer.add_callback(stop)
     trainer.add_callback(ProgressLog(run_dir, trainer))
     started = time.perf_counter()
     checkpoint = str(prepared.checkpoint) if prepared.checkpoint else None
+    start_step = checkpoint_step(checkpoint)  # read now: the rotation may delete it while training
     with _failure_recorded(folder, main):
         output = trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.perf_counter() - started
-    start_step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
     metrics = collect_metrics(
         trainer, output, prepared.data, wall, prepared.trainable_params, prepared.total_params,
         start_step,
     )  # fmt: skip
-    if stop.requested:
-        metrics["stopped"] = {"signal": stop.requested, "step": stop.stopped_at}
+    stopped = (
+        {"signal": stop.requested, "step": stop.stopped_at}
+        if stop.requested
+        else watchdog_stop(trainer)
+    )  # a signal, or the loss watchdog (with its reason)
+    if stopped:
+        metrics["stopped"] = stopped
     save_final(trainer, run_dir)
     if main:
         trainer.processing_class.save_pretrained(str(run_dir))
         trainer.state.save_to_json(str(folder.trainer_state_path))
         folder.write_metrics(metrics)
         state = trainer.state
-        folder.write_status("stopped" if stop.requested else "done", step=state.global_step,
-                            max_steps=state.max_steps, pid=os.getpid())  # fmt: skip
+        reason = {"reason": stopped["reason"]} if stopped and "reason" in stopped else {}
+        folder.write_status("stopped" if stopped else "done", step=state.global_step,
+                            max_steps=state.max_steps, pid=os.getpid(), **reason)  # fmt: skip
     trainer.accelerator.wait_for_everyone()
+    close_trackers(trainer)  # the W&B run ends with this run
     return RunResult(run_dir, metrics)
 
 

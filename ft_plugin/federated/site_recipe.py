@@ -33,7 +33,8 @@ from ft_plugin.errors import UserError
 SERVER_KEYS = (
     # one round's optimisation
     "learning_rate", "max_steps", "micro_batch_size", "gradient_accumulation_steps",
-    "lr_scheduler", "optimizer", "warmup_steps", "weight_decay", "max_grad_norm", "seed",
+    "lr_scheduler", "optimizer", "warmup_steps", "warmup_ratio", "weight_decay",
+    "max_grad_norm", "seed",
     "sequence_len", "train_on_inputs",
     # the adapter's shape: the tensors every site trains and the server averages
     "adapter", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
@@ -46,9 +47,11 @@ MESSAGE_KEYS = ("server-round", "round", "strategy", "settings", "clipping_norm"
 STRATEGIES = ("fedavg", "ffa-lora")
 SITE_REFUSED = 100  # Error.code of a site's reply that refuses the server's message
 # Set by the site for itself: no trackers, no checkpoints, a fresh run every round (and,
-# with an eval set, no evaluation inside a round: the server asks for it separately).
-SITE_FIXED = ["report_to=none", "save_steps=1000000", "resume=false"]
-NO_EVAL_IN_ROUND = "eval_steps=1000000"
+# with an eval set, no evaluation inside a round: the server asks for it separately). The
+# recipe's own per-epoch counts and strategies are unset: they would contradict the steps.
+SITE_FIXED = ["report_to=none", "save_steps=1000000", "saves_per_epoch=null",
+              "save_strategy=null", "resume=false"]  # fmt: skip
+NO_EVAL_IN_ROUND = ["eval_steps=1000000", "evals_per_epoch=null", "eval_strategy=null"]
 
 
 class SiteRefusal(UserError):
@@ -134,7 +137,7 @@ def load_site_recipe(node: Mapping[str, Any], settings: Mapping[str, Any]) -> An
     try:
         loaded = load_recipe(reference, overrides)
         if loaded.recipe.val_set_size or loaded.recipe.test_datasets:
-            loaded = load_recipe(reference, [*overrides, NO_EVAL_IN_ROUND])
+            loaded = load_recipe(reference, [*overrides, *NO_EVAL_IN_ROUND])
     except UserError as exc:
         raise SiteRefusal(f"the site's recipe with the server's settings: {exc}") from None
     if not registry.load_method(loaded.recipe.adapter).uses_peft:

@@ -45,10 +45,13 @@ class FineTuningMethod:
         raise NotImplementedError(f"{type(self).__name__} must implement peft_config or prepare")
 
     def prepare(self, model: PreTrainedModel, recipe: Recipe) -> torch.nn.Module:
-        """Return the model that trains: by default, ``model`` wrapped in this method's adapter."""
+        """Return the model that trains: by default, ``model`` wrapped in this method's adapter,
+        with the embedding rows of the tokens the recipe added trainable where PEFT allows."""
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(recipe, model))
+        config = self.peft_config(recipe, model)
+        train_new_token_rows(config, model, self.name)
+        return with_head_bias(get_peft_model(model, config))
 
     def start_from(
         self, model: PreTrainedModel, recipe: Recipe, adapter_dir: Path
@@ -63,7 +66,64 @@ class FineTuningMethod:
                 f"lora_model_dir: adapter {self.name} trains full weights; set base_model to the earlier "
                 "run directory instead"
             )
-        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+        return with_head_bias(PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True))
+
+
+def train_new_token_rows(config: PeftConfig, model: PreTrainedModel, method: str) -> None:
+    """Make the embedding rows of the tokens the recipe added train with the adapter.
+
+    A new token's rows start untrained (random, or the mean of the others), so they must
+    learn, as Axolotl requires. PEFT's ``trainable_token_indices`` (LoRA and its kin)
+    trains just those rows of the input embeddings and, when untied, of the output head,
+    and saves only them; other PEFT configs train the two layers whole
+    (``modules_to_save``). One line says which.
+    """
+    from ft_plugin.models import new_token_ids, note
+
+    ids = new_token_ids(model)
+    if not ids:
+        return
+    layers = embedding_layer_names(model)
+    kept = set(getattr(config, "modules_to_save", None) or [])
+    what = f"{len(ids)} new token{'s' * (len(ids) != 1)} (ids {ids[0]}-{ids[-1]})"
+    rows = {name: list(ids) for name in layers if name.rsplit(".", 1)[-1] not in kept}
+    if not rows:
+        note(f"{what}: {' and '.join(layers)} train whole (lora_modules_to_save)")
+    elif hasattr(config, "trainable_token_indices"):
+        config.trainable_token_indices = rows
+        note(f"{what}: their rows of {' and '.join(layers)} train with the {method} adapter "
+             "(PEFT trainable_token_indices)")  # fmt: skip
+    elif hasattr(config, "modules_to_save"):
+        config.modules_to_save = sorted(kept | {name.rsplit(".", 1)[-1] for name in layers})
+        note(f"{what}: {' and '.join(layers)} train whole with the {method} adapter "
+             "(PEFT modules_to_save)")  # fmt: skip
+    else:
+        note(f"{what}: adapter {method} cannot train embedding rows; they keep their "
+             "initial values (adapter: lora trains them)")  # fmt: skip
+
+
+def with_head_bias(model: torch.nn.Module) -> torch.nn.Module:
+    """``model``, its PEFT trainable-token wrappers showing their layer's ``bias``.
+
+    TRL's fused LM head reads ``lm_head.weight`` and ``lm_head.bias``; PEFT's
+    ``TrainableTokensWrapper`` forwards ``weight`` only (the rows merged in), so a head
+    whose new rows train would fail on ``bias``. Set in the instance dict: not a parameter.
+    """
+    from peft.utils.other import TrainableTokensWrapper
+
+    for module in model.modules():
+        if isinstance(module, TrainableTokensWrapper) and "bias" not in module.__dict__:
+            module.__dict__["bias"] = getattr(module.token_adapter.base_layer, "bias", None)
+    return model
+
+
+def embedding_layer_names(model: PreTrainedModel) -> list[str]:
+    """Module names of the input embeddings and, when not tied to them, the output head."""
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = outputs is None or outputs.weight is inputs.weight
+    wanted = [inputs] if tied else [inputs, outputs]
+    names = {id(module): name for name, module in model.named_modules()}
+    return [names[id(module)] for module in wanted]
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:

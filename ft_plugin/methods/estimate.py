@@ -140,13 +140,15 @@ def estimate_training(recipe: Recipe) -> TrainingEstimate:
 
 
 def _base_config(recipe: Recipe) -> PretrainedConfig:
-    """The base model's config (``rope_scaling`` applied as ``models.load_model`` does)."""
+    """The base model's config (`model_config` and ``rope_scaling`` applied as
+    ``models.load_model`` does)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(
         _config_folder(recipe.base_model, recipe.base_model_revision),
         trust_remote_code=recipe.trust_remote_code,
     )
+    models.apply_config_overrides(config, recipe.overrides_of_model_config or {})
     if recipe.rope_scaling:
         config.rope_scaling = dict(recipe.rope_scaling)
     return config

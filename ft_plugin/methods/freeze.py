@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ft_plugin.errors import UserError
+from ft_plugin.models import new_token_ids, note
 
 from .base import FineTuningMethod
 
@@ -65,6 +66,13 @@ class FreezeMethod(FineTuningMethod):
                 f"unfrozen_parameters: no parameter name matches {[p.pattern for p in patterns]}; "
                 f"names look like {next(iter(dict(model.named_parameters())))!r}"
             )
+        if new_token_ids(model):
+            # Rows of tokens the recipe added start untrained: the layers holding them train.
+            for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+                if layer is not None:
+                    layer.weight.requires_grad_(True)
+            note(f"{len(new_token_ids(model))} new tokens: the input embeddings and the output "
+                 "head train, to learn their rows")  # fmt: skip
         if getattr(model.config, "tie_word_embeddings", False):
             # A tied head shares the embedding matrix: training one trains both.
             model.get_input_embeddings().weight.requires_grad_(

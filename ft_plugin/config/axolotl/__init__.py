@@ -13,7 +13,7 @@ key left empty (YAML null), ``false`` or ``[]`` asks for nothing: it is dropped 
 validation, and a no-effect or refused key with such a value says nothing.
 
 Example:
-    >>> explain_key("wandb_project", "medical")[0]
+    >>> explain_key("flash_attention", True)[0]
     'no effect'
     >>> explain_key("lora_r", 8)
     ('honoured', '')
@@ -37,8 +37,20 @@ HERE = Path(__file__).resolve().parent
 SCHEMA_FILE = HERE / f"schema-{AXOLOTL_VERSION}.tsv"
 TABLE_FILE = HERE / "keys.yaml"
 DATASET_GROUPS = ("datasets", "test_datasets", "pretraining_dataset")
-# Top-level keys whose empty value means something else than our default, as in Axolotl.
-EMPTY_MEANS = {"adapter": "full"}  # no adapter: the full model trains
+# Kinds of training ft-plugin does not do: a config that asks for one gets one line naming
+# it (not one per key), whatever else it sets.
+GATES = (
+    (("processor_type", "processor_kwargs", "image_size", "image_resize_algorithm",
+      "freeze_mm_modules", "role_boundaries"),
+     "a vision or audio model: ft-plugin trains text-only causal language models; "
+     "vision, audio and multimodal fine-tuning are not supported (use Axolotl for it)"),
+    (("diffusion", "diffusion_lm", "diffusion_decision"),
+     "a diffusion language model: ft-plugin trains autoregressive causal language models; "
+     "diffusion training is not supported (use Axolotl for it)"),
+    (("rl", "reward_model", "process_reward_model", "ebft"),
+     "preference, reward and RL training (rl:) arrive with issue 32; remove it to train "
+     "supervised fine-tuning on the same base model"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class KeyTable:
 
     no_effect: dict[str, str]
     refused: dict[str, str]
+    neutral: dict[str, list[Any]]  # values of a table key that ask for nothing (say nothing)
 
     def status(self, key: str) -> tuple[str, str] | None:
         """``("no effect" | "refused", reason)`` for a table key, else None."""
@@ -61,7 +74,8 @@ class KeyTable:
 def key_table() -> KeyTable:
     """``keys.yaml``, read once."""
     data = yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")) or {}
-    return KeyTable(dict(data.get("no_effect") or {}), dict(data.get("refused") or {}))
+    return KeyTable(dict(data.get("no_effect") or {}), dict(data.get("refused") or {}),
+                    dict(data.get("neutral") or {}))  # fmt: skip
 
 
 @functools.cache
@@ -79,15 +93,24 @@ def asks_nothing(value: Any) -> bool:
 
 @dataclass
 class Screened:
-    """What screening a recipe found: notes for the run, and refusals (all of them)."""
+    """What screening a recipe found: notes for the run, refusals (all of them), or the
+    one refusal of a kind of training we do not do (``gate``: nothing else is checked)."""
 
     notes: list[str]
     errors: list[RecipeError]
+    gate: RecipeError | None = None
 
 
 def screen(doc: Located) -> Screened:
     """Drop empty keys, and keys of the table (no effect: a note each; refused: an error
     each), from the merged recipe, top level and dataset entries, in place."""
+    for keys, why in GATES:
+        asked = [key for key in keys if not asks_nothing(doc.data.get(key))]
+        if asked:
+            origin = doc.origin_of((asked[0],)) or Origin("recipe")
+            named = ", ".join(asked)
+            return Screened([], [], RecipeError(f"{named}: {why}", file=origin.file,
+                                                line=origin.line))  # fmt: skip
     found = Screened([], [])
     _screen_mapping(doc, doc.data, (), "", found)
     for group in DATASET_GROUPS:
@@ -101,12 +124,13 @@ def screen(doc: Located) -> Screened:
 def _screen_mapping(
     doc: Located, data: dict[str, Any], at: tuple[Any, ...], prefix: str, found: Screened
 ) -> None:
-    table = key_table()
+    table, ours = key_table(), _our_fields(prefix)
     for key in list(data):
         value, path = data[key], (*at, key)
-        status = table.status(prefix + key)
-        if value is None and not at and key in EMPTY_MEANS:
-            data[key] = EMPTY_MEANS[key]
+        status = None if key in ours else table.status(prefix + key)  # ours win
+        if status and value in table.neutral.get(prefix + key, ()):
+            status = None  # e.g. context_parallel_size: 1 asks for nothing
+            del data[key]
             continue
         if value is None or (status and asks_nothing(value)):
             del data[key]  # Axolotl's semantics: empty means unset
@@ -124,17 +148,35 @@ def _screen_mapping(
         del data[key]
 
 
+def _our_fields(prefix: str) -> frozenset[str]:
+    from ..schema import Recipe
+    from ..schema.datasets import DatasetSection
+
+    return schema_keys(DatasetSection if prefix else Recipe)
+
+
+def schema_keys(model: Any) -> frozenset[str]:
+    """The keys a schema section reads: its fields and their other spellings (Axolotl's
+    remapped names, ``validation_alias``), e.g. ``model_revision`` for ``base_model_revision``."""
+    keys = set(model.model_fields)
+    for field in model.model_fields.values():
+        keys.update(getattr(field.validation_alias, "choices", ()))
+    return frozenset(keys)
+
+
 def explain_key(key: str, value: Any) -> tuple[str, str]:
     """``(status, reason)`` of one top-level key (``datasets.KEY`` for an entry's): honoured,
     no effect, refused, ours (an ft-plugin key Axolotl lacks) or unknown."""
     from ..schema import Recipe
     from ..schema.datasets import DatasetSection
 
-    ours = DatasetSection.model_fields if key.startswith("datasets.") else Recipe.model_fields
+    ours = schema_keys(DatasetSection if key.startswith("datasets.") else Recipe)
     name = key.removeprefix("datasets.")
     if name in ours:
         return ("honoured", "") if key in pinned_keys() else ("ours", "an ft-plugin key")
     status = key_table().status(key)
+    if status is not None and value in key_table().neutral.get(key, ()):
+        return "unset", f"{value!r} asks for nothing here"
     if status is not None:
         return status
     return "unknown", f"not a key of ft-plugin or of Axolotl {AXOLOTL_VERSION}"

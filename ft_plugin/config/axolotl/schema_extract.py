@@ -40,11 +40,25 @@ def _classes(wheel: zipfile.ZipFile) -> Classes:
         for node in ast.parse(wheel.read(name)).body:
             if isinstance(node, ast.ClassDef):
                 bases = [ast.unparse(b).split(".")[-1] for b in node.bases]
-                fields = [(item.target.id, ast.unparse(item.annotation)) for item in node.body
-                          if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-                          and not ast.unparse(item.annotation).startswith("ClassVar")]  # fmt: skip
+                fields = []
+                for item in node.body:
+                    if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
+                        continue
+                    kind = ast.unparse(item.annotation)
+                    if not kind.startswith("ClassVar"):  # a YAML key is its alias, if it has one
+                        fields += [(key, kind) for key in _names(item)]
                 found.setdefault(node.name, (bases, fields, name))
     return found
+
+
+def _names(item: ast.AnnAssign) -> list[str]:
+    """The YAML keys of one field: ``Field(alias=...)``'s alias, and its own name."""
+    names = [item.target.id]  # type: ignore[union-attr]
+    if isinstance(item.value, ast.Call):
+        for keyword in item.value.keywords:
+            if keyword.arg == "alias" and isinstance(keyword.value, ast.Constant):
+                names.insert(0, str(keyword.value.value))
+    return names
 
 
 def _plugin_args(wheel: zipfile.ZipFile) -> dict[str, str]:

@@ -14,8 +14,9 @@ from .datasets import DatasetSection
 STAGE_KEYS = (
     "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing", "train_on_inputs",
     "micro_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps", "learning_rate",
-    "lr_scheduler", "optimizer", "warmup_steps", "weight_decay", "max_grad_norm",
-    "early_stopping_patience", "eval_steps", "save_steps", "logging_steps", "ewc", "replay",
+    "lr_scheduler", "optimizer", "warmup_steps", "warmup_ratio", "weight_decay", "max_grad_norm",
+    "early_stopping_patience", "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch",
+    "logging_steps", "ewc", "replay",
 )  # fmt: skip
 
 

@@ -34,8 +34,8 @@ class Recipe(
 
     Example:
         >>> r = Recipe.model_validate({"datasets": [{"path": "builtin:medical", "type": "medical"}]})
-        >>> r.adapter, r.base_model
-        ('lora', 'embedded:smollm2-135m-instruct')
+        >>> r.adapter, r.base_model  # no adapter named: the full model trains, as in Axolotl
+        ('full', 'embedded:smollm2-135m-instruct')
     """
 
     name: str | None = Field(None, description="Recipe name (defaults to the file name).")
@@ -94,6 +94,7 @@ class Recipe(
             found.append((("adapters",), "use stages or adapters, not both in one recipe"))
         if self.ewc and not (self.ewc.previous or self.lora_model_dir):
             found.append((("ewc",), "needs the run to protect: set ewc.previous or lora_model_dir"))
+        found += self.training_contradictions()
         return found
 
     def for_stage(self, index: int, group: str = "stages") -> Recipe:

@@ -1,17 +1,392 @@
-"""Recipe keys about the optimisation loop (Axolotl names)."""
+"""Recipe keys about the optimisation loop (Axolotl names).
+
+Split as Axolotl splits them: the loop and its schedule (`TrainingSection`), when to
+evaluate and checkpoint (`ScheduleSection`), trackers (`TrackingSection`) and several
+processes (`DistributedSection`). Every key keeps Axolotl's name and value forms; where a
+value cannot do its job on this machine, the run says so in one line (engine/sft_config).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section
 
 REPORT_TARGETS = ("tensorboard", "wandb", "mlflow", "none")
+# transformers' `OptimizerNames` (5.x); tests/test_axolotl_training_keys.py checks the list
+# against the installed transformers, so that a new name there is a known name here.
+TRANSFORMERS_OPTIMIZERS = (
+    "adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused", "adafactor",
+    "adamw_anyprecision", "adamw_torch_4bit", "adamw_torch_8bit", "ademamix", "sgd", "adagrad",
+    "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit",
+    "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit",
+    "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "rmsprop_bnb", "rmsprop_bnb_8bit",
+    "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit", "galore_adafactor",
+    "galore_adamw_layerwise", "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise", "lomo",
+    "adalomo", "grokadamw", "schedule_free_radam", "schedule_free_adamw", "schedule_free_sgd",
+    "apollo_adamw", "apollo_adamw_layerwise", "stable_adamw",
+)  # fmt: skip
+# Axolotl 0.21.0's `CustomSupportedOptimizers`: its own optimizer classes.
+AXOLOTL_OPTIMIZERS = (
+    "optimi_adamw", "ao_adamw_4bit", "ao_adamw_8bit", "ao_adamw_fp8", "adopt_adamw", "adamc",
+    "came_pytorch", "muon", "muon_8bit", "dion", "sinkgd", "polora", "flash_adamw", "flash_adam",
+    "flash_sgd", "flash_sgdw", "flash_lion", "scao", "q_galore_adamw8bit",
+)  # fmt: skip
+FINAL_STATE_DICT = "FULL_STATE_DICT"
+# transformers' `AcceleratorConfig` fields and accelerate's `GradientAccumulationPlugin`
+# ones; tests/test_axolotl_training_keys_2.py checks both against the installed packages.
+ACCELERATOR_CONFIG_KEYS = (
+    "split_batches", "dispatch_batches", "even_batches", "use_seedable_sampler", "non_blocking",
+    "gradient_accumulation_kwargs", "use_configured_state",
+)  # fmt: skip
+GRADIENT_ACCUMULATION_KEYS = ("num_steps", "adjust_scheduler", "sync_with_dataloader",
+                              "sync_each_batch")  # fmt: skip
+# Optimizers that project gradients onto a low-rank subspace of the modules named by
+# `optim_target_modules` (transformers refuses them without it).
+LOW_RANK_OPTIMIZERS = ("galore_", "apollo_")
 
 
-class TrainingSection(Section):
+def _fraction_or_whole(value: float | None) -> float | None:
+    """A step count (whole) or a fraction of the run's steps in (0, 1), as transformers reads it."""
+    if value is None or value == int(value):
+        return int(value) if value is not None else None
+    if 0 < value < 1:
+        return value
+    raise ValueError(
+        f"{value:g} is neither a whole number of steps nor a fraction of the run in (0, 1); "
+        f"write e.g. {round(value)} or 0.25"
+    )
+
+
+class ScheduleSection(Section):
+    """When to warm up, evaluate and checkpoint (Axolotl's names and value forms)."""
+
+    warmup_steps: int | float = Field(
+        0,
+        ge=0,
+        description="Linear warm-up: a number of optimizer steps, or a fraction of the run's "
+        "steps when below 1 (transformers' reading). Cannot be used with warmup_ratio.",
+    )
+    warmup_ratio: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Linear warm-up as a fraction of the run's optimizer steps (Axolotl); cannot "
+        "be used with warmup_steps.",
+    )
+    eval_steps: int | float | None = Field(
+        None,
+        gt=0,
+        description="Evaluate every N steps, or at every fraction of the run when below 1 (needs "
+        "an eval set).",
+    )
+    evals_per_epoch: int | None = Field(
+        None,
+        ge=0,
+        description="Evaluations per epoch: every 1/(evals_per_epoch × num_epochs) of the run's "
+        "steps, as Axolotl computes it (once per epoch at most 1). Exclusive with eval_steps; "
+        "0 or no eval set: none.",
+    )
+    eval_strategy: Literal["no", "steps", "epoch"] | None = Field(
+        None,
+        description="When to evaluate (transformers' names): `no`, `steps` (every eval_steps), "
+        "`epoch`. Empty: inferred from eval_steps / evals_per_epoch.",
+    )
+    save_steps: int | float | None = Field(
+        None,
+        gt=0,
+        description="Checkpoint every N steps, or at every fraction of the run when below 1 "
+        "(default: at each evaluation, else every 100 steps).",
+    )
+    saves_per_epoch: int | None = Field(
+        None,
+        ge=0,
+        description="Checkpoints per epoch: every 1/(saves_per_epoch × num_epochs) of the run's "
+        "steps, as Axolotl computes it. Exclusive with save_steps; 0: unset.",
+    )
+    save_strategy: Literal["no", "steps", "epoch", "best"] | None = Field(
+        None,
+        description="When to checkpoint (transformers' names): `no`, `steps`, `epoch`, or `best` "
+        "(at an evaluation that lowers eval_loss). Empty: inferred from save_steps / "
+        "saves_per_epoch.",
+    )
+    save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept on disk.")
+    logging_steps: int = Field(5, ge=1, description="Log the loss every N steps.")
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many evaluations without a lower eval loss; keeps the best.",
+    )
+    resume: bool | Literal["auto"] = Field(
+        False, description="Continue from the latest checkpoint; `auto` does so when one exists."
+    )
+    resume_from_checkpoint: str | None = Field(
+        None,
+        description="Resume from this checkpoint folder (a `checkpoint-N` folder holding "
+        "trainer_state.json, e.g. of an earlier run). `--resume` on the command line prefers "
+        "this run's own latest checkpoint when it has one. Cannot be used with `resume:`.",
+    )
+    auto_resume_from_checkpoints: bool | None = Field(
+        None,
+        description="Axolotl's spelling of `resume: auto`: continue from the run directory's "
+        "latest checkpoint when it has one (resume_from_checkpoint, when set, wins).",
+    )
+    loss_watchdog_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="Stop the run when the logged training loss stays above this for "
+        "loss_watchdog_patience logged steps in a row (training broke down; ~2× the starting "
+        "loss is a good value). The run is recorded as stopped, with the reason.",
+    )
+    loss_watchdog_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Logged steps in a row above loss_watchdog_threshold before the run stops "
+        "(default 3).",
+    )
+
+    @field_validator("warmup_steps", "eval_steps", "save_steps")
+    @classmethod
+    def _whole_or_fraction(cls, value: float | None) -> float | None:
+        return _fraction_or_whole(value)
+
+
+class TrackingSection(Section):
+    """Experiment trackers: TensorBoard in the run directory, Weights & Biases when named."""
+
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Experiment trackers: tensorboard, wandb, mlflow, or none (no tracker at "
+        "all, W&B keys included).",
+    )
+    use_wandb: bool | None = Field(
+        None,
+        description="Report to Weights & Biases (`pip install wandb`); on by itself when "
+        "wandb_project is named, `false` keeps it off.",
+    )
+    wandb_project: str | None = Field(
+        None, description="W&B project (WANDB_PROJECT); naming it turns W&B reporting on."
+    )
+    wandb_entity: str | None = Field(
+        None, description="W&B team or user the run belongs to (WANDB_ENTITY)."
+    )
+    wandb_name: str | None = Field(None, description="W&B run name (WANDB_NAME, run_name).")
+    wandb_run_id: str | None = Field(
+        None, description="W&B run id (WANDB_RUN_ID); also the name when wandb_name is empty."
+    )
+    wandb_watch: Literal["false", "gradients", "parameters", "all"] | None = Field(
+        None, description="Log the model's gradients and/or parameters to W&B (WANDB_WATCH)."
+    )
+    wandb_log_model: Literal["false", "checkpoint", "end"] | None = Field(
+        None,
+        description="Upload the model to W&B Artifacts: `checkpoint` at every save, `end` once "
+        "(WANDB_LOG_MODEL).",
+    )
+    wandb_mode: Literal["online", "offline", "disabled", "shared", "dryrun"] | None = Field(
+        None,
+        description="`offline`: write the W&B run to disk only (sync later with `wandb sync`); "
+        "`disabled`: no W&B. Empty: the WANDB_MODE environment variable, else online.",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _listify(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_targets(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in REPORT_TARGETS]
+        if unknown:
+            raise ValueError(
+                f"unknown report target {unknown[0]!r}; known: {', '.join(REPORT_TARGETS)}"
+            )
+        return value
+
+    @field_validator("wandb_watch", "wandb_log_model", mode="before")
+    @classmethod
+    def _false_as_text(cls, value: object) -> object:
+        return "false" if value is False else value  # YAML `false` means W&B's "false"
+
+    def wandb_enabled(self) -> bool:
+        """True when the run reports to W&B: use_wandb, or a project named (not turned off)."""
+        wanted = self.use_wandb if self.use_wandb is not None else bool(self.wandb_project)
+        return wanted and self.wandb_mode != "disabled"
+
+
+FSDP1_ONLY = (
+    "sync_module_states", "use_orig_params", "limit_all_gathers", "backward_prefetch",
+    "backward_prefetch_policy", "forward_prefetch",
+)  # fmt: skip
+
+
+def _only_fsdp2(value: int | None) -> int | None:
+    if value not in (None, 2):
+        raise ValueError(f"FSDP{value} is not supported (transformers 5 runs FSDP2); write 2")
+    return value
+
+
+def _full_state_dict(value: object) -> object:
+    if value in ("SHARDED_STATE_DICT", "LOCAL_STATE_DICT"):
+        raise ValueError(
+            f"{value}: the run directory holds whole, loadable weights; write {FINAL_STATE_DICT} "
+            "(checkpoints may stay sharded: fsdp_config.state_dict_type)"
+        )
+    return value
+
+
+class FsdpConfig(Section):
+    """Axolotl's `fsdp_config:` (FSDP2), keys with or without the old `fsdp_` prefix.
+
+    FSDP1-only keys of older configs are accepted: `sharding_strategy` FULL_SHARD /
+    SHARD_GRAD_OP becomes `reshard_after_forward`, the others have no effect under FSDP2
+    (the run says so).
+    """
+
+    fsdp_version: int | None = Field(None, description="FSDP version: 2.")
+    activation_checkpointing: bool | None = Field(
+        None, description="FSDP's own activation checkpointing."
+    )
+    offload_params: bool | None = Field(None, description="Offload parameters to the CPU.")
+    cpu_ram_efficient_loading: bool | None = Field(
+        None, description="Load the weights on rank 0 only and broadcast them."
+    )
+    cpu_offload_pin_memory: bool | None = Field(
+        None, description="Pinned host memory for offloaded parameters."
+    )
+    state_dict_type: Literal["FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"] | None = (
+        Field(None, description="How checkpoints are written.")
+    )
+    final_state_dict_type: Literal["FULL_STATE_DICT"] | None = Field(
+        None,
+        description="How the final weights are written: FULL_STATE_DICT (the run directory holds "
+        "whole, loadable weights).",
+    )
+    auto_wrap_policy: Literal["TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP"] | None = Field(
+        None, description="Which modules become FSDP units."
+    )
+    transformer_layer_cls_to_wrap: str | None = Field(
+        None, description="Decoder layer class to wrap, e.g. LlamaDecoderLayer."
+    )
+    min_num_params: int | None = Field(None, ge=1, description="SIZE_BASED_WRAP: unit size.")
+    reshard_after_forward: bool | None = Field(
+        None, description="Free gathered parameters after the forward (FULL_SHARD)."
+    )
+    mixed_precision_policy: str | None = Field(
+        None, description="FSDP mixed precision; ft-plugin follows bf16 / fp16 instead."
+    )
+    sharding_strategy: Literal["FULL_SHARD", "SHARD_GRAD_OP"] | None = Field(
+        None, description="FSDP1: FULL_SHARD or SHARD_GRAD_OP (→ reshard_after_forward)."
+    )
+    sync_module_states: bool | None = Field(None, description="FSDP1 only: no effect.")
+    use_orig_params: bool | None = Field(None, description="FSDP1 only: no effect.")
+    limit_all_gathers: bool | None = Field(None, description="FSDP1 only: no effect.")
+    backward_prefetch: str | None = Field(None, description="FSDP1 only: no effect.")
+    backward_prefetch_policy: str | None = Field(None, description="FSDP1 only: no effect.")
+    forward_prefetch: bool | None = Field(None, description="FSDP1 only: no effect.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unprefixed(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            name = "fsdp_version" if key in ("version", "fsdp_version") else key
+            name = name.removeprefix("fsdp_") if name != "fsdp_version" else name
+            out[name] = value
+        return out
+
+    @field_validator("fsdp_version")
+    @classmethod
+    def _fsdp2(cls, value: int | None) -> int | None:
+        return _only_fsdp2(value)
+
+    @field_validator("final_state_dict_type", mode="before")
+    @classmethod
+    def _full_weights(cls, value: object) -> object:
+        return _full_state_dict(value)
+
+
+class DistributedSection(Section):
+    """Several processes: DeepSpeed or FSDP through accelerate / transformers, and DDP."""
+
+    deepspeed: str | dict[str, Any] | None = Field(
+        None,
+        description="DeepSpeed config: a JSON file, an inline mapping, or one of Axolotl's "
+        "builtin files by name (`deepspeed_configs/zero3_bf16.json`, zero1, zero2, zero3, …). "
+        "Needs `pip install deepspeed`; run under `accelerate launch`.",
+    )
+    fsdp_config: FsdpConfig | None = Field(
+        None,
+        description="Fully sharded data parallel (FSDP2) settings; takes effect under "
+        "`accelerate launch` with several processes.",
+    )
+    fsdp_version: int | None = Field(None, description="FSDP version: 2 (FSDP1 is gone).")
+    fsdp_final_state_dict_type: Literal["FULL_STATE_DICT"] | None = Field(
+        None,
+        description="Axolotl's older spelling of fsdp_config.final_state_dict_type.",
+    )
+    fsdp: list[str] | str | None = Field(
+        None,
+        description="FSDP1's option list of older Axolotl configs (`[full_shard, auto_wrap]`, "
+        "`offload`): turned into fsdp_config (full_shard → reshard_after_forward).",
+    )
+    ddp_find_unused_parameters: bool | None = Field(
+        None,
+        description="DDP: look for parameters that got no gradient each step (slower; needed "
+        "when some parameters are unused).",
+    )
+    accelerator_config: dict[str, Any] | None = Field(
+        None,
+        description="accelerate's settings for the Trainer (transformers' `AcceleratorConfig`): "
+        "split_batches, dispatch_batches, even_batches, use_seedable_sampler, non_blocking, "
+        "use_configured_state, and gradient_accumulation_kwargs (e.g. `{sync_each_batch: "
+        "true}`: synchronise gradients at every micro-batch, less memory under FSDP). "
+        "gradient_accumulation_kwargs.num_steps is gradient_accumulation_steps here.",
+    )
+
+    @field_validator("fsdp_version")
+    @classmethod
+    def _fsdp2(cls, value: int | None) -> int | None:
+        return _only_fsdp2(value)
+
+    @field_validator("fsdp_final_state_dict_type", mode="before")
+    @classmethod
+    def _full_weights(cls, value: object) -> object:
+        return _full_state_dict(value)
+
+    @field_validator("accelerator_config")
+    @classmethod
+    def _accelerator_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _known_keys(value or {}, ACCELERATOR_CONFIG_KEYS)
+        kwargs = (value or {}).get("gradient_accumulation_kwargs")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ValueError("gradient_accumulation_kwargs: write a mapping, e.g. "
+                             "{sync_each_batch: true}")  # fmt: skip
+        _known_keys(kwargs or {}, GRADIENT_ACCUMULATION_KEYS, "gradient_accumulation_kwargs: ")
+        if "num_steps" in (kwargs or {}):
+            raise ValueError("gradient_accumulation_kwargs.num_steps: write "
+                             "gradient_accumulation_steps: instead")  # fmt: skip
+        return value
+
+    @field_validator("fsdp")
+    @classmethod
+    def _fsdp_options(cls, value: list[str] | str | None) -> list[str] | str | None:
+        options = value.split() if isinstance(value, str) else value or []
+        known = ("full_shard", "shard_grad_op", "offload", "auto_wrap")
+        unknown = [o for o in options if o not in known]
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!r} is not an FSDP2 option; known: {', '.join(known)} "
+                "(or write fsdp_config: instead)"
+            )
+        return value
+
+
+class TrainingSection(ScheduleSection, TrackingSection, DistributedSection):
     sequence_len: int = Field(
         512,
         ge=8,
@@ -25,13 +400,59 @@ class TrainingSection(Section):
         "as without packing; `bins` is Axolotl's meaning: micro_batch_size bins, each filled up "
         "to sequence_len tokens (fewer, larger steps).",
     )
+    sample_packing_sequentially: bool | None = Field(
+        None,
+        description="`bins`: fill the bins in data order (a row that does not fit starts the next "
+        "bin) instead of best-fit decreasing, which reorders rows by length. `rows` packing keeps "
+        "the order already.",
+    )
+    eval_sample_packing: bool | None = Field(
+        None,
+        description="Pack the eval set too (default: as sample_packing); `false` evaluates on "
+        "padded batches.",
+    )
+    pad_to_sequence_len: bool | None = Field(
+        None,
+        description="Pad every unpacked batch to sequence_len tokens (constant shapes); packed "
+        "batches stay padding-free.",
+    )
     train_on_inputs: bool = Field(
         False,
         description="Also compute loss on the prompt; by default only the answer carries loss.",
     )
+    use_dft: bool | None = Field(
+        None,
+        description="Dynamic Fine-Tuning loss: each token's cross-entropy weighted by its own "
+        "(detached) probability (TRL's loss_type: dft; arXiv 2508.05629). The eval loss is "
+        "the DFT loss too, so no eval perplexity is reported.",
+    )
     micro_batch_size: int = Field(1, ge=1, description="Examples per device per step.")
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step."
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Axolotl's total batch: rows per optimizer step on each process. When "
+        "set, gradient_accumulation_steps is batch_size // micro_batch_size, as Axolotl "
+        "computes it (not divided by the number of processes: N processes see N × batch_size "
+        "rows a step). Axolotl advises gradient_accumulation_steps instead.",
+    )
+    eval_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Examples per device per evaluation step (default: micro_batch_size).",
+    )
+    group_by_length: bool | None = Field(
+        None,
+        description="Draw training batches of similar length (less padding; transformers' "
+        "LengthGroupedSampler). The loss may oscillate. No effect with sample_packing.",
+    )
+    curriculum_sampling: bool | None = Field(
+        None,
+        description="Train on the rows in order (a sequential sampler, no shuffling): with one "
+        "dataset its rows stay in file order, as in Axolotl; several datasets are still "
+        "shuffled together unless shuffle_merged_datasets: false.",
     )
     num_epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
     max_steps: int | None = Field(
@@ -49,12 +470,53 @@ class TrainingSection(Section):
         "reduce_lr_on_plateau",
         "cosine_with_min_lr",
     ] = Field("cosine", description="Learning-rate schedule (transformers names).")
+    cosine_min_lr_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="lr_scheduler: cosine decays to this fraction of learning_rate instead of "
+        "zero (e.g. 0.1: 10% of the peak; transformers' cosine_with_min_lr). Also the floor of "
+        "lr_scheduler: cosine_with_min_lr.",
+    )
+    cosine_constant_lr_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="With cosine_min_lr_ratio: the cosine reaches the minimum at this fraction "
+        "of the run's steps and stays there (e.g. 0.8: constant over the last 20%), as "
+        "Axolotl's schedule does.",
+    )
+    lr_quadratic_warmup: bool | None = Field(
+        None,
+        description="lr_scheduler: cosine warms up quadratically ((step / warmup)²) instead of "
+        "linearly, then decays to zero (Axolotl's schedule; cosine_min_lr_ratio does not apply).",
+    )
     optimizer: str = Field(
         "adamw_torch",
-        description="Optimizer (transformers `optim` names: adamw_torch, adamw_torch_fused, "
-        "paged_adamw_8bit, adafactor, sgd, …).",
+        description="Optimizer: a transformers `optim` name (adamw_torch, adamw_torch_fused, "
+        "adamw_bnb_8bit, paged_adamw_8bit, adafactor, sgd, …) or an Axolotl optimizer name. "
+        "One that cannot run here (its package missing, Axolotl's own classes) falls back to "
+        "adamw_torch with one line saying so.",
     )
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    optim_args: str | dict[str, Any] | None = Field(
+        None,
+        description="Arguments of the optimizer, as `k=v,k2=v2` or a mapping (transformers' "
+        "optim_args), e.g. `momentum=0.9` for sgd, `rank=64,update_proj_gap=100` for GaLore.",
+    )
+    optim_target_modules: list[str] | Literal["all_linear"] | None = Field(
+        None,
+        description="Modules a GaLore / APOLLO optimizer projects (names, e.g. [q_proj, v_proj], "
+        "or all_linear); the other parameters get plain AdamW.",
+    )
+    adam_beta1: float | None = Field(
+        None, ge=0, lt=1, description="Adam β1, first-moment decay (default 0.9)."
+    )
+    adam_beta2: float | None = Field(
+        None, ge=0, lt=1, description="Adam β2, second-moment decay (default 0.999)."
+    )
+    adam_epsilon: float | None = Field(
+        None, gt=0, description="Adam ε, added to the denominator (default 1e-8)."
+    )
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     bf16: bool | Literal["auto"] = Field(
@@ -62,50 +524,161 @@ class TrainingSection(Section):
         description="bfloat16 mixed precision; `auto` uses it only where the hardware is fast at it.",
     )
     fp16: bool = Field(False, description="float16 mixed precision (GPUs without bf16).")
-    gradient_checkpointing: bool | Literal["auto"] = Field(
+    tf32: bool | Literal["auto"] = Field(
         "auto",
-        description="Recompute activations to save memory; `auto` turns it on for big models only.",
+        description="TF32 matmuls on NVIDIA Ampere or newer GPUs (torch.backends' fp32 "
+        "precision, set by transformers); `auto`: where the GPU has them; `false`: off. No "
+        "effect on a CPU (the run says so).",
     )
-    early_stopping_patience: int | None = Field(
+    gradient_checkpointing: bool | Literal["auto", "offload", "offload_disk"] = Field(
+        "auto",
+        description="Recompute activations to save memory; `auto` turns it on for big models only. "
+        "`offload` also keeps the activations saved for the recompute in (pinned) host memory "
+        "instead of on the GPU; `offload_disk` runs as `offload`.",
+    )
+    gradient_checkpointing_kwargs: dict[str, Any] | None = Field(
         None,
-        ge=1,
-        description="Stop after this many evaluations without a lower eval loss; keeps the best.",
+        description="Passed to torch.utils.checkpoint, e.g. `{use_reentrant: false}` (default); "
+        "`every_n_layers: N` checkpoints every N-th layer only.",
     )
-    eval_steps: int | None = Field(
-        None, ge=1, description="Evaluate every N steps (needs an eval set)."
+    remove_unused_columns: bool | None = Field(
+        None,
+        description="Drop dataset columns the model does not take before batching (default: "
+        "true); `false` hands every column to the collator.",
     )
-    save_steps: int | None = Field(
-        None, ge=1, description="Checkpoint every N steps (default: at eval or end)."
-    )
-    save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept on disk.")
-    logging_steps: int = Field(5, ge=1, description="Log the loss every N steps.")
     seed: int = Field(42, description="Seed for data order, splits and initialisation.")
     output_dir: str = Field(
         "runs/{recipe}", description="Run directory; `{recipe}` is the recipe name."
-    )
-    resume: bool | Literal["auto"] = Field(
-        False, description="Continue from the latest checkpoint; `auto` does so when one exists."
-    )
-    report_to: list[str] = Field(
-        default_factory=lambda: ["tensorboard"],
-        description="Experiment trackers: tensorboard, wandb, mlflow, or none.",
     )
     dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes.")
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (default: all cores)."
     )
 
-    @field_validator("report_to", mode="before")
+    @field_validator("optim_args")
     @classmethod
-    def _listify(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("report_to")
-    @classmethod
-    def _known_targets(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in REPORT_TARGETS]
-        if unknown:
-            raise ValueError(
-                f"unknown report target {unknown[0]!r}; known: {', '.join(REPORT_TARGETS)}"
-            )
+    def _key_value_pairs(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        optim_args_text(value)  # raises on a pair transformers could not split
         return value
+
+    @model_validator(mode="after")
+    def _batch_size_sets_accumulation(self) -> TrainingSection:
+        # Axolotl's normalize_config: gradient_accumulation_steps = batch_size //
+        # micro_batch_size unless set (a different one is a contradiction, reported there).
+        steps = (self.batch_size or 0) // self.micro_batch_size
+        if steps >= 1 and "gradient_accumulation_steps" not in self.model_fields_set:
+            object.__setattr__(self, "gradient_accumulation_steps", steps)
+        return self
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        known = (*TRANSFORMERS_OPTIMIZERS, *AXOLOTL_OPTIMIZERS)
+        if value in known:
+            return value
+        from difflib import get_close_matches
+
+        close = get_close_matches(value, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown optimizer {value!r}{hint}; known: {', '.join(known)}")
+
+    def training_contradictions(self) -> list[tuple[tuple[str, ...], str]]:
+        """Training keys that contradict each other (Axolotl refuses the same pairs), as (key
+        path to blame, message) pairs; `Recipe.contradictions` adds them to its own."""
+        has_eval = bool(getattr(self, "val_set_size", 0) or getattr(self, "test_datasets", None))
+        found = [
+            *_exclusive(self, "warmup_ratio", "warmup_steps"),
+            *_exclusive(self, "evals_per_epoch", "eval_steps"),
+            *_exclusive(self, "saves_per_epoch", "save_steps"),
+            *_exclusive(self, "resume_from_checkpoint", "resume"),
+        ]
+        for key, steps, per_epoch in (("eval_strategy", "eval_steps", "evals_per_epoch"),
+                                      ("save_strategy", "save_steps", "saves_per_epoch")):  # fmt: skip
+            strategy = getattr(self, key)
+            for other in (steps, per_epoch):
+                if getattr(self, other) and strategy not in (None, "steps"):
+                    found.append(((key,), f"{strategy!r} contradicts {other}; write "
+                                          f"{key}: steps, or remove {other}"))  # fmt: skip
+        if self.eval_strategy not in (None, "no") and not has_eval:
+            found.append(
+                (("eval_strategy",), "needs an eval set: set val_set_size or test_datasets")
+            )
+        if self.save_strategy == "best" and not has_eval:
+            found.append((("save_strategy",), "best saves at evaluations: needs an eval set "
+                                              "(val_set_size or test_datasets)"))  # fmt: skip
+        elif self.save_strategy == "best" and not (
+            self.eval_steps
+            or self.evals_per_epoch
+            or self.eval_strategy not in (None, "no")
+            or self.early_stopping_patience
+        ):
+            found.append((("save_strategy",), "best saves at evaluations: set eval_steps, "
+                                              "evals_per_epoch or eval_strategy"))  # fmt: skip
+        found += self._batch_and_optimizer_contradictions()
+        fsdp_version = self.fsdp_config.fsdp_version if self.fsdp_config else None
+        if self.fsdp_config and self.deepspeed:
+            found.append((("deepspeed",), "DeepSpeed and FSDP shard the same model: keep one"))
+        if self.fsdp_version and fsdp_version and self.fsdp_version != fsdp_version:
+            found.append((("fsdp_version",), "differs from fsdp_config.fsdp_version"))
+        return found
+
+    def _batch_and_optimizer_contradictions(self) -> list[tuple[tuple[str, ...], str]]:
+        found = []
+        if self.batch_size and self.batch_size < self.micro_batch_size:
+            found.append((("batch_size",), f"{self.batch_size} is below micro_batch_size "
+                                           f"{self.micro_batch_size}; write a multiple of it"))  # fmt: skip
+        elif self.batch_size and self.gradient_accumulation_steps != (
+            steps := self.batch_size // self.micro_batch_size
+        ):
+            found.append((("batch_size",), f"asks for gradient_accumulation_steps {steps} "
+                          f"({self.batch_size} // micro_batch_size {self.micro_batch_size}), "
+                          f"not {self.gradient_accumulation_steps}: keep one"))  # fmt: skip
+        if self.optimizer.startswith(LOW_RANK_OPTIMIZERS) and not self.optim_target_modules:
+            found.append((("optimizer",), f"{self.optimizer} needs optim_target_modules: the "
+                          "modules to project, e.g. [q_proj, v_proj] or all_linear"))  # fmt: skip
+        if self.lr_scheduler == "cosine_with_min_lr" and self.cosine_min_lr_ratio is None:
+            found.append((("lr_scheduler",), "cosine_with_min_lr needs cosine_min_lr_ratio "
+                          "(e.g. 0.1), or write cosine"))  # fmt: skip
+        return found
+
+
+def optim_args_text(value: str | dict[str, Any] | None) -> str | None:
+    """`optim_args` as transformers reads it, ``k=v,k2=v2`` (a mapping joined as Axolotl
+    joins it; spaces dropped as transformers drops them); ValueError for a pair that
+    transformers could not split.
+
+    Example:
+        >>> optim_args_text({"momentum": 0.9, "nesterov": True}), optim_args_text("rank = 64")
+        ('momentum=0.9,nesterov=True', 'rank=64')
+    """
+    if not value:
+        return None
+    if isinstance(value, dict):
+        nested = [key for key, item in value.items() if isinstance(item, list | dict)]
+        if nested:
+            raise ValueError(f"{nested[0]}: write one value (transformers reads optim_args as "
+                             "key=value text)")  # fmt: skip
+        value = ",".join(f"{key}={item}" for key, item in value.items())
+    text = value.replace(" ", "")
+    for pair in text.split(","):
+        if pair.count("=") != 1 or pair.startswith("=") or pair.endswith("="):
+            raise ValueError(f"{pair!r} is not key=value; write e.g. momentum=0.9,nesterov=true "
+                             "or a mapping {momentum: 0.9}")  # fmt: skip
+    return text
+
+
+def _known_keys(mapping: dict[str, Any], known: tuple[str, ...], where: str = "") -> None:
+    from difflib import get_close_matches
+
+    for key in mapping:
+        if key not in known:
+            close = get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}unknown key {key!r}{hint}; known: {', '.join(known)}")
+
+
+def _exclusive(section: Section, key: str, other: str) -> list[tuple[tuple[str, ...], str]]:
+    """Axolotl's "mutually exclusive" pairs: both set (truthy, as Axolotl checks) is refused."""
+    if getattr(section, key) and getattr(section, other):
+        return [((key,), f"cannot be used with {other}: keep one")]
+    return []
