@@ -50,7 +50,7 @@ def swapped_config(data_file: Path) -> tuple[str, list[str]]:
         if text.count(old) != 1:
             raise SystemExit(f"{CONFIG}: expected the line {old!r} once; the vendored file changed")
         text = text.replace(old, new)
-        changed.append(f"{old.strip()} -> {new.strip()}")
+        changed.append(f"{old.strip()} -> {new.strip()}".replace(f"{REPO}/", ""))
     return text, changed
 
 
@@ -70,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--eval-samples", type=int, default=40)
+    parser.add_argument("--conditions", help="what else ran on the machine, for the table")
     args = parser.parse_args()
     source = require_shared("pubmedqa")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -95,6 +96,7 @@ def main() -> None:
                                               "tokens_per_second", "peak_memory_mb", "packing")},
         "eval_rows": report["data"]["rows"], "base": report["models"]["baseline"],
         "tuned": report["models"]["target"], "intervals": report["intervals"],
+        **({"conditions": args.conditions} if args.conditions else {}),
     })  # fmt: skip
 
 

@@ -304,13 +304,15 @@ def axolotl_example(result: dict) -> list[str]:
         lines.append(f"| {label} | {scores['perplexity']:.2f}{interval(intervals, role, 'perplexity', 2)} | "
                      f"{scores['rougeL']:.3f}{interval(intervals, role, 'rougeL')} |")  # fmt: skip
     lines += ["", f"{result['data_rows']} PubMedQA rows as `alpaca` (question → conclusion); "
-              f"{train['train_rows']} trained, {train['eval_rows']} held out by the config's `val_set_size`. "
-              f"Perplexity on the held-out rows, ROUGE-L on {result['eval_rows']} of them; in brackets paired "
-              "bootstrap 95% intervals. Training: "
+              f"{train['train_rows']} trained, {train['eval_rows']} held out by the config's `val_set_size`; "
+              f"perplexity and ROUGE-L (greedy answers) on a seeded sample of {result['eval_rows']} held-out "
+              "rows, in brackets paired bootstrap 95% intervals. Training: "
               f"{train['steps']} steps ({train['packing']}), {train['train_tokens']} tokens, "
               f"{result['train_wall_seconds'] / 60:.1f} min wall clock for `ft-plugin train` "
               f"({train['tokens_per_second']:.0f} tokens/s), peak {train['peak_memory_mb']:.0f} MB; "
               f"evaluation {result['eval_wall_seconds'] / 60:.1f} min.", ""]  # fmt: skip
+    if conditions := result.get("conditions"):
+        lines += [f"Conditions: {conditions}.", ""]
     return lines
 
 

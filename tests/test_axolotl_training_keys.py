@@ -534,3 +534,16 @@ def test_a_remote_axolotl_config_with_builtin_and_empty_keys_loads(
     recipe = load_recipe(str(child)).recipe
     assert recipe.deepspeed == "deepspeed_configs/zero3_bf16.json"
     assert recipe.wandb_project is None and not recipe.wandb_enabled()
+
+
+def test_sample_packing_true_says_it_is_rows_and_how_to_ask_for_axolotls_bins() -> None:
+    [note] = [
+        n
+        for n in run_notes(recipe_of(sample_packing=True, micro_batch_size=2), False)
+        if "sample_packing" in n
+    ]
+    assert note.startswith("sample_packing: true packs the 2 rows of each micro-batch")
+    assert "write sample_packing: bins" in note
+    for quiet in ("rows", "bins", False):
+        assert not [n for n in run_notes(recipe_of(sample_packing=quiet), False)
+                    if n.startswith("sample_packing:")]  # fmt: skip

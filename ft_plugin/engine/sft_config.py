@@ -443,6 +443,12 @@ def _optimizer_argument_notes(recipe: Recipe, optim: str) -> list[str]:
 
 def _packing_notes(recipe: Recipe) -> list[str]:
     notes = []
+    if recipe.sample_packing is True:  # Axolotl users read `true` as bins: say which it is
+        rows, length = recipe.micro_batch_size, recipe.sequence_len
+        notes.append(f"sample_packing: true packs the {rows} rows of each micro-batch without "
+                     f"padding (a step sees the rows it would unpacked); for Axolotl's meaning, "
+                     f"{rows} bins of up to {length} tokens each (fewer, larger steps), write "
+                     "sample_packing: bins (sample_packing: rows keeps this and says nothing)")  # fmt: skip
     if recipe.sample_packing_sequentially and recipe.sample_packing != "bins":
         why = ("rows packing concatenates each micro-batch's rows in data order already"
                if recipe.sample_packing else "sample_packing is off")  # fmt: skip
