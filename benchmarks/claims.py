@@ -103,12 +103,14 @@ class Bench:
         ]  # fmt: skip
 
     def train(self, name: str, recipe: str, overrides: list[str]) -> dict[str, Any]:
-        """Train (or reuse the finished run of) ``recipe`` into ``runs/claims/MODE/NAME``."""
-        from ft_plugin.config import load_recipe
+        """Train (or reuse the finished run of) ``recipe`` into ``runs/claims/MODE/NAME``;
+        ``overrides`` are ``--set KEY=VALUE`` strings, read as the command line reads them
+        (and printed as a user would type them)."""
+        from ft_plugin.config import load_recipe, parse_set_options
         from ft_plugin.rundir import RunDir
         from ft_plugin.train import train
 
-        loaded = load_recipe(recipe, overrides)
+        loaded = load_recipe(recipe, parse_set_options(overrides))
         run_dir = self.folder / name
         run = RunDir(run_dir)
         if run.is_finished():

@@ -24,7 +24,12 @@ def main() -> None:
     from ft_plugin.train import train
 
     runs = REPO / "runs" / "bench-continual"
-    common = [f"max_steps={args.steps}", "report_to=none", "save_steps=100000", "val_set_size=0.1"]
+    common = {
+        "max_steps": args.steps,
+        "report_to": "none",
+        "save_steps": 100000,
+        "val_set_size": 0.1,
+    }
     task_a = train(load_recipe("medical-lora", common), str(runs / "a")).run_dir
     medical_eval = runs / "a_heldout.jsonl"
     import json
@@ -38,13 +43,16 @@ def main() -> None:
             for r in held
         )
     )
-    legal = ["datasets=[{path: builtin:legal, type: legal}]", f"lora_model_dir={task_a}"]
-    variants = {
-        "B, no protection": [],
-        "B + EWC": [f"ewc={{lambda: {args.lam}, fisher_samples: 64}}"],
-        "B + replay 0.2": [
-            "replay={datasets: [{path: builtin:medical, type: medical}], ratio: 0.2}"
-        ],
+    legal = {
+        "datasets": [{"path": "builtin:legal", "type": "legal"}],
+        "lora_model_dir": str(task_a),
+    }
+    variants: dict[str, dict] = {
+        "B, no protection": {},
+        "B + EWC": {"ewc": {"lambda": args.lam, "fisher_samples": 64}},
+        "B + replay 0.2": {
+            "replay": {"datasets": [{"path": "builtin:medical", "type": "medical"}], "ratio": 0.2}
+        },
     }
 
     def ppl(run: Path) -> float:
@@ -54,7 +62,7 @@ def main() -> None:
     table = {"after A": ppl(task_a)}
     for name, extra in variants.items():
         run = train(
-            load_recipe("medical-lora", [*common, *legal, *extra]),
+            load_recipe("medical-lora", {**common, **legal, **extra}),
             str(runs / name.replace(" ", "_").replace(",", "").replace("+", "plus")),
         )
         table[name] = ppl(run.run_dir)

@@ -92,15 +92,15 @@ def run_trl(model_path: Path, steps: int, method: str) -> dict:
     }
 
 
-def run_ours(model_path: Path, steps: int, method: str, packing: str) -> dict:
+def run_ours(model_path: Path, steps: int, method: str, packing: bool | str) -> dict:
     from ft_plugin.config import load_recipe
-    from ft_plugin.train import prepare_run, run
+    from ft_plugin.engine import prepare_run, run
 
-    overrides = [f"base_model={model_path}", f"max_steps={steps}", f"micro_batch_size={ROWS_PER_STEP}",
-                 "gradient_accumulation_steps=1", f"sample_packing={packing}", f"sequence_len={SEQUENCE_LEN}",
-                 "val_set_size=0", "report_to=none", "save_steps=100000", "logging_steps=1"]  # fmt: skip
+    overrides = {"base_model": str(model_path), "max_steps": steps, "micro_batch_size": ROWS_PER_STEP,
+                 "gradient_accumulation_steps": 1, "sample_packing": packing, "sequence_len": SEQUENCE_LEN,
+                 "val_set_size": 0, "report_to": "none", "save_steps": 100000, "logging_steps": 1}  # fmt: skip
     if method == "qlora":
-        overrides += ["adapter=qlora", "load_in_4bit=true"]
+        overrides |= {"adapter": "qlora", "load_in_4bit": True}
     loaded = load_recipe("finance-sentiment-lora", overrides)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare_run(loaded, tmp + "/run")
@@ -130,7 +130,7 @@ def main() -> None:
         result = run_trl(folder, args.steps, args.method)
     else:
         result = run_ours(
-            folder, args.steps, args.method, "bins" if args.side.endswith("bins") else "true"
+            folder, args.steps, args.method, "bins" if args.side.endswith("bins") else True
         )
     config = AutoConfig.from_pretrained(folder)
     d, layers = config.hidden_size, config.num_hidden_layers

@@ -26,11 +26,16 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
     from transformers import TrainerCallback
 
-    from ft_plugin.config import load_recipe
-    from ft_plugin.train import prepare_run
+    from ft_plugin.config import load_recipe, parse_set_options
+    from ft_plugin.engine import prepare_run
 
-    overrides = [f"max_steps={args.steps + 1}", f"sample_packing={args.packing}", "val_set_size=0",
-                 "report_to=none", "save_steps=100000"]  # fmt: skip
+    overrides = {
+        "max_steps": args.steps + 1,
+        "val_set_size": 0,
+        "report_to": "none",
+        "save_steps": 100000,
+        **parse_set_options([f"sample_packing={args.packing}"]),  # --packing as --set reads it
+    }
     loaded = load_recipe("finance-sentiment-lora", overrides)
 
     class Profile(TrainerCallback):

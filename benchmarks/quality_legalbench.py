@@ -134,9 +134,9 @@ def main() -> None:
         train_file.parent.mkdir(parents=True, exist_ok=True)
         train_rows = [r for t, rows in tasks.items() for r, f in zip(rows, folds[t], strict=True) if f != fold]  # fmt: skip
         train_file.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
-        overrides = [f"datasets=[{{path: {train_file}, type: legal-classification}}]",
-                     f"num_epochs={args.epochs}", "sequence_len=768", "val_set_size=0",
-                     "report_to=none", "save_steps=100000", "logging_steps=10", f"seed={args.seed}"]  # fmt: skip
+        overrides = {"datasets": [{"path": str(train_file), "type": "legal-classification"}],
+                     "num_epochs": args.epochs, "sequence_len": 768, "val_set_size": 0,
+                     "report_to": "none", "save_steps": 100000, "logging_steps": 10, "seed": args.seed}  # fmt: skip
         loaded = load_recipe("legal-lora", overrides)
         run_dir, metrics = train_or_reuse(loaded, work / f"{args.design}{fold}", reuse=args.reuse)
         train_seconds += metrics["wall_seconds"]

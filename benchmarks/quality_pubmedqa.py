@@ -42,9 +42,9 @@ def main() -> None:
     from ft_plugin.evaluate.runner import EvalSettings, run_evaluation
 
     train_file, test_file = write_splits(source, REPO / "runs" / "bench-pubmedqa-data")
-    overrides = [f"datasets=[{{path: {train_file}, type: medical-pubmedqa}}]", f"max_steps={args.max_steps}",
-                 "sequence_len=768", "val_set_size=0", "report_to=none", "save_steps=100000",
-                 "logging_steps=20"]  # fmt: skip
+    overrides = {"datasets": [{"path": str(train_file), "type": "medical-pubmedqa"}], "max_steps": args.max_steps,
+                 "sequence_len": 768, "val_set_size": 0, "report_to": "none", "save_steps": 100000,
+                 "logging_steps": 20}  # fmt: skip
     loaded = load_recipe("medical-lora", overrides)
     run_dir, train_metrics = train_or_reuse(
         loaded, REPO / "runs" / "bench-pubmedqa", reuse=args.reuse

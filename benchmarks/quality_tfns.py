@@ -31,10 +31,10 @@ def main() -> None:
     from ft_plugin.config import load_recipe
     from ft_plugin.evaluate.runner import EvalSettings, run_evaluation
 
-    overrides = [
-        f"datasets.0.path={data / 'train.csv'}", f"max_steps={args.max_steps}", "val_set_size=0",
-        "report_to=none", "logging_steps=25", "save_steps=1000",
-    ]  # fmt: skip
+    overrides = {
+        "datasets.0.path": str(data / "train.csv"), "max_steps": args.max_steps, "val_set_size": 0,
+        "report_to": "none", "logging_steps": 25, "save_steps": 1000,
+    }  # fmt: skip
     loaded = load_recipe("finance-sentiment-lora", overrides)
     run_dir, train_metrics = train_or_reuse(loaded, Path(args.output_dir), reuse=args.reuse)
     settings = EvalSettings(

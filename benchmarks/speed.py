@@ -80,6 +80,8 @@ def chat_rows(path: Path) -> list[dict]:
 
 
 def recipe_overrides(case: str, data: Path) -> list[str]:
+    """The case's ``--set KEY=VALUE`` strings: given to ``ft-plugin train`` as they are, and
+    read with ``parse_set_options`` where the benchmark loads the recipe itself."""
     if case == "medical":  # the recipe's own rows and held-out split
         return [*CASES[case]["overrides"], f"learning_rate={LEARNING_RATE}"]
     return [*CASES[case]["overrides"], f"datasets.0.path={data}", "val_set_size=0",
@@ -88,12 +90,14 @@ def recipe_overrides(case: str, data: Path) -> list[str]:
 
 def training_rows(case: str, data: Path, tokenizer: object) -> tuple[list[dict], list[dict]]:
     """(train, held-out) prompt/completion rows, exactly as ft-plugin's data stage makes them."""
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, parse_set_options
     from ft_plugin.data import build_training_data
 
     if case != "medical":
         return chat_rows(data), []
-    recipe = load_recipe(CASES[case]["recipe"], recipe_overrides(case, data)).recipe
+    recipe = load_recipe(
+        CASES[case]["recipe"], parse_set_options(recipe_overrides(case, data))
+    ).recipe
     built = build_training_data(recipe, tokenizer)
     return built.train.to_list(), built.eval.to_list() if built.eval is not None else []
 
@@ -106,10 +110,12 @@ def train_trl(case: str, data: Path, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, parse_set_options
     from ft_plugin.models import resolve_base_model
 
-    recipe = load_recipe(CASES[case]["recipe"], recipe_overrides(case, data)).recipe
+    recipe = load_recipe(
+        CASES[case]["recipe"], parse_set_options(recipe_overrides(case, data))
+    ).recipe
     path = resolve_base_model(recipe.base_model).path
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)

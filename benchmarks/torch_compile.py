@@ -29,9 +29,9 @@ def measure(mode: str, steps: int) -> dict:
     from transformers import TrainerCallback
 
     from ft_plugin.config import load_recipe
-    from ft_plugin.train import prepare_run
+    from ft_plugin.engine import prepare_run
 
-    overrides = [f"max_steps={steps}", "val_set_size=0", "report_to=none", "save_steps=100000"]
+    overrides = {"max_steps": steps, "val_set_size": 0, "report_to": "none", "save_steps": 100000}
     loaded = load_recipe("finance-sentiment-lora", overrides)
     ends: list[float] = []
 

@@ -6,6 +6,8 @@ stderr with exit code 2 and no traceback; anything else is a bug (exit code 1).
 
 from __future__ import annotations
 
+import sys
+
 
 class UserError(Exception):
     """A problem with what the user gave us (recipe, data, paths, flags)."""
@@ -59,3 +61,11 @@ class DataError(UserError):
 
 class MissingDependencyError(UserError):
     """An optional dependency that the recipe needs is not installed."""
+
+
+def report(exc: UserError) -> int:
+    """Print ``exc`` as the command line does, one ``error:`` line per problem on stderr
+    (a recipe reports all of its own), and return the exit code, 2."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=sys.stderr)
+    return 2

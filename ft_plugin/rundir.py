@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,13 +174,19 @@ class RunDir:
     def recipe_text(self) -> str:
         return self.recipe_path.read_text(encoding="utf-8")
 
-    def load_recipe(self, overrides: list[str] | None = None) -> LoadedRecipe:
-        """The resolved recipe the run was trained with; a clear error when it is not a run."""
+    def load_recipe(self, overrides: Mapping[str, Any] | None = None) -> LoadedRecipe:
+        """The resolved recipe the run was trained with (with ``overrides``, dotted keys to
+        values); a clear error when it is not a run.
+
+        Example (usage, not run as a doctest: it needs a run directory)::
+
+            RunDir("runs/medical").load_recipe({"max_steps": 10}).recipe.max_steps  # 10
+        """
         from ft_plugin.config import load_recipe
 
         if not self.is_run():
             raise UserError(f"{self.path}: not a run directory (no {RECIPE})")
-        return load_recipe(str(self.recipe_path), overrides or [])
+        return load_recipe(str(self.recipe_path), overrides)
 
     def metrics(self) -> dict[str, Any]:
         if not self.metrics_path.is_file():

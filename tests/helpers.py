@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
 import torch
 from tiny import save_tiny_model
 
-from ft_plugin.config import LoadedRecipe, load_recipe
+from ft_plugin.config import LoadedRecipe, Recipe, load_recipe, parse_set_options
 from ft_plugin.data.preview import render_example
+from ft_plugin.errors import RecipeErrors
+
+# CI (.ci/run) sets CI=true: there a dependency `make setup` installs must be importable.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(module: str, reason: str) -> ModuleType:
+    """Import ``module``, one that `make setup` installs (``reason`` says from where, e.g.
+    "the qlora extra"). Missing, the calling test (or module, at module level) is skipped
+    with that reason, except under CI=true, where it fails: CI installs everything, so a
+    missing package there is a broken setup, not a test to pass over."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"{module} is not importable ({error}); {reason}"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}; `make setup` must install it", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
 
 ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -72,7 +94,20 @@ freeze:
 {extra}"""
     path = tmp_path / f"{adapter}.yaml"
     path.write_text(text, encoding="utf-8")
-    return load_recipe(str(path), [f"{k}={v}" for k, v in overrides.items()])
+    # keys as --set writes them: a value is its text parsed as YAML ("true", paths, lists)
+    return load_recipe(str(path), parse_set_options(f"{k}={v}" for k, v in overrides.items()))
+
+
+def recipe_of(**keys: object) -> Recipe:
+    """A validated recipe (no files read) with these keys on one local dataset."""
+    return Recipe.model_validate({"datasets": [{"path": "rows.jsonl"}], **keys})
+
+
+def problems(tmp_path: Path, extra: str = "", **keys: object) -> list[str]:
+    """Every one-line problem `load_recipe` reports for a tiny recipe with these keys."""
+    with pytest.raises(RecipeErrors) as caught:
+        tiny_recipe(tmp_path, "lora", extra=extra, **keys)
+    return [str(error) for error in caught.value.errors]
 
 
 def full_pass_label_score(model, tokenizer, prompt, label) -> float:  # noqa: ANN001

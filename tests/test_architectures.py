@@ -33,6 +33,7 @@ def _rows() -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 @pytest.mark.parametrize("boundaries", ["cu_seq_lens", "position_ids"])
+@pytest.mark.slow
 def test_each_packed_row_attends_only_to_itself(arch: str, boundaries: str) -> None:
     """With packing, each row's logits and gradients are those of the row run alone."""
     model = tiny_model(arch)
@@ -73,6 +74,7 @@ def test_accelerator_buckets_keep_the_sliding_window() -> None:
 
 
 @pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a != "llama"])  # test_packing's
+@pytest.mark.slow
 def test_each_architecture_trains_lora_on_packed_rows(tmp_path: Path, arch: str) -> None:
     save_tiny_model(tmp_path / arch, arch=arch)
     loaded = tiny_recipe(tmp_path, "lora", base_model=tmp_path / arch, sample_packing="true",

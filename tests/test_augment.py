@@ -6,14 +6,8 @@ import copy
 
 import pytest
 
-from ft_plugin.data.augment import (
-    AugmentReport,
-    HFTranslator,
-    Translator,
-    back_translate,
-    fill_slots,
-    synonym_replace,
-)
+from ft_plugin.data.augment import AugmentReport, fill_slots, synonym_replace
+from ft_plugin.data.back_translation import HFTranslator, Translator, back_translate
 
 # --------------------------------------------------------------------------- fill_slots
 

@@ -18,10 +18,11 @@ from ft_plugin.config.schema.datasets import CHAT_TEMPLATE_NAMES
 from ft_plugin.config.trust import remote_problems
 from ft_plugin.config.yaml_source import parse_yaml
 from ft_plugin.data import build, build_training_data, examples, reading
-from ft_plugin.data.chat import ChatRendering, chat_turns, resolve_chat_template, template_names
+from ft_plugin.data.chat import ChatRendering, chat_turns
 from ft_plugin.data.formats import convert_rows
 from ft_plugin.data.preview import render_example
 from ft_plugin.data.reading import read_rows, stream_rows
+from ft_plugin.data.template_choice import resolve_chat_template, template_names
 from ft_plugin.errors import DataError, RecipeError
 
 SHAREGPT = {
@@ -441,7 +442,7 @@ def _spans(tokenizer, ids: list[int], labels: list[int]) -> list[str]:  # noqa: 
 def test_sft_trainer_trains_exactly_the_trained_roles_of_a_sharegpt_row(
     tmp_path: Path, tiny_model: Path, keys: str, trained: list[str]
 ) -> None:
-    from ft_plugin.train import prepare_run
+    from ft_plugin.engine import prepare_run
 
     data = jsonl(tmp_path / "chat.jsonl", [SHAREGPT])
     entry = "".join(f"    {line}\n" for line in keys.splitlines())

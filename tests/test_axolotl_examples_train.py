@@ -15,6 +15,7 @@ from ft_plugin.config import load_recipe
 from ft_plugin.rundir import RunDir
 from ft_plugin.train import train
 
+pytestmark = [pytest.mark.slow]  # trains Axolotl's example configs as written: tens of seconds each
 STEPS = 3
 
 
@@ -37,7 +38,7 @@ def test_an_axolotl_example_trains_as_written(
 ) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)  # its relative output_dir and dataset_prepared_path land here
     config = swapped(EXAMPLES / example, tmp_path / "config", base_model=str(tiny))
-    loaded = load_recipe(str(config), [f"max_steps={STEPS}"])
+    loaded = load_recipe(str(config), {"max_steps": STEPS})
     assert loaded.recipe.adapter == adapter
     result = train(loaded, str(tmp_path / "run"))
     metrics = RunDir(result.run_dir).metrics()

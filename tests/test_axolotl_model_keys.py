@@ -144,6 +144,7 @@ def _delta(run_dir: Path, layer: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])  # untied and tied output head
+@pytest.mark.slow
 def test_lora_trains_the_rows_of_new_tokens(tmp_path: Path, arch: str, capfd) -> None:  # noqa: ANN001
     save_tiny_model(tmp_path / arch, arch=arch)
     rows = [{"instruction": f"Use the tool on {i}", "input": "", "output": f"{TOOL} {i}"}

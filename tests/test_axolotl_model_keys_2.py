@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe, write_rows
+from helpers import require, tiny_recipe, write_rows
 from safetensors.torch import load_file
 from tiny import save_tiny_model, tiny_tokenizer
 
@@ -27,8 +27,9 @@ from ft_plugin.config.yaml_source import parse_yaml
 from ft_plugin.data import build_training_data
 from ft_plugin.data.build import OVERLONG, SHORT
 from ft_plugin.data.preview import render_example
+from ft_plugin.engine import prepare_run
 from ft_plugin.errors import DataError, RecipeError, UserError
-from ft_plugin.train import prepare_run, train
+from ft_plugin.train import train
 
 EXPERTS = "mlp.experts.down_proj"
 
@@ -152,7 +153,7 @@ def test_bnb_config_keys_are_the_arguments_of_bits_and_bytes_config() -> None:
 
 
 def test_bnb_config_kwargs_are_merged_into_the_quantization_config(tmp_path: Path) -> None:
-    pytest.importorskip("bitsandbytes")  # the `qlora` extra
+    require("bitsandbytes", "the qlora extra (make setup installs .[all])")
     recipe, _ = _load(tmp_path, "bnb_config_kwargs:\n  bnb_4bit_quant_storage: bfloat16\n"
                                 "  bnb_4bit_use_double_quant: false\n  bnb_4bit_quant_type: fp4\n",
                       adapter="qlora")  # fmt: skip
@@ -288,7 +289,7 @@ def test_reinit_weights_trains_fresh_weights_of_the_same_architecture(
     path = tmp_path / "pretrain.yaml"  # Axolotl's pre-training examples set no adapter
     path.write_text((tmp_path / "full.yaml").read_text().replace("adapter: full\n", "")
                     + "reinit_weights: true\n", encoding="utf-8")  # fmt: skip
-    loaded = load_recipe(str(path), ["max_steps=2"])
+    loaded = load_recipe(str(path), {"max_steps": 2})
     assert loaded.recipe.adapter == "full"  # every weight trains, as in Axolotl
     recipe, base = loaded.recipe, models.resolve_base_model(loaded.recipe.base_model)
     pretrained = load_file(tmp_path / "tiny-model" / "model.safetensors")

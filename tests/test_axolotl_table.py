@@ -158,6 +158,7 @@ def test_the_readme_shows_the_tables_counts() -> None:
         assert f"| {group} | {count} |" in readme, group
 
 
+@pytest.mark.slow
 def test_a_recipe_with_three_mistakes_reports_all_three_in_one_run(tmp_path: Path) -> None:
     path = axolotl_config(tmp_path, "lora_rr: 8", "learning_rate: fast", "loraplus_lr_ratio: 16")
     expected = [f"error: {path}:6: lora_rr: unknown key; did you mean 'lora_r'?",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import tiny_recipe
+from helpers import problems, recipe_of, require, tiny_recipe
 from hub_server import HubServer, hub_fixture
 from safetensors.torch import load_file
 from transformers.training_args import OptimizerNames
@@ -26,12 +26,13 @@ from trl import SFTConfig
 from ft_plugin.callbacks.trackers import WANDB_VARIABLES
 from ft_plugin.config import Recipe, load_recipe
 from ft_plugin.config.schema.training import TRANSFORMERS_OPTIMIZERS, TrainingSection
-from ft_plugin.engine import launch, sft_config
-from ft_plugin.engine.sft_config import Precision, build_sft_config, choose_tf32, run_notes
+from ft_plugin.engine import launch, prepare_run, sft_config
+from ft_plugin.engine.run_notes import run_notes
+from ft_plugin.engine.sft_config import Precision, build_sft_config, choose_tf32
 from ft_plugin.engine.trainer import resume_point
-from ft_plugin.errors import RecipeErrors, UserError
+from ft_plugin.errors import UserError
 from ft_plugin.rundir import RunDir
-from ft_plugin.train import prepare_run, train
+from ft_plugin.train import train
 
 EXAMPLES = Path(__file__).parent / "axolotl_examples"
 hub = hub_fixture()
@@ -39,20 +40,9 @@ FP32 = Precision(False, False, torch.float32)
 EVAL = "val_set_size: 6\n"  # 26 rows: 20 to train on (10 steps of 2 per epoch), 6 held out
 
 
-def recipe_of(**keys: object) -> Recipe:
-    return Recipe.model_validate({"datasets": [{"path": "rows.jsonl"}], **keys})
-
-
 def sft_for(recipe: Recipe, tmp_path: Path, has_eval: bool = True) -> SFTConfig:
     return build_sft_config(recipe, tmp_path / "run", precision=FP32,
                             gradient_checkpointing=False, has_eval=has_eval)  # fmt: skip
-
-
-def problems(tmp_path: Path, extra: str = "", **keys: object) -> list[str]:
-    """Every one-line problem `load_recipe` reports for a tiny recipe with these keys."""
-    with pytest.raises(RecipeErrors) as caught:
-        tiny_recipe(tmp_path, "lora", extra=extra, **keys)
-    return [str(error) for error in caught.value.errors]
 
 
 def logged_steps(run_dir: Path, key: str) -> list[int]:
@@ -90,6 +80,7 @@ def test_evals_and_saves_per_epoch_become_fractions_of_the_run(tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 def test_evals_per_epoch_evaluates_and_saves_twice_an_epoch_in_a_real_run(tmp_path: Path) -> None:
     loaded = tiny_recipe(tmp_path, "lora", extra=EVAL, max_steps="null", evals_per_epoch=2,
                          saves_per_epoch=2, save_total_limit=4)  # fmt: skip
@@ -141,6 +132,7 @@ def test_tf32_maps_to_training_arguments_where_a_gpu_has_it(tmp_path: Path) -> N
     assert not [n for n in run_notes(recipe_of(tf32=False), True) if n.startswith("tf32")]
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_offload_and_kwargs_reach_the_model(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,6 +163,7 @@ def test_gradient_checkpointing_offload_and_kwargs_reach_the_model(
 # --------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_continues_a_named_checkpoint(tmp_path: Path) -> None:
     settings = {"max_steps": 4, "save_steps": 2, "save_total_limit": 4}
     first = train(tiny_recipe(tmp_path, "lora", **settings), str(tmp_path / "first")).run_dir
@@ -236,7 +229,7 @@ def test_optimizers_that_cannot_run_here_fall_back_in_one_line(
 
 
 def test_adam_settings_and_an_8bit_optimizer_reach_the_optimizer(tmp_path: Path) -> None:
-    pytest.importorskip("bitsandbytes")  # the `qlora` extra
+    require("bitsandbytes", "the qlora extra (make setup installs .[all])")
     loaded = tiny_recipe(tmp_path, "lora", optimizer="adamw_bnb_8bit", adam_beta1=0.8,
                          adam_beta2=0.95, adam_epsilon=1e-5, max_steps=2)  # fmt: skip
     result = train(loaded, str(tmp_path / "run"))
@@ -305,6 +298,7 @@ def test_sample_packing_sequentially_fills_bins_in_data_order(tmp_path: Path) ->
 # --------------------------------------------------------------------- watchdog
 
 
+@pytest.mark.slow
 def test_loss_watchdog_stops_a_broken_run_and_records_why(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -347,6 +341,7 @@ def wandb_history(run_file: Path) -> list[dict[str, object]]:
     return rows
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_gets_the_metrics_and_never_the_api_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,18 +21,19 @@ from typing import Any
 import pytest
 import torch
 from accelerate.utils import GradientAccumulationPlugin
-from helpers import tiny_recipe
-from test_axolotl_training_keys import problems, recipe_of
+from helpers import problems, recipe_of, tiny_recipe
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import RandomSampler, SequentialSampler
 from transformers.trainer_pt_utils import AcceleratorConfig, LengthGroupedSampler
 from trl import SFTConfig
 
 from ft_plugin.config import Recipe, load_recipe
+from ft_plugin.config.schema.distributed import ACCELERATOR_CONFIG_KEYS, GRADIENT_ACCUMULATION_KEYS
 from ft_plugin.config.schema.extensions import STAGE_KEYS
-from ft_plugin.config.schema.training import ACCELERATOR_CONFIG_KEYS, GRADIENT_ACCUMULATION_KEYS
-from ft_plugin.engine.sft_config import Precision, build_sft_config, run_notes
-from ft_plugin.train import prepare_run, train
+from ft_plugin.engine import prepare_run
+from ft_plugin.engine.run_notes import run_notes
+from ft_plugin.engine.sft_config import Precision, build_sft_config
+from ft_plugin.train import train
 
 FP32 = Precision(False, False, torch.float32)
 EVAL = "val_set_size: 6\n"  # 26 rows: 20 to train on, 6 held out
@@ -131,6 +132,7 @@ def test_lr_quadratic_warmup_warms_up_quadratically_then_decays_to_zero(tmp_path
            "zero (Axolotl's schedule)" in notes  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_real_run_logs_the_learning_rates_of_axolotls_curve(tmp_path: Path) -> None:
     """Trained, checkpointed (the LambdaLR state is saved) and logged by transformers."""
     loaded = tiny_recipe(tmp_path, "lora", max_steps=6, cosine_min_lr_ratio=0.2,
@@ -287,6 +289,7 @@ def test_group_by_length_builds_a_length_grouped_sampler(tmp_path: Path) -> None
 # --------------------------------------------------------------------- loss, eval batch
 
 
+@pytest.mark.slow
 def test_use_dft_trains_with_trls_dft_loss(tmp_path: Path) -> None:
     assert sft_for(recipe_of(use_dft=True), tmp_path).loss_type == "dft"
     assert sft_for(recipe_of(), tmp_path).loss_type == "nll"

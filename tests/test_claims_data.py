@@ -9,12 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import require
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-claims_data = pytest.importorskip("claims_data")
+claims_data = require("claims_data", "benchmarks/claims_data.py, in this repository")
 
 
 class CharTokenizer:

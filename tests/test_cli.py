@@ -25,6 +25,7 @@ def test_help_lists_every_command_group() -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.slow
 def test_each_group_help_exits_0(command: str) -> None:
     result = cli(command, "--help")
     assert result.returncode == 0, result.stderr

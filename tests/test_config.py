@@ -11,7 +11,7 @@ import yaml
 from helpers import cli
 
 from ft_plugin import registry
-from ft_plugin.config import load_recipe
+from ft_plugin.config import load_recipe, parse_set_options
 from ft_plugin.errors import RecipeError
 
 REQUIRED = [
@@ -27,9 +27,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def error_of(reference: str | Path, overrides: list[str] | None = None) -> str:
+def error_of(reference: str | Path, set_options: list[str] | None = None) -> str:
+    """The one-line error of loading ``reference`` with ``--set`` options, as the CLI does."""
     with pytest.raises(RecipeError) as info:
-        load_recipe(str(reference), overrides)
+        load_recipe(str(reference), parse_set_options(set_options or []))
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -83,23 +84,42 @@ def test_extends_a_builtin_by_name(tmp_path: Path) -> None:
 
 
 def test_set_overrides_nested_and_list_items_with_yaml_scalars() -> None:
-    loaded = load_recipe(
-        "medical-lora",
-        [
-            "hub.private=false",
-            "lora_r=4",
-            "datasets.0.max_rows=10",
-            "lora_target_modules=[q_proj, v_proj]",
-        ],
-    )
-    recipe = loaded.recipe
+    options = ["hub.private=false", "lora_r=4", "datasets.0.max_rows=10",
+               "lora_target_modules=[q_proj, v_proj]", "hub_model_id=", "description=[draft"]  # fmt: skip
+    overrides = parse_set_options(options)
+    assert overrides == {
+        "hub.private": False,
+        "lora_r": 4,
+        "datasets.0.max_rows": 10,
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "hub_model_id": None,
+        "description": "[draft",
+    }  # not YAML: the text as it is
+    recipe = load_recipe("medical-lora", overrides).recipe
     assert recipe.hub.private is False and recipe.lora_r == 4
     assert recipe.datasets[0].max_rows == 10
     assert recipe.lora_target_modules == ["q_proj", "v_proj"]
 
 
+def test_typed_overrides_are_set_as_they_are_and_errors_name_their_origin() -> None:
+    recipe = load_recipe("medical-lora", {"hub.private": False, "datasets.0.max_rows": 10,
+                                          "description": "false"}).recipe  # fmt: skip
+    assert recipe.hub.private is False and recipe.datasets[0].max_rows == 10
+    assert recipe.description == "false"  # a string stays a string: never parsed as YAML
+    with pytest.raises(RecipeError, match="^the Space's request: lora_r: input should be"):
+        load_recipe("medical-lora", {"lora_r": 0}, overrides_origin="the Space's request")
+    with pytest.raises(RecipeError, match=r"^--set: lora_r: input should be"):
+        load_recipe("medical-lora", parse_set_options(["lora_r=0"]))
+
+
+def test_a_key_set_twice_keeps_its_last_value_in_the_order_last_given() -> None:
+    assert list(parse_set_options(["lora_r=4", "lora_alpha=8", "lora_r=2"]).items()) == [
+        ("lora_alpha", 8), ("lora_r", 2),
+    ]  # fmt: skip
+
+
 def test_resolved_recipe_round_trips_through_yaml(tmp_path: Path) -> None:
-    loaded = load_recipe("medical-qlora", ["lora_r=4"])
+    loaded = load_recipe("medical-qlora", {"lora_r": 4})
     out = write(tmp_path, "resolved.yaml", loaded.to_yaml())
     again = load_recipe(str(out))
     assert again.name == loaded.name == "medical-qlora"
@@ -221,6 +241,7 @@ def test_cli_validate_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_lists_shows_and_prints_schema() -> None:
     listing = cli("recipes", "list")
     assert listing.returncode == 0
@@ -238,6 +259,7 @@ def test_cli_lists_shows_and_prints_schema() -> None:
     assert all("description" in spec for spec in properties.values())
 
 
+@pytest.mark.slow
 def test_an_installed_plugin_adds_a_recipe_and_a_method(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,7 @@ def special_rows(tmp_path: Path) -> Path:
     return write_rows(tmp_path / "special.jsonl", rows)
 
 
+@pytest.mark.slow
 def test_stages_chain_adapters_and_report_per_stage_metrics(tmp_path: Path) -> None:
     loaded = tiny_recipe(tmp_path, "lora", extra=STAGES.format(special=special_rows(tmp_path)))
     result = train(loaded, str(tmp_path / "run"))
@@ -66,6 +69,7 @@ def test_stages_chain_adapters_and_report_per_stage_metrics(tmp_path: Path) -> N
     assert json.loads((run / "metrics.json").read_text())["stages"]["specialty"]["steps"] == 3
 
 
+@pytest.mark.slow
 def test_stage_resume_skips_finished_stages(tmp_path: Path) -> None:
     loaded = tiny_recipe(tmp_path, "lora", extra=STAGES.format(special=special_rows(tmp_path)))
     run = train(loaded, str(tmp_path / "run")).run_dir
@@ -100,6 +104,7 @@ def per_sample_batches(n: int) -> list[dict[str, torch.Tensor]]:
     return batches
 
 
+@pytest.mark.slow
 def test_fisher_matches_a_brute_force_per_sample_computation() -> None:
     from peft import LoraConfig, get_peft_model
 
@@ -121,6 +126,27 @@ def test_fisher_matches_a_brute_force_per_sample_computation() -> None:
     mean_loss = sum(model(**b).loss for b in batches) / len(batches)
     (batch_grad,) = torch.autograd.grad(mean_loss, param)
     assert (batch_grad**2).sum() < fisher[name].sum()
+
+
+class Terminal(io.StringIO):
+    """stderr as a person's terminal (tqdm draws its bars only there)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_fisher_of_a_run_shows_its_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ft_plugin.continual.fisher import write_fisher
+
+    run = train(tiny_recipe(tmp_path, "lora", max_steps=1), str(tmp_path / "run")).run_dir
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    path, count, _ = write_fisher(run, samples=4)
+    shown = sys.stderr.getvalue()
+    assert path.is_file() and count > 0
+    assert f"ft-plugin: computing the Fisher of {run} on 4 rows (per-sample gradients)\n" in shown
+    assert "Fisher information:   0%" in shown and "0/4 [" in shown
 
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_quadratic_around_it() -> None:
@@ -146,6 +172,7 @@ def test_ewc_penalty_is_zero_at_the_anchor_and_quadratic_around_it() -> None:
     assert values[1] == pytest.approx(4 * values[0], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_ewc_run_protects_the_previous_adapter(tmp_path: Path) -> None:
     first = train(tiny_recipe(tmp_path, "lora", max_steps=3), str(tmp_path / "a")).run_dir
     settings = {"max_steps": 4, "learning_rate": 0.05, "lora_model_dir": str(first)}
@@ -200,6 +227,7 @@ adapters:
 """
 
 
+@pytest.mark.slow
 def test_task_adapters_round_trip_and_the_router_picks_the_right_one(tmp_path: Path) -> None:
     from ft_plugin.continual.adapters import adapter_names, load_task_adapters
 
@@ -235,6 +263,7 @@ def test_task_adapters_round_trip_and_the_router_picks_the_right_one(tmp_path: P
         torch.testing.assert_close(single(ids).logits, outputs["dosing"])
 
 
+@pytest.mark.slow
 def test_forgetting_matrix_over_stages(tmp_path: Path) -> None:
     from ft_plugin.evaluate.runner import EvalSettings
     from ft_plugin.evaluate.sequence import forgetting_report

@@ -75,6 +75,7 @@ def test_prepare_removes_planted_dirt_with_exact_counts(tmp_path: Path) -> None:
     assert (tmp_path / "clean.report.md").read_text().startswith("# Data report: medical")
 
 
+@pytest.mark.slow
 def test_prepare_classification_reports_labels_balances_and_plots(tmp_path: Path) -> None:
     rows = [
         {"text": f"Shares of Company{i} rise after strong quarter {i}", "label": "bullish"}
@@ -132,6 +133,7 @@ def test_prepare_augments_from_the_template_tables(tmp_path: Path) -> None:
         ),
     ],
 )
+@pytest.mark.slow
 def test_malformed_input_is_one_line_with_file_and_line(
     tmp_path: Path, content: str | bytes, expected: str
 ) -> None:
@@ -207,3 +209,78 @@ def test_long_completion_text_is_chunked_into_windows_not_truncated(tmp_path: Pa
     pieces = [e["text"] for e in examples]
     assert all(len(tiny_tokenizer()(p)["input_ids"]) <= 255 for p in pieces)
     assert set("".join(pieces)) == set(text)
+
+
+# A patient's question and a doctor's answer under names the medical template does not
+# accept (a cMedQA-style file): the department repeats, the title is a short question.
+ASKED = [
+    ("内科", "头痛失眠？", "最近总是头痛，晚上也睡不好，这是怎么回事？",
+     "头痛伴失眠多与精神紧张、作息不规律有关，建议规律作息、减少咖啡因摄入；若头痛加重或伴呕吐、"
+     "视物模糊，应尽快到神经内科就诊。"),
+    ("内科", "血压高吃药？", "量了几次血压都是160/100，需要吃药吗？",
+     "这个血压已属于二级高血压，一般需要在医生指导下开始服用降压药，同时低盐饮食、控制体重、"
+     "戒烟限酒，并每天定时测量血压做好记录。"),
+    ("内科", "糖尿病吃水果？", "我有糖尿病，平时可以吃水果吗？吃多少合适？",
+     "血糖控制平稳时可以适量吃水果，选择苹果、柚子等含糖较低的品种，放在两餐之间吃，每次不超过"
+     "两百克，并注意监测餐后血糖的变化。"),
+    ("内科", "咳嗽要拍片？", "咳嗽两周了还没好，要不要去医院拍片子？",
+     "咳嗽超过两周建议到医院就诊，医生会根据听诊情况决定是否需要拍胸片或做血常规检查，以排除"
+     "肺炎、支气管炎或过敏等原因，不要自行长期服用止咳药。"),
+    ("内科", "心慌胸闷？", "经常心慌胸闷，是不是心脏病？",
+     "心慌胸闷可能由心律失常、贫血、甲状腺功能亢进或焦虑引起，并不一定是心脏病，建议先做"
+     "心电图和血常规检查，明确原因后再对症治疗。"),
+]  # fmt: skip
+ASKED_COLUMNS = ["科室", "标题", "病人提问", "医生回答"]
+
+
+def _missing_field_message(template: str, rows: list[dict], mapping: dict[str, str]) -> str:
+    from ft_plugin.data.columns import check_columns
+    from ft_plugin.data.templates import load_template
+
+    with pytest.raises(DataError) as info:
+        check_columns(load_template(template), "rows.csv", rows, mapping)
+    return str(info.value)
+
+
+@pytest.mark.slow
+def test_a_missing_field_is_suggested_from_what_the_columns_hold(tmp_path: Path) -> None:
+    """Questions (?/？) fill the field that asks, the full question over its title; the
+    longer text that is not questions fills the answer: never the answer for instruction."""
+    source = tmp_path / "internal_medicine.csv"
+    lines = [",".join(ASKED_COLUMNS), *(",".join(row) for row in ASKED)]
+    source.write_bytes(("\n".join(lines) + "\n").encode("gb18030"))
+    out = tmp_path / "clean.jsonl"
+    common = ["data", "prepare", "--template", "medical", "--input", str(source), "--output",
+              str(out), "--tokenizer", "none"]  # fmt: skip
+    result = cli(*common)
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip().endswith("did you mean --field instruction=病人提问?")
+    result = cli(*common, "--field", "instruction=病人提问")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("did you mean --field output=医生回答?")
+    rows = [dict(zip(ASKED_COLUMNS, row, strict=True)) for row in ASKED]
+    assert _missing_field_message("medical", rows, {}).endswith("--field instruction=病人提问?")
+
+
+def test_english_columns_are_suggested_by_content_and_unsure_means_no_suggestion() -> None:
+    asked = [
+        ("heart", "My heart races at night. Is that dangerous?",
+         "A racing heart at night is often harmless (caffeine, stress or alcohol), but with chest "
+         "pain, fainting or breathlessness see a doctor soon and ask for an ECG."),
+        ("heart", "Can I exercise with high blood pressure?",
+         "Yes: regular moderate exercise such as brisk walking lowers blood pressure; avoid heavy "
+         "lifting until it is controlled, and ask your doctor before starting anything intense."),
+        ("skin", "What helps an itchy rash on my arms?",
+         "Cool compresses, fragrance-free moisturiser and an antihistamine usually help; see a "
+         "doctor if the rash spreads, blisters, or comes with fever or swelling of the face."),
+        ("skin", "Should I worry about a mole that changed colour?",
+         "A mole that changes colour, size or shape should be checked by a doctor within a few "
+         "weeks, as early skin cancers are easy to treat when they are found early."),
+    ]  # fmt: skip
+    rows = [dict(zip(["topic", "message", "reply"], row, strict=True)) for row in asked]
+    assert _missing_field_message("medical", rows, {}).endswith("--field instruction=message?")
+    assert _missing_field_message("medical", rows, {"instruction": "message"}).endswith(
+        "--field output=reply?"
+    )
+    told = [{**row, "message": row["message"].replace("?", ".")} for row in rows]
+    assert "did you mean" not in _missing_field_message("medical", told, {})  # no questions

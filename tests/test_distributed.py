@@ -131,7 +131,7 @@ def test_an_fsdp_launch_on_cpus_says_it_runs_plain_data_parallel(
 ) -> None:
     from accelerate.utils import DistributedType
 
-    from ft_plugin.train import launch_notes
+    from ft_plugin.engine import launch_notes
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     (note,) = launch_notes(False, DistributedType.MULTI_CPU)

@@ -12,15 +12,15 @@ from ft_plugin.config import load_recipe
 from ft_plugin.models import load_tokenizer, resolve_base_model
 from ft_plugin.train import train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e]
 
-QUICK = [
-    "max_steps=3",
-    "micro_batch_size=2",
-    "sequence_len=128",
-    "val_set_size=4",
-    "report_to=none",
-]
+QUICK = {
+    "max_steps": 3,
+    "micro_batch_size": 2,
+    "sequence_len": 128,
+    "val_set_size": 4,
+    "report_to": "none",
+}
 
 
 def test_embedded_model_is_a_real_instruct_model() -> None:

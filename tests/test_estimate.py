@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import time
@@ -10,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import require, tiny_recipe
 
-from ft_plugin import models, registry
+from ft_plugin import models, precision, registry
 from ft_plugin.config import Recipe, load_recipe
 from ft_plugin.engine import sft_config
 from ft_plugin.engine.run import count_parameters
@@ -22,7 +21,6 @@ from ft_plugin.methods.estimate import MIB, estimate_training
 from ft_plugin.methods.lora_training import speed_up_lora_layers
 
 METHODS = ["lora", "dora", "ia3", "bottleneck", "freeze", "full", "llama-adapter", "qlora"]
-HAS_BITSANDBYTES = importlib.util.find_spec("bitsandbytes") is not None
 
 
 def prepared_for_real(recipe: Recipe) -> torch.nn.Module:
@@ -42,8 +40,8 @@ def frozen_bytes(model: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize("adapter", METHODS)
 def test_counts_and_weights_equal_the_prepared_model(tmp_path: Path, adapter: str) -> None:
-    if adapter == "qlora" and not HAS_BITSANDBYTES:
-        pytest.skip("a real 4-bit model needs bitsandbytes (the estimate does not)")
+    if adapter == "qlora":  # a real 4-bit model needs bitsandbytes (the estimate does not)
+        require("bitsandbytes", "the qlora extra (make setup installs .[all])")
     recipe = tiny_recipe(tmp_path, adapter).recipe
     estimated = estimate_training(recipe)
     real = prepared_for_real(recipe)
@@ -84,7 +82,7 @@ def test_only_config_json_is_read(tmp_path: Path) -> None:
     skeleton = tmp_path / "config-only"
     skeleton.mkdir()
     shutil.copy(tmp_path / "tiny-model" / "config.json", skeleton)
-    only_config = load_recipe(loaded.source, [f"base_model={skeleton}"]).recipe
+    only_config = load_recipe(loaded.source, {"base_model": str(skeleton)}).recipe
     assert estimate_training(only_config) == estimate_training(loaded.recipe)
 
 
@@ -166,25 +164,21 @@ def test_missing_base_model_is_the_user_error_training_gives(tmp_path: Path) -> 
         with pytest.raises(UserError) as from_training:
             models.resolve_base_model(missing)
         with pytest.raises(UserError) as from_estimate:
-            estimate_training(load_recipe(source, [f"base_model={missing}"]).recipe)
+            estimate_training(load_recipe(source, {"base_model": missing}).recipe)
         assert str(from_estimate.value) == str(from_training.value)
         assert missing in str(from_estimate.value)
 
 
-@pytest.mark.parametrize("uses_peft", [True, False])
 @pytest.mark.parametrize("bf16, fp16", [("true", False), ("false", False), ("auto", False),
                                         ("false", True)])  # fmt: skip
-def test_precision_rule_is_the_engines(
-    tmp_path: Path, uses_peft: bool, bf16: str, fp16: bool
-) -> None:
+def test_precision_rule_is_the_engines(tmp_path: Path, bf16: str, fp16: bool) -> None:
+    # One rule below both layers (ft_plugin.precision): the engine re-exports it, the
+    # estimate calls it.
+    assert sft_config.choose_precision is precision.choose_precision
+    assert estimate.choose_precision is precision.choose_precision
     recipe = tiny_recipe(tmp_path, "lora", bf16=bf16, fp16=str(fp16).lower()).recipe
-    engine = sft_config.choose_precision(recipe, uses_peft)
-    assert estimate._precision(recipe, uses_peft) == (
-        engine.bf16 or engine.fp16,
-        engine.load_dtype.itemsize,
-    )
-    assert estimate._precision_label(recipe, engine.bf16 or engine.fp16) == engine.label
-    assert estimate._cpu_has_fast_bf16() is sft_config.cpu_has_fast_bf16()
+    engine = sft_config.choose_precision(recipe, uses_peft=True)
+    assert estimate_training(recipe).precision == engine.label
     assert (
         estimate.GRADIENT_CHECKPOINTING_MIN_PARAMS == sft_config.GRADIENT_CHECKPOINTING_MIN_PARAMS
     )

@@ -143,8 +143,9 @@ def test_a_model_against_itself_changes_nothing_and_is_not_distinguishable(model
     assert intervals["target"] == intervals["baseline"]
 
 
+@pytest.mark.slow
 def test_predictions_groups_and_a_seeded_sample(model_and_rows, tmp_path: Path) -> None:  # noqa: ANN001
-    from ft_plugin.evaluate.runner import evaluate_to_folder
+    from ft_plugin.evaluate.folder import evaluate_to_folder
 
     model, data = model_and_rows
     given = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
@@ -185,7 +186,8 @@ def test_predictions_groups_and_a_seeded_sample(model_and_rows, tmp_path: Path) 
 
 
 def test_classification_predictions_carry_truth_and_labels(tmp_path: Path) -> None:
-    from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder
+    from ft_plugin.evaluate.folder import evaluate_to_folder
+    from ft_plugin.evaluate.runner import EvalSettings
 
     model = save_tiny_model(tmp_path / "model")
     labels = ["bearish", "bullish", "neutral"]
@@ -205,6 +207,7 @@ def test_classification_predictions_carry_truth_and_labels(tmp_path: Path) -> No
     assert 0 <= low <= accuracy <= high <= 1
 
 
+@pytest.mark.slow
 def test_cli_shows_rows_and_intervals_and_refuses_an_unknown_group_column(
     model_and_rows, tmp_path: Path
 ) -> None:  # noqa: ANN001
@@ -238,11 +241,13 @@ def test_cli_shows_rows_and_intervals_and_refuses_an_unknown_group_column(
     assert report["settings"]["bootstrap"] == 100 and report["data"]["sampled"] is True
 
 
+@pytest.mark.slow
 def test_group_by_on_a_runs_own_held_out_split(tmp_path: Path) -> None:
     from helpers import tiny_recipe
 
     from ft_plugin.data import build_training_data
-    from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder
+    from ft_plugin.evaluate.folder import evaluate_to_folder
+    from ft_plugin.evaluate.runner import EvalSettings
     from ft_plugin.train import train
 
     rows = [{"instruction": f"What is {a} plus {b}?", "output": f"{a} plus {b} is {a + b}.",

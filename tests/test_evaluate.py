@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,12 @@ def test_base_vs_tuned_report_on_a_tiny_run(tiny_run: Path, tmp_path: Path) -> N
     result = cli("eval", str(tiny_run), "--baseline", "--metrics", "perplexity,bleu,chrf,rouge1,rougeL,latency",
                  "--max-new-tokens", "8", "--price-per-hour", "2.0", "--output", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    # the longest part announced (a terminal also gets a bar), the weights' loading bar not
+    assert (
+        "ft-plugin: generating 6 rows × 2 models (target, baseline), up to 8 new tokens each\n"
+        in result.stderr
+    )
+    assert "Loading weights" not in result.stderr
     report = json.loads((out / "report.json").read_text())
     target, baseline = report["models"]["target"], report["models"]["baseline"]
     for name in ("perplexity", "bleu", "chrf", "rouge1", "rougeL", "latency_ms_p50", "latency_ms_p95",
@@ -166,6 +174,7 @@ def test_classification_report_with_confusion_matrix(tmp_path: Path) -> None:
     assert (out / "confusion_target.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_exit_2(tiny_run: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -197,6 +206,7 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_run: Path, tmp_path: Path) -> 
     assert not any((tmp_path / d).exists() for d in ("e1", "e2", "e3"))
 
 
+@pytest.mark.slow
 def test_human_sheet_then_imported_ratings_land_in_the_report(
     tiny_run: Path, tmp_path: Path
 ) -> None:
@@ -243,6 +253,7 @@ def test_human_sheet_then_imported_ratings_land_in_the_report(
     )
 
 
+@pytest.mark.slow
 def test_the_recipes_eval_section_sets_what_eval_does_unless_the_command_line_says(
     tmp_path: Path,
 ) -> None:
@@ -266,19 +277,32 @@ def test_the_recipes_eval_section_sets_what_eval_does_unless_the_command_line_sa
     assert report["data"]["rows"] == 8 and "baseline" not in report["models"]
 
 
-def test_batched_answers_equal_one_request_at_a_time() -> None:
+class Terminal(io.StringIO):
+    """stderr as a person's terminal (tqdm draws its bars only there)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_batched_answers_equal_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """--generation-batch-size: left-padded greedy batches give each row the same answer
-    as batch 1 (prompts of different lengths, so the padding is exercised)."""
+    as batch 1 (prompts of different lengths, so the padding is exercised); on a terminal
+    both show a bar of the rows answered."""
     from ft_plugin.evaluate.generation import generate_answers
     from tests.tiny import tiny_llama, tiny_tokenizer
 
     model, tokenizer = tiny_llama().eval(), tiny_tokenizer()
     questions = ["a", "what is a fever?", "bp 140/90, is that high? and what now", "cough"]
     examples = [{"prompt": [{"role": "user", "content": q}]} for q in questions]
-    one = generate_answers(model, tokenizer, examples, max_new_tokens=12)
-    batched = generate_answers(model, tokenizer, examples, max_new_tokens=12, batch_size=3)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    one = generate_answers(model, tokenizer, examples, max_new_tokens=12, desc="one: target")
+    batched = generate_answers(model, tokenizer, examples, max_new_tokens=12, batch_size=3,
+                               desc="batched: target")  # fmt: skip
     assert batched.texts == one.texts
     assert len(batched.latencies_ms) == len(examples)
+    shown = sys.stderr.getvalue()
+    assert "one: target:   0%" in shown and "batched: target:   0%" in shown
+    assert shown.count("0/4 [") >= 2
 
 
 @pytest.mark.parametrize("adapter", ["lora", "bottleneck", "full"])

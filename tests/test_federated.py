@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import require, tiny_recipe
 from safetensors.torch import load_file
 
 from ft_plugin.errors import UserError
 from ft_plugin.federated.layout import FederatedDir
 from ft_plugin.federated.partition import column_split, dirichlet_split, iid_split
 
-pytest.importorskip("flwr")
+require("flwr", "the federated extra (make setup installs .[all])")
 AUDIT = Path(__file__).parent / "federated_audit"
 FEDERATED = "federated:\n  num_clients: 2\n  rounds: {rounds}\n  local_steps: 2\n  min_clients: 2\n  strategy: {strategy}\n"
 
@@ -104,17 +104,19 @@ def test_bad_federated_settings_are_one_message(tmp_path: Path) -> None:
     from ft_plugin.config import load_recipe
 
     with pytest.raises(UserError, match="federated.partition"):
-        load_recipe("medical-lora", ["federated.partition=by-magic"])
+        load_recipe("medical-lora", {"federated.partition": "by-magic"})
     with pytest.raises(UserError, match="min_clients 3 is more than num_clients 2"):
-        load_recipe("medical-lora", ["federated.num_clients=2", "federated.min_clients=3"])
+        load_recipe("medical-lora", {"federated.num_clients": 2, "federated.min_clients": 3})
     with pytest.raises(UserError, match="use strategy: fedavg with dp"):
-        load_recipe("medical-lora", ["federated.strategy=ffa-lora", "federated.dp.noise_multiplier=0.1",
-                                     "federated.dp.clipping_norm=1.0"])  # fmt: skip
+        load_recipe("medical-lora", {"federated.strategy": "ffa-lora",
+                                     "federated.dp.noise_multiplier": 0.1,
+                                     "federated.dp.clipping_norm": 1.0})  # fmt: skip
 
 
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.federated
 def test_fedavg_run_is_a_normal_run_directory_and_sites_read_only_their_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +179,7 @@ def test_fedavg_run_is_a_normal_run_directory_and_sites_read_only_their_rows(
     assert flower_processes(result.run_dir) == []
 
 
+@pytest.mark.federated
 def test_ffa_lora_keeps_the_shared_a_and_sends_b_alone(tmp_path: Path) -> None:
     from ft_plugin.federated import weights
     from ft_plugin.federated.run import federated_train
@@ -194,6 +197,7 @@ def test_ffa_lora_keeps_the_shared_a_and_sends_b_alone(tmp_path: Path) -> None:
     assert fed["bytes_received"] < fed["bytes_sent"]
 
 
+@pytest.mark.federated
 def test_a_dead_superlink_leaves_no_process_and_resume_finishes_the_rounds(tmp_path: Path) -> None:
     recipe = tmp_path / "fed.yaml"
     recipe.write_text(federated_recipe(tmp_path, rounds=3).to_yaml(), encoding="utf-8")
@@ -224,6 +228,7 @@ def test_a_dead_superlink_leaves_no_process_and_resume_finishes_the_rounds(tmp_p
     assert flower_processes(run_dir) == []
 
 
+@pytest.mark.federated
 def test_a_client_lost_mid_run_does_not_fail_the_rounds(tmp_path: Path) -> None:
     """Two clients, min_clients 1: client 1's SuperNode is killed during round 1; every
     round still completes on client 0 once the lost client's reply times out."""
@@ -275,6 +280,7 @@ def _is_client_app_of(pid: int, node: int) -> bool:
     )
 
 
+@pytest.mark.federated
 def test_client_side_clipping_bounds_the_global_update(tmp_path: Path) -> None:
     """Flower's DifferentialPrivacyClientSideFixedClipping + fixedclipping_mod: with noise
     0 the global change of a round is an average of updates clipped to the norm."""
@@ -333,6 +339,7 @@ def _tls_files(folder: Path) -> dict[str, Path]:
     return {name: folder / name for name in files}
 
 
+@pytest.mark.federated
 def test_tls_with_supernode_auth_admits_the_registered_site_only(tmp_path: Path) -> None:
     """federated.superlink with TLS files: the SuperLink serves TLS with SuperNode
     authentication, the site with the registered key trains its own recipe, a SuperNode

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import cli
+from helpers import cli, require
 
-pytest.importorskip("flwr")
+require("flwr", "the federated extra (make setup installs .[all])")
+# ruff: noqa: E402  (flwr and the modules on it are imported once it is known to be there)
 
 from flwr.app import (
     Array,
@@ -87,7 +88,7 @@ def _train_message(settings: dict[str, Any], arrays: dict[str, np.ndarray] | Non
 def test_the_allowlist_names_recipe_keys_and_none_a_site_keeps() -> None:
     assert set(SERVER_KEYS) <= set(Recipe.model_fields)
     assert not set(SERVER_KEYS) & set(SITE_KEYS)
-    sent = server_settings(load_recipe("medical-lora", ["trust_remote_code=true"]).recipe, 1e-4)
+    sent = server_settings(load_recipe("medical-lora", {"trust_remote_code": True}).recipe, 1e-4)
     assert set(sent) == set(SERVER_KEYS) and sent["learning_rate"] == 1e-4
 
 
@@ -138,8 +139,8 @@ def test_a_site_trains_its_own_recipe_with_the_servers_hyper_parameters(tmp_path
     site = tmp_path / "site.yaml"
     site.write_text(f"base_model: embedded:smollm2-135m-instruct\ndatasets:\n  - path: {own}\n"
                     "    type: alpaca\nlora_r: 4\nlearning_rate: 0.1\n", encoding="utf-8")  # fmt: skip
-    server = load_recipe("medical-lora", ["trust_remote_code=true", "base_model=attacker/model",
-                                          "lora_r=32", "federated.local_steps=3"])  # fmt: skip
+    server = load_recipe("medical-lora", {"trust_remote_code": True, "base_model": "attacker/model",
+                                          "lora_r": 32, "federated.local_steps": 3})  # fmt: skip
     sent = check_server_config({"settings": json.dumps(server_settings(server.recipe, 5e-5))})
     recipe = load_site_recipe({"recipe": str(site)}, sent).recipe
     assert recipe.trust_remote_code is False and recipe.base_model.startswith("embedded:")
@@ -160,8 +161,8 @@ def test_a_site_recipe_with_axolotls_per_epoch_counts_builds(tmp_path: Path) -> 
                     "    type: alpaca\nval_set_size: 2\nsaves_per_epoch: 1\nevals_per_epoch: 4\n"
                     "save_strategy: steps\neval_strategy: steps\nwarmup_steps: 10\n",
                     encoding="utf-8")  # fmt: skip
-    server = load_recipe("medical-lora", ["warmup_steps=0", "warmup_ratio=0.1",
-                                          "federated.local_steps=3"])  # fmt: skip
+    server = load_recipe("medical-lora", {"warmup_steps": 0, "warmup_ratio": 0.1,
+                                          "federated.local_steps": 3})  # fmt: skip
     sent = check_server_config({"settings": json.dumps(server_settings(server.recipe, 5e-5))})
     assert sent["warmup_ratio"] == 0.1
     recipe = load_site_recipe({"recipe": str(site)}, sent).recipe
@@ -183,11 +184,11 @@ class _Grid:
         return self.nodes
 
 
-def _server(tmp_path: Path, *settings: str) -> tuple[RecordedFedAvg, dict[str, np.ndarray], list[Message]]:  # fmt: skip
+def _server(tmp_path: Path, settings: dict[str, object] | None = None) -> tuple[RecordedFedAvg, dict[str, np.ndarray], list[Message]]:  # fmt: skip
     """A server's strategy after configure_train for round 1, the global arrays it sent,
     and the messages (one per node)."""
-    loaded = load_recipe("medical-lora", ["federated.num_clients=3", "federated.local_steps=2",
-                                          "micro_batch_size=2", *settings])  # fmt: skip
+    loaded = load_recipe("medical-lora", {"federated.num_clients": 3, "federated.local_steps": 2,
+                                          "micro_batch_size": 2, **(settings or {})})  # fmt: skip
     recorded = RecordedFedAvg(FederatedDir(tmp_path), loaded.recipe, 0, min_train_nodes=1,
                               min_available_nodes=1, fraction_train=1.0)  # fmt: skip
     rng = np.random.default_rng(0)
@@ -209,7 +210,7 @@ def _moved(sent: dict[str, np.ndarray], by: float) -> dict[str, np.ndarray]:
 
 
 def test_the_server_sends_only_allowed_settings_and_plans_its_bounds(tmp_path: Path) -> None:
-    recorded, sent, messages = _server(tmp_path, "trust_remote_code=true")
+    recorded, sent, messages = _server(tmp_path, {"trust_remote_code": True})
     config = messages[0].content["config"]
     assert set(config) <= {"server-round", "round", "strategy", "settings"}
     assert set(json.loads(str(config["settings"]))) == set(SERVER_KEYS)
@@ -340,8 +341,9 @@ def test_the_default_norm_bound_admits_every_adam_update(pattern: str) -> None:
 
 
 def test_bounds_come_from_the_recipe_when_set(tmp_path: Path) -> None:
-    recorded, _, _ = _server(tmp_path, "federated.max_examples_per_round=100",
-                             "federated.max_update_norm=0.5")  # fmt: skip
+    recorded, _, _ = _server(
+        tmp_path, {"federated.max_examples_per_round": 100, "federated.max_update_norm": 0.5}
+    )
     assert recorded.bounds == Bounds(max_examples=100, max_update_norm=0.5)
 
 
@@ -363,18 +365,18 @@ def test_a_non_loopback_superlink_without_tls_and_keys_is_refused_in_one_line(tm
 def test_tls_files_given_in_part_are_named_and_missing_files_refused(tmp_path: Path) -> None:
     cert = tmp_path / "server.pem"
     cert.write_text("x")
-    loaded = load_recipe("medical-lora", ["federated.superlink.address=10.1.2.3:9092",
-                                          f"federated.superlink.ssl_certfile={cert}"])  # fmt: skip
+    loaded = load_recipe("medical-lora", {"federated.superlink.address": "10.1.2.3:9092",
+                                          "federated.superlink.ssl_certfile": str(cert)})  # fmt: skip
     with pytest.raises(
         UserError,
         match=r"give federated.superlink.ssl_keyfile, ssl_ca_certfile, supernode_public_keys \(",
     ):
         transport_for(loaded.recipe.federated)
-    loaded = load_recipe("medical-lora", [
-        "federated.superlink.address=10.1.2.3:9092", f"federated.superlink.ssl_certfile={cert}",
-        f"federated.superlink.ssl_keyfile={cert}", f"federated.superlink.ssl_ca_certfile={cert}",
-        f"federated.superlink.supernode_public_keys=[{tmp_path / 'site-a.pub'}]",
-    ])  # fmt: skip
+    loaded = load_recipe("medical-lora", {
+        "federated.superlink.address": "10.1.2.3:9092", "federated.superlink.ssl_certfile": str(cert),
+        "federated.superlink.ssl_keyfile": str(cert), "federated.superlink.ssl_ca_certfile": str(cert),
+        "federated.superlink.supernode_public_keys": [str(tmp_path / "site-a.pub")],
+    })  # fmt: skip
     with pytest.raises(UserError, match=r"supernode_public_keys.0: no file .*site-a.pub"):
         transport_for(loaded.recipe.federated)
 
@@ -384,11 +386,11 @@ def test_the_secure_transport_has_tls_and_supernode_auth_and_local_is_loopback(t
     for name in ("cert.pem", "key.pem", "ca.pem", "site-a.pub", "site-b.pub"):
         (tmp_path / name).write_text("x")
         files[name] = tmp_path / name
-    loaded = load_recipe("medical-lora", [
-        "federated.superlink.address=0.0.0.0:9443", f"federated.superlink.ssl_certfile={files['cert.pem']}",
-        f"federated.superlink.ssl_keyfile={files['key.pem']}", f"federated.superlink.ssl_ca_certfile={files['ca.pem']}",
-        f"federated.superlink.supernode_public_keys=[{files['site-a.pub']}, {files['site-b.pub']}]",
-    ])  # fmt: skip
+    loaded = load_recipe("medical-lora", {
+        "federated.superlink.address": "0.0.0.0:9443", "federated.superlink.ssl_certfile": str(files["cert.pem"]),
+        "federated.superlink.ssl_keyfile": str(files["key.pem"]), "federated.superlink.ssl_ca_certfile": str(files["ca.pem"]),
+        "federated.superlink.supernode_public_keys": [str(files["site-a.pub"]), str(files["site-b.pub"])],
+    })  # fmt: skip
     secure = transport_for(loaded.recipe.federated)
     flags = secure.superlink_flags()
     assert "--insecure" not in flags and "--enable-supernode-auth" in flags

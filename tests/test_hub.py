@@ -132,6 +132,7 @@ def test_missing_files_are_refused_before_any_network_call(hub: HubServer, tmp_p
     assert len(hub.requests) == before
 
 
+@pytest.mark.hub
 def test_401_never_shows_the_token(hub: HubServer, tmp_path: Path) -> None:
     run = trained_run(tmp_path)
     secret = "hf_this_is_a_secret_token_123"
@@ -200,6 +201,7 @@ def test_a_recipe_on_a_pull_request_revision_resolves(hub: HubServer, tmp_path: 
     assert encoded.recipe.learning_rate == 3e-4
 
 
+@pytest.mark.hub
 def test_hub_model_id_pushes_at_the_end_of_training(hub: HubServer, tmp_path: Path) -> None:
     publish_base(tmp_path)
     loaded = tiny_recipe(tmp_path, "lora", base_model=BASE, max_steps=2)
@@ -234,7 +236,7 @@ def test_space_push_creates_a_gradio_space_with_a_valid_card(
 ) -> None:
     from huggingface_hub import SpaceCard
 
-    from ft_plugin.space_launch import push_space
+    from ft_plugin.hub.space_folder import push_space
 
     url = push_space("test-user/demo-space", "test-user/tiny-lora", private=False, train=True)
     assert "test-user/demo-space" in url
@@ -254,7 +256,7 @@ def test_space_push_creates_a_gradio_space_with_a_valid_card(
 
 
 def test_space_loads_an_adapter_by_hub_repo_id(hub: HubServer, tmp_path: Path) -> None:
-    from ft_plugin.space_launch import load_app_module
+    from ft_plugin.space.launch import load_app_module
 
     run = trained_run(tmp_path)
     push_run(run, "test-user/space-adapter", private=False)
@@ -276,6 +278,6 @@ def test_space_loads_an_adapter_by_hub_repo_id(hub: HubServer, tmp_path: Path) -
         ]
         assert len(match) == 1 and torch.equal(match[0].detach().float(), tensor.float()), name
     prompt = "What is 2 plus 2?"
-    remote, here = (s.compare(prompt, max_new_tokens=8) for s in (state, local))
+    remote, here = (s.comparing.compare(prompt, max_new_tokens=8) for s in (state, local))
     assert (remote.base.text, remote.tuned.text) == (here.base.text, here.tuned.text)
     assert remote.tuned.new_tokens > 0

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import require
 from hub_server import DEFAULT_TOKEN, HubServer, hub_fixture, run_hub_server
 from huggingface_hub import (
     CommitOperationAdd,
@@ -27,6 +28,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
+pytestmark = [pytest.mark.hub]
 
 hub = hub_fixture()  # a running server with the in-process client pointed at it, per test
 
@@ -350,7 +353,7 @@ def test_fault_injection_and_client_retries(hub: HubServer) -> None:
 def test_xet_pipeline_retries_the_commit(hub: HubServer, tmp_path: Path) -> None:
     """With hf_xet installed and enabled, upload_folder takes the pipelined path, whose commit
     POST is retried with backoff (1 s first). All-"regular" files never touch Xet storage."""
-    pytest.importorskip("hf_xet")
+    require("hf_xet", "a dependency of huggingface_hub on x86_64 and arm64")
     api = HfApi()
     api.create_repo("test-user/flaky")
     folder = tmp_path / "f"
@@ -430,7 +433,7 @@ def test_subprocess_uses_env(tmp_path: Path) -> None:
 
 def test_datasets_load_dataset_from_the_server(hub: HubServer) -> None:
     """`datasets` keeps its own import-time copies of the endpoint; patched_client covers them."""
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets", "a dependency of ft-plugin")
     rows = '{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n'
     hub.add_repo(
         "test-user/rows", repo_type="dataset", private=True, files={"data/train.jsonl": rows}

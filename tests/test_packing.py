@@ -93,6 +93,7 @@ def _losses(run: Path) -> list[float]:
     return [h["loss"] for h in state["log_history"] if "loss" in h]
 
 
+@pytest.mark.slow
 def test_packing_rows_is_the_same_training_as_padded_batches(tmp_path: Path) -> None:
     """Same rows per step, same losses: packing changes the cost, not the run."""
     common = {"micro_batch_size": 4, "gradient_accumulation_steps": 2, "max_steps": 3,

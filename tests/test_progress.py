@@ -1,10 +1,14 @@
-"""The run directory's live state (status.json, progress.jsonl): what a watcher reads."""
+"""The run directory's live state (status.json, progress.jsonl): what a watcher reads;
+and what a terminal shows of long work (bars, round lines), without third-party bars."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,78 @@ def test_a_second_run_in_one_process_reports_its_own_peak_memory(tmp_path: Path)
     del ballast
     result = train(tiny_recipe(tmp_path, "lora", max_steps=2), str(tmp_path / "run"))
     assert result.metrics["peak_memory_mb"] < before - 1024
+
+
+class Terminal(io.StringIO):
+    """stderr as a person's terminal (tqdm draws its bars only there)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_loading_weights_draws_no_bar_once_quiet_and_other_bars_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ft_plugin.noise leaves transformers' "Loading weights" bar out, and only that bar."""
+    from tiny import save_tiny_model
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
+
+    from ft_plugin import noise
+
+    model_dir = save_tiny_model(tmp_path / "model")
+    shown = {}
+    previous = transformers_logging.set_tqdm_hook(None)  # as if nothing quieted it yet
+    try:
+        for quiet in (False, True):
+            if quiet:
+                noise._quiet_weight_loading(transformers_logging)
+            monkeypatch.setattr(sys, "stderr", Terminal())
+            AutoModelForCausalLM.from_pretrained(model_dir)
+            list(transformers_logging.tqdm(range(3), desc="Writing model shards"))
+            shown[quiet] = sys.stderr.getvalue()
+    finally:
+        transformers_logging.set_tqdm_hook(previous)
+    assert "Loading weights" in shown[False]  # what a terminal showed before
+    assert "Loading weights" not in shown[True]
+    assert "Writing model shards" in shown[True]
+
+
+def test_quieting_waits_for_transformers_to_be_imported() -> None:
+    """The command line quiets transformers first thing, without importing it (and torch)
+    for a command that loads no model; the hook is in place once something imports it."""
+    code = (
+        "import sys; from ft_plugin.noise import silence_third_party_noise\n"
+        "silence_third_party_noise(); assert 'transformers' not in sys.modules\n"
+        "from transformers.utils import logging; assert logging._tqdm_hook is not None\n"
+        "assert isinstance(logging.tqdm(range(2), desc='Loading weights'), logging.EmptyTqdm)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_federated_rounds_are_printed_as_they_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ft_plugin.federated.deployment import Federation
+    from ft_plugin.federated.layout import FederatedDir
+
+    folder = FederatedDir(tmp_path)
+    federation = Federation(folder)
+    assert federation._show_rounds(0, 3) == 0  # no rounds.json yet
+    folder.path.mkdir()
+    first = {"round": 1, "clients": [{"train_loss": 2.0}, {"train_loss": 1.0}],
+             "refused": [], "eval_loss": 1.25, "seconds": 3.4}  # fmt: skip
+    second = {"round": 2, "clients": [{"train_loss": 0.5}], "refused": [{"node": 9}],
+              "kept_previous": True, "seconds": 2.0}  # fmt: skip
+    folder.rounds_path.write_text(json.dumps([first]))
+    assert federation._show_rounds(0, 3) == 1
+    assert federation._show_rounds(1, 3) == 1  # shown once
+    folder.rounds_path.write_text(json.dumps([first, second]))
+    assert federation._show_rounds(1, 3) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ft-plugin federated: round 1 of 3: 2 sites answered, mean train loss 1.5000, "
+        "held-out loss 1.2500 (3 s)",
+        "ft-plugin federated: round 2 of 3: 1 site answered, 1 left out, mean train loss "
+        "0.5000, the global adapter stays as it was (2 s)",
+    ]

@@ -14,7 +14,7 @@ import pytest
 from helpers import cli
 from hub_server import HubServer, hub_fixture
 
-from ft_plugin.config import load_recipe, remote_code_notice
+from ft_plugin.config import load_recipe, parse_set_options, remote_code_notice
 from ft_plugin.errors import RecipeError, UserError
 
 hub = hub_fixture()
@@ -40,9 +40,10 @@ def local(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
     return path
 
 
-def refusal(reference: str | Path, **kwargs: object) -> str:
+def refusal(reference: str | Path, set_options: list[str] | None = None, **kwargs: object) -> str:
+    """The one-line error of loading ``reference`` with ``--set`` options, as the CLI does."""
     with pytest.raises(RecipeError) as info:
-        load_recipe(str(reference), **kwargs)
+        load_recipe(str(reference), parse_set_options(set_options or []), **kwargs)
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -107,7 +108,7 @@ def test_the_local_file_overrides_a_remote_value_and_so_owns_it(
     )
     # hub.private is the child's; hub.create_pr, merged in beside it, is still the parent's
     assert refusal(child).startswith(f"hf://{REPO}/base.yaml:6: hub.create_pr: ")
-    loaded = load_recipe(str(child), ["hub.create_pr=false"])
+    loaded = load_recipe(str(child), {"hub.create_pr": False})
     assert loaded.recipe.hub_model_id == "me/mine" and loaded.recipe.hub.create_pr is False
 
 
@@ -257,12 +258,12 @@ def test_aliases_are_refused_in_a_remote_parent_and_in_set_values(
     assert refusal(child) == (
         f"hf://{REPO}/base.yaml:4: YAML anchors and aliases are not allowed in recipes"
     )
-    assert refusal("medical-lora", overrides=["lora_target_modules=[&a q_proj, *a]"]) == (
+    assert refusal("medical-lora", set_options=["lora_target_modules=[&a q_proj, *a]"]) == (
         "--set: lora_target_modules: YAML anchors and aliases are not allowed in recipes"
     )
     laughs = billion_laughs().replace("\n", ", ").rstrip(", ")
     started = time.perf_counter()
-    assert "not allowed" in refusal("medical-lora", overrides=[f"description={{{laughs}}}"])
+    assert "not allowed" in refusal("medical-lora", set_options=[f"description={{{laughs}}}"])
     assert time.perf_counter() - started < 1.0
 
 
@@ -271,30 +272,28 @@ def test_aliases_are_refused_in_a_remote_parent_and_in_set_values(
     ["a: &x [1, 2]=3", "lora r=4", "datasets[0].path=x", "hub..private=false", "../x=1"],
 )
 def test_set_keys_must_be_plain_key_paths(item: str) -> None:
-    message = refusal("medical-lora", overrides=[item])
+    message = refusal("medical-lora", set_options=[item])
     assert message.startswith("--set: ") and "not a recipe key" in message
 
 
-# -- values= -----------------------------------------------------------------------------------
+# -- typed overrides ---------------------------------------------------------------------------
 
 
-def test_values_are_set_as_they_are_never_parsed_as_yaml() -> None:
-    loaded = load_recipe(
-        "medical-lora",
-        ["lora_r=4", "lora_target_modules=[q_proj]"],
-        values={"lora_r": 6, "domain": "[a, b]", "datasets.0.max_rows": 5, "hub.license": "mit"},
-    )
+def test_overrides_are_set_as_they_are_never_parsed_as_yaml() -> None:
+    overrides = {**parse_set_options(["lora_r=4", "lora_target_modules=[q_proj]"]),
+                 "lora_r": 6, "domain": "[a, b]", "datasets.0.max_rows": 5, "hub.license": "mit"}  # fmt: skip
+    loaded = load_recipe("medical-lora", overrides)
     recipe = loaded.recipe
-    assert recipe.lora_r == 6 and recipe.domain == "[a, b]"  # values win; never parsed
+    assert recipe.lora_r == 6 and recipe.domain == "[a, b]"  # the last value wins; never parsed
     assert recipe.lora_target_modules == ["q_proj"]  # --set values are YAML
     assert recipe.datasets[0].max_rows == 5 and recipe.hub.license == "mit"
     assert loaded.located.origins[("domain",)].file == "--set"
     with pytest.raises(RecipeError, match=r"^space request: lora_rr: unknown key"):
-        load_recipe("medical-lora", values={"lora_rr": 3}, values_origin="space request")
+        load_recipe("medical-lora", {"lora_rr": 3}, overrides_origin="space request")
     with pytest.raises(RecipeError, match=r"^space request: 'lora_r=1': not a recipe key"):
-        load_recipe("medical-lora", values={"lora_r=1": 3}, values_origin="space request")
+        load_recipe("medical-lora", {"lora_r=1": 3}, overrides_origin="space request")
     anchor = "&a [1]"  # a value is text, not YAML: it stays the string it is
-    assert load_recipe("medical-lora", values={"description": anchor}).recipe.description == anchor
+    assert load_recipe("medical-lora", {"description": anchor}).recipe.description == anchor
 
 
 # -- the trust_remote_code notice ------------------------------------------------------------

@@ -11,79 +11,27 @@ import contextlib
 import json
 import random
 import shutil
-import socket
 import threading
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 from helpers import tiny_recipe
+from space_helpers import PROMPT, build_tiny_space_run, free_port, serve, small_limits
 from tiny import save_tiny_model
 
-from ft_plugin import __version__, space_launch
+from ft_plugin import __version__
+from ft_plugin.cli import space as space_cli
 from ft_plugin.errors import UserError
+from ft_plugin.hub import space_folder
+from ft_plugin.space import launch as space_launch
 from ft_plugin.space.ratings import GeneratedPair
 
-PROMPT = "What are the warning signs of a stroke?"
-
-
-def build_tiny_space_run(tmp: Path) -> Path:
-    """A tiny LoRA run on the medical template, trained hard enough to change answers."""
-    from ft_plugin.train import train
-
-    loaded = tiny_recipe(
-        tmp,
-        "lora",
-        **{
-            "datasets.0.type": "medical",
-            "datasets.0.path": "builtin:medical",
-            "datasets.0.max_rows": 16,
-            "sequence_len": 512,
-            "learning_rate": 0.02,
-            "max_steps": 4,
-        },
-    )
-    return train(loaded, str(tmp / "run")).run_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def small_limits() -> object:
-    from ft_plugin.space import Limits
-
-    return Limits(
-        max_prompt_chars=300,
-        max_new_tokens=24,
-        default_new_tokens=8,
-        max_time_s=20.0,
-        max_eval_rows=4,
-        eval_max_new_tokens=8,
-    )
-
-
-def serve(state: object) -> SimpleNamespace:
-    """Launch the app of ``state`` on a free port; returns demo, url and a client."""
-    from gradio_client import Client
-
-    from ft_plugin.space import build_blocks, launch_kwargs
-
-    demo = build_blocks(state)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(state.limits, state.access),
-    )
-    return SimpleNamespace(demo=demo, url=url, client=Client(url, verbose=False), state=state)
+# Trains tiny runs (in child processes) and serves the Space: minutes in all.
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +72,7 @@ def _greedy(state, prompt: str, max_new_tokens: int, *, adapter: bool) -> str:  
     inputs = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
-    with torch.inference_mode(), state._model_lock:
+    with torch.inference_mode(), state.model_lock:
         model.set_adapter("default")
         context = contextlib.nullcontext() if adapter else model.disable_adapter()
         with context:
@@ -210,9 +158,9 @@ def test_max_new_tokens_is_clamped_and_the_time_limit_passed_through(
 
 def test_generation_stops_at_the_time_limit(served, app) -> None:  # noqa: ANN001
     state = served.state
-    with state._model_lock, state.loaded.baseline() as model:
+    with state.model_lock, state.loaded.baseline() as model:
         answer = app.generate_answer(
-            model, state.loaded.tokenizer, state.messages(PROMPT),
+            model, state.loaded.tokenizer, state.comparing.messages(PROMPT),
             max_new_tokens=2000, max_time=0.05,
         )  # fmt: skip
     assert answer.new_tokens < 2000
@@ -222,10 +170,10 @@ def test_generation_stops_at_the_time_limit(served, app) -> None:  # noqa: ANN00
 def test_sampling_settings_are_checked(served) -> None:  # noqa: ANN001
     state = served.state
     with pytest.raises(UserError, match="temperature"):
-        state.compare(PROMPT, max_new_tokens=4, temperature=5.0)
+        state.comparing.compare(PROMPT, max_new_tokens=4, temperature=5.0)
     with pytest.raises(UserError, match="top_p"):
-        state.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.0)
-    sampled = state.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.9)
+        state.comparing.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.0)
+    sampled = state.comparing.compare(PROMPT, max_new_tokens=4, temperature=0.7, top_p=0.9)
     assert sampled.settings["temperature"] == 0.7 and sampled.tuned.new_tokens <= 4
 
 
@@ -233,7 +181,7 @@ def test_rate_takes_once_only_a_pair_this_client_got_from_compare(served) -> Non
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    path = served.state.ratings_path
+    path = served.state.rating.path
     before = _lines(path)
     base, tuned = served.client.predict(PROMPT, 12, api_name="/compare")
     assert base != tuned
@@ -287,13 +235,13 @@ def test_ratings_are_capped_per_session_and_scrubbed(served, tmp_path: Path, app
     label, scores = state.adapter_labels[0], {"relevance": 3, "accuracy": 3, "readability": 3}
     prompt = "my mail is ann@example.org, what now?"
     for i in range(3):
-        state.pairs.add("s", GeneratedPair(prompt, label, base=f"b{i}", tuned=f"t{i}"))
+        state.rating.pairs.add("s", GeneratedPair(prompt, label, base=f"b{i}", tuned=f"t{i}"))
     for i in range(2):
-        state.rate(prompt=prompt, answer_a=f"b{i}", answer_b=f"t{i}", scores=scores,
-                   preference="a", session="s")  # fmt: skip
+        state.rating.rate(prompt=prompt, answer_a=f"b{i}", answer_b=f"t{i}", scores=scores,
+                          preference="a", session="s")  # fmt: skip
     with pytest.raises(UserError, match="2 ratings from one session is this Space's cap"):
-        state.rate(prompt=prompt, answer_a="b2", answer_b="t2", scores=scores,
-                   preference="a", session="s")  # fmt: skip
+        state.rating.rate(prompt=prompt, answer_a="b2", answer_b="t2", scores=scores,
+                          preference="a", session="s")  # fmt: skip
     records = _lines(tmp_path / "ratings.jsonl")
     assert len(records) == 2 and records[0]["prompt"] == "my mail is [EMAIL], what now?"
     assert "ann@example.org" not in (tmp_path / "ratings.jsonl").read_text(encoding="utf-8")
@@ -303,7 +251,7 @@ def test_ratings_are_capped_per_session_and_scrubbed(served, tmp_path: Path, app
 def test_rate_refuses_bad_scores_and_writes_nothing(served, bad) -> None:  # noqa: ANN001
     from gradio_client.exceptions import AppError
 
-    path = served.state.ratings_path
+    path = served.state.rating.path
     before = path.read_bytes() if path.exists() else b""
     with pytest.raises(
         AppError, match=r"accuracy(_b)?: (expected an integer score from 1 to 5|give a)"
@@ -331,9 +279,9 @@ def test_ratings_summary_and_concurrent_appends(served, tmp_path: Path, app) -> 
 
     def one(i: int) -> None:
         label = state.adapter_labels[0]
-        state.pairs.add(f"s{i}", GeneratedPair(f"q{i}", label, base="a", tuned="b"))
-        state.rate(prompt=f"q{i}", answer_a="a", answer_b="b", scores=scores,
-                   preference="b" if i % 4 else "tie", tuned="b", session=f"s{i}")  # fmt: skip
+        state.rating.pairs.add(f"s{i}", GeneratedPair(f"q{i}", label, base="a", tuned="b"))
+        state.rating.rate(prompt=f"q{i}", answer_a="a", answer_b="b", scores=scores,
+                          preference="b" if i % 4 else "tie", tuned="b", session=f"s{i}")  # fmt: skip
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -342,7 +290,7 @@ def test_ratings_summary_and_concurrent_appends(served, tmp_path: Path, app) -> 
         thread.join()
     records = _lines(tmp_path / "ratings.jsonl")  # every line whole JSON
     assert len(records) == 16 and len({r["id"] for r in records}) == 16
-    summary = state.ratings_summary()
+    summary = state.rating.summary()
     assert summary["ratings"] == 16
     assert summary["scores"]["tuned"]["relevance"]["mean"] == 5.0
     assert summary["scores"]["base"]["relevance"]["mean"] == 3.0
@@ -360,15 +308,15 @@ def test_ratings_are_committed_to_a_hub_dataset_when_configured(
         state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
                                data_dir=tmp_path, ratings_dataset="test-user/ratings")  # fmt: skip
         try:
-            assert state.ratings_push_error is None
-            assert state._ratings_lock is state.scheduler.lock
-            state.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
-            state.rate(prompt="q", answer_a="a", answer_b="b", preference="b",
-                       scores={"relevance": 4, "accuracy": 4, "readability": 5})  # fmt: skip
-            state.scheduler.trigger().result(timeout=60)
+            assert state.rating.push_error is None
+            assert state.rating.store.lock is state.rating.scheduler.lock
+            state.rating.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
+            state.rating.rate(prompt="q", answer_a="a", answer_b="b", preference="b",
+                              scores={"relevance": 4, "accuracy": 4, "readability": 5})  # fmt: skip
+            state.rating.scheduler.trigger().result(timeout=60)
             committed = hub.read_file("test-user/ratings", "ratings.jsonl", repo_type="dataset")
         finally:
-            state.scheduler.stop()
+            state.rating.scheduler.stop()
         assert hub.get_repo("test-user/ratings", "dataset").private
     records = [json.loads(line) for line in committed.decode().splitlines()]
     assert [r["prompt"] for r in records] == ["q"] and records[0]["preferred"] == "tuned"
@@ -389,19 +337,18 @@ def test_a_ratings_push_that_cannot_start_is_said_in_the_log_and_the_page(
     ):
         state = app.SpaceState(served.state.loaded, list(served.state.adapters.values()),
                                data_dir=tmp_path, ratings_dataset="test-user/ratings")  # fmt: skip
-    assert state.scheduler is None
+    assert state.rating.scheduler is None
     assert (
-        "not pushed to the Hub dataset test-user/ratings: not authorised"
-        in state.ratings_push_error
+        "not pushed to the Hub dataset test-user/ratings: not authorised" in state.rating.push_error
     )
-    assert state.ratings_push_error in caplog.text and "hf_not_a_valid_token" not in caplog.text
+    assert state.rating.push_error in caplog.text and "hf_not_a_valid_token" not in caplog.text
     from ft_plugin.space.ratings import with_push_notice
 
-    page = with_push_notice(state, "No ratings yet.")
+    page = with_push_notice(state.rating, "No ratings yet.")
     assert page.startswith("**Warning:** ratings are kept in") and "hf_not_a_valid" not in page
-    state.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
-    state.rate(prompt="q", answer_a="a", answer_b="b", preference="a",
-               scores={"relevance": 3, "accuracy": 3, "readability": 3})  # fmt: skip
+    state.rating.pairs.add(None, GeneratedPair("q", state.adapter_labels[0], "a", "b"))
+    state.rating.rate(prompt="q", answer_a="a", answer_b="b", preference="a",
+                      scores={"relevance": 3, "accuracy": 3, "readability": 3})  # fmt: skip
     assert len(_lines(tmp_path / "ratings.jsonl")) == 1  # the Space keeps working, locally
 
 
@@ -433,15 +380,15 @@ def test_evaluate_refuses_bad_input(served, tmp_path: Path) -> None:  # noqa: AN
     with pytest.raises(AppError, match="no rows to evaluate"):
         served.client.predict(handle_file(str(empty)), api_name="/evaluate")
     with pytest.raises(UserError, match="upload a JSONL or CSV file"):
-        served.state.evaluate(None)
+        served.state.evaluation.evaluate(None)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     with pytest.raises(UserError, match=r"notes.txt: expected one of \.jsonl"):
-        served.state.evaluate(str(text))
+        served.state.evaluation.evaluate(str(text))
 
 
 def test_evaluate_the_template_sample_writes_a_report(served) -> None:  # noqa: ANN001
-    outcome = served.state.evaluate(None, use_sample=True, max_rows=100)
+    outcome = served.state.evaluation.evaluate(None, use_sample=True, max_rows=100)
     assert (
         outcome.report["data"]["rows"] == 4
         and outcome.report["data"]["source"] == "builtin:medical"
@@ -461,10 +408,10 @@ def test_evaluate_the_template_sample_writes_a_report(served) -> None:  # noqa: 
 
 def test_model_card_and_training_metrics(served) -> None:  # noqa: ANN001
     state = served.state
-    card = state.card_markdown()
+    card = state.card.markdown()
     assert "## Training metrics" in card and "medical" in card  # ft-plugin's card, built
-    assert state.training_metrics()["steps"] == 4
-    curves = state.training_curves()
+    assert state.card.training_metrics()["steps"] == 4
+    curves = state.card.training_curves()
     assert curves is not None and curves.is_file()
 
 
@@ -480,7 +427,7 @@ def test_a_model_card_that_cannot_be_built_says_why(
 
     monkeypatch.setattr(ModelCard, "load", broken)
     monkeypatch.setattr(card, "build_card", broken)
-    text = served.state.card_markdown()
+    text = served.state.card.markdown()
     assert "could not be built (ValueError: metrics.json: not JSON)" in text
     assert text.startswith(f"# {served.state.adapter_labels[0]}")
 
@@ -504,11 +451,11 @@ def test_several_adapters_share_one_base(app, space_run: Path, tmp_path: Path) -
     state = app.SpaceState.load([str(space_run), str(second)], data_dir=tmp_path / "data")
     assert state.adapter_labels == ["run", "second"]
     assert set(state.loaded.model.peft_config) == {"default", "adapter_1"}
-    first = state.compare(PROMPT, max_new_tokens=6, adapter="run")
-    other = state.compare(PROMPT, max_new_tokens=6, adapter="second")
+    first = state.comparing.compare(PROMPT, max_new_tokens=6, adapter="run")
+    other = state.comparing.compare(PROMPT, max_new_tokens=6, adapter="second")
     assert other.tuned.text == first.tuned.text and other.base.text == first.base.text
     with pytest.raises(UserError, match="not loaded"):
-        state.compare(PROMPT, max_new_tokens=6, adapter="third")
+        state.comparing.compare(PROMPT, max_new_tokens=6, adapter="third")
 
 
 def test_refuses_other_bases_and_remote_code(app, space_run: Path, tmp_path: Path) -> None:  # noqa: ANN001
@@ -538,11 +485,11 @@ def test_a_full_run_compares_with_its_own_base(app, space_run: Path, tmp_path: P
     full = train(tiny_recipe(tmp_path, "full", max_steps=1), str(tmp_path / "full")).run_dir
     state = app.SpaceState.load(str(full), data_dir=tmp_path / "data")
     assert state.adapter().peft_name is None
-    result = state.compare("What is 2 plus 2?", max_new_tokens=6)
+    result = state.comparing.compare("What is 2 plus 2?", max_new_tokens=6)
     with state.loaded.baseline() as base_model:
         assert base_model is not state.loaded.model
         again = app.generate_answer(base_model, state.loaded.tokenizer,
-                                    state.messages("What is 2 plus 2?"), max_new_tokens=6)  # fmt: skip
+                                    state.comparing.messages("What is 2 plus 2?"), max_new_tokens=6)  # fmt: skip
     assert result.base.text == again.text
     with pytest.raises(UserError, match="must be PEFT adapters of one base model"):
         app.SpaceState.load([str(space_run), str(full)], data_dir=tmp_path / "data")
@@ -622,13 +569,13 @@ def test_build_space_folder(tmp_path: Path) -> None:
 
     from ft_plugin.space import SpaceState, build_app
 
-    folder = space_launch.build_space_folder("me/medical-lora", tmp_path / "space")
+    folder = space_folder.build_space_folder("me/medical-lora", tmp_path / "space")
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "app.py", "config.yaml", "requirements.txt",
     ]  # fmt: skip
-    assert (folder / "app.py").read_bytes() == space_launch.app_path().read_bytes()
+    assert (folder / "app.py").read_bytes() == space_folder.app_path().read_bytes()
     entry = space_launch.load_app_module()  # the thin entry point, as a Space runs it
-    assert len(space_launch.app_path().read_text().splitlines()) < 60
+    assert len(space_folder.app_path().read_text().splitlines()) < 60
     assert entry.build_app is build_app and entry.SpaceState is SpaceState
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert requirements[0] == f"ft-plugin=={__version__}"
@@ -640,7 +587,7 @@ def test_build_space_folder(tmp_path: Path) -> None:
     card = SpaceCard.load(folder / "README.md")
     data = card.data
     assert "hf_oauth" not in data.to_dict() and "Training is off" in card.text
-    trained = space_launch.build_space_folder("me/medical-lora", tmp_path / "t", train=True)
+    trained = space_folder.build_space_folder("me/medical-lora", tmp_path / "t", train=True)
     assert yaml.safe_load((trained / "config.yaml").read_text())["train"] is True
     assert SpaceCard.load(trained / "README.md").data.hf_oauth is True  # owner signs in
     assert (data.sdk, data.app_file, data.models) == ("gradio", "app.py", ["me/medical-lora"])
@@ -649,33 +596,33 @@ def test_build_space_folder(tmp_path: Path) -> None:
     assert 0 < len(data.short_description) <= 60
     assert SpaceCard(str(card)).data.to_dict() == data.to_dict()  # round trip
     with pytest.raises(UserError, match="not a Hub repo id"):
-        space_launch.build_space_folder("not an id", tmp_path / "bad")
+        space_folder.build_space_folder("not an id", tmp_path / "bad")
 
 
 def space_command_ok(args: argparse.Namespace) -> bool:
-    return space_launch.space_command(args) == 0
+    return space_cli.space_command(args) == 0
 
 
 def test_cli_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser(prog="ft-plugin space")
-    space_launch.add_space_arguments(parser)
+    space_cli.add_space_arguments(parser)
     pushed, launched = [], []
-    monkeypatch.setattr(space_launch, "push_space", lambda repo, adapter, private, train:
+    monkeypatch.setattr(space_folder, "push_space", lambda repo, adapter, private, train:
                         pushed.append((repo, adapter, private, train)) or "u")  # fmt: skip
     monkeypatch.setattr(space_launch, "launch_space",
                         lambda targets, **kw: launched.append((targets, kw)))  # fmt: skip
     push = ["push", "--repo-id", "me/s", "--adapter", "me/a"]
     with pytest.raises(UserError, match="choose who sees the Space: --private .* or --public"):
-        space_launch.space_command(parser.parse_args(push))  # the owner chooses
+        space_cli.space_command(parser.parse_args(push))  # the owner chooses
     assert space_command_ok(parser.parse_args([*push, "--public"]))
     assert space_command_ok(parser.parse_args([*push, "--private", "--train"]))
     assert pushed == [("me/s", "me/a", False, False), ("me/s", "me/a", True, True)]
     with pytest.raises(UserError, match="--adapter required"):
-        space_launch.space_command(parser.parse_args(["push", "--repo-id", "me/s"]))
+        space_cli.space_command(parser.parse_args(["push", "--repo-id", "me/s"]))
     monkeypatch.delenv("FT_PLUGIN_SPACE_AUTH", raising=False)
     monkeypatch.delenv("SPACE_ID", raising=False)
     args = parser.parse_args(["runs/a", "runs/b", "--port", "7999", "--data-dir", "d"])
-    assert space_launch.space_command(args) == 0
+    assert space_cli.space_command(args) == 0
     kwargs = launched[0][1]
     limits, access = kwargs.pop("limits"), kwargs.pop("access")
     assert launched == [(["runs/a", "runs/b"], {"host": "127.0.0.1", "port": 7999, "share": False,
@@ -701,9 +648,9 @@ def test_cli_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert space_command_ok(parser.parse_args(["--host", "0.0.0.0"]))
     assert launched[0][1]["access"].mode == "off"
     with pytest.raises(UserError, match="belong to `ft-plugin space push`"):
-        space_launch.space_command(parser.parse_args(["--public"]))
+        space_cli.space_command(parser.parse_args(["--public"]))
     with pytest.raises(UserError, match="stand-in .* 127.0.0.1 only"):
-        space_launch.space_command(parser.parse_args(["--host", "0.0.0.0", "--local-sign-in"]))
+        space_cli.space_command(parser.parse_args(["--host", "0.0.0.0", "--local-sign-in"]))
 
 
 def test_answer_stats_say_when_the_tokens_decode_to_no_visible_text(app) -> None:  # noqa: ANN001

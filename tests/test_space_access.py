@@ -15,14 +15,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_space import PROMPT, build_tiny_space_run, free_port
-from test_space_train import write_gb18030_csv
+from space_helpers import PROMPT, build_tiny_space_run, free_port, write_gb18030_csv
 from tiny import save_tiny_model
 
 from ft_plugin.errors import UserError
 from ft_plugin.space.access import OWNER, VISITOR, Access, Forbidden, access_for
 from ft_plugin.space.redaction import child_environment, redact
 
+# Trains tiny runs (in child processes) and serves the Space: minutes in all.
+pytestmark = [pytest.mark.slow]
 FIELDS = json.dumps({"instruction": "问", "output": "答"}, ensure_ascii=False)
 QUICK = {"logging_steps": 1, "sequence_len": 768, "val_set_size": 4, "micro_batch_size": 2}
 SECRET = "hf_space_secret_0123456789"
@@ -201,7 +202,7 @@ def test_a_visitor_can_train_stop_resume_serve_or_read_nothing(space) -> None:  
     assert jobs(space) == before and not space.marker.exists()
     assert wait(space.owner, owners_run)["state"] == "done"  # the visitor's stop did nothing
     with pytest.raises(Forbidden, match="to publish a run"):  # the page's Publish, below it
-        space.state.publish(VISITOR, owners_run, "test-user/x")
+        space.state.serving.publish(VISITOR, owners_run, "test-user/x")
     for method, args in {"upload": (None, "medical"), "history": ()}.items():
         with pytest.raises(Forbidden):
             getattr(space.state.training, method)(VISITOR, *args)
@@ -221,7 +222,7 @@ def test_visitors_compare_rate_and_evaluate_and_see_no_server_path(space) -> Non
     report = space.visitor.predict(handle_file(str(rows)), api_name="/evaluate")
     assert report["data"]["source"] == "visitor-rows.jsonl"
     assert str(space.tmp) not in json.dumps(report)  # no server path in what visitors read
-    shown = [space.state.card_markdown(), space.state.training_metrics()]  # the Model card tab
+    shown = [space.state.card.markdown(), space.state.card.training_metrics()]  # the Model card tab
     assert str(space.tmp) not in json.dumps(shown, default=str)
     long = space.tmp / "long-rows.jsonl"  # a 5 MB prompt would hold the model for minutes
     long.write_text(json.dumps({"instruction": "x" * 9000, "output": "y"}) + "\n")
@@ -289,10 +290,10 @@ def test_a_burst_of_visitors_is_capped_and_the_owner_status_stays_live(
 ) -> None:
     from gradio_client import Client
 
-    from ft_plugin.space import service
+    from ft_plugin.space import compare
 
     run_id = start(space.owner, space)
-    real_generate = service.generate_answer
+    real_generate = compare.generate_answer
 
     peak = []
 
@@ -301,7 +302,7 @@ def test_a_burst_of_visitors_is_capped_and_the_owner_status_stays_live(
         time.sleep(1.5)  # each answer holds the model a while, as a real model's would
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(service, "generate_answer", slow_generate)
+    monkeypatch.setattr(compare, "generate_answer", slow_generate)
     outcomes: list[tuple[str, float]] = []
     clients = [Client(space.url, verbose=False) for _ in range(20)]  # 20 visitors' pages
     go = threading.Barrier(len(clients))

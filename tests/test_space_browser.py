@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+pytestmark = [pytest.mark.browser]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -48,7 +49,7 @@ except ImportError:
 if not CHROMIUM.is_file():
     _unavailable(f"{CHROMIUM} is missing (apt-get install chromium) for the browser test")
 
-from test_space import PROMPT, build_tiny_space_run, serve, small_limits  # noqa: E402
+from space_helpers import PROMPT, build_tiny_space_run, serve, small_limits  # noqa: E402
 
 from ft_plugin.space import SpaceState  # noqa: E402
 from ft_plugin.space.access import OWNER, Access  # noqa: E402
@@ -154,7 +155,7 @@ def test_train_in_the_browser_stop_resume_then_compare(
     """A GB18030 CSV with its own column names: map, preview, clean, start, watch the loss,
     stop, resume, then the new run answers in Compare. Screenshots of each step are kept
     (in FT_PLUGIN_TEST_ARTIFACTS when set, else the test's folder)."""
-    from test_space_train import write_gb18030_csv
+    from space_helpers import write_gb18030_csv
     from tiny import save_tiny_model
 
     from ft_plugin.space import Limits
@@ -255,7 +256,7 @@ def test_the_owner_signs_in_with_hugging_face_to_train(
     the test server's token): a visitor sees how to sign in and no Train steps; after
     "Sign in with Hugging Face" the owner sees them, with their name."""
     from hub_server import run_hub_server
-    from test_space import free_port
+    from space_helpers import free_port
 
     from ft_plugin.space import build_blocks, launch_kwargs
 

@@ -7,36 +7,23 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from space_helpers import FIELDS, QUICK, write_gb18030_csv
 from tiny import save_tiny_model
 
 from ft_plugin.errors import UserError
 from ft_plugin.rundir import RunDir
 from ft_plugin.space.access import OWNER, Access
 from ft_plugin.space.settings import Limits
+from ft_plugin.space.training.recipe import TrainRequest
 from ft_plugin.space.training.service import TrainingService
 
-WORDS = ["头痛", "发烧", "咳嗽", "胃痛", "失眠", "血压", "血糖", "心慌", "乏力", "腹泻", "便秘", "头晕",
-         "胸闷", "气短", "关节", "皮疹"]  # fmt: skip
-FIELDS = {"instruction": "问", "output": "答"}
-QUICK = {"logging_steps": 1, "sequence_len": 768, "val_set_size": 4, "micro_batch_size": 2,
-         "eval_steps": 3, "save_steps": 2}  # fmt: skip
-
-
-def write_gb18030_csv(path: Path, rows: int = 40) -> Path:
-    """Chinese medical rows with their own column names, GB18030 as such files come."""
-    rng = random.Random(0)
-    lines = ["科室,问,答"]
-    for _ in range(rows):
-        ask = "".join(rng.sample(WORDS, 5)) + "怎么办？"
-        lines.append(f"内科,{ask},{''.join(rng.sample(WORDS, 8))}，请就医。")
-    path.write_bytes(("\n".join(lines) + "\n").encode("gb18030"))
-    return path
+# Trains tiny runs (in child processes) and serves the Space: minutes in all.
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +58,9 @@ def finished(status: dict) -> bool:
 
 
 def start(service: TrainingService, csv: Path, model: Path, **overrides: object) -> str:
-    return service.start(
-        OWNER, str(csv), "medical", FIELDS, "lora", str(model), {**QUICK, **overrides}
-    )
+    request = TrainRequest(data=str(csv), template="medical", fields=FIELDS, method="lora",
+                           base_model=str(model), overrides={**QUICK, **overrides})  # fmt: skip
+    return service.start(OWNER, request)
 
 
 def test_a_run_trains_reports_live_numbers_and_is_served(service, tiny_model, tmp_path) -> None:  # noqa: ANN001
@@ -159,10 +146,10 @@ def test_bad_requests_are_one_message_and_leave_nothing(
     service, tiny_model, tmp_path, change, message
 ) -> None:  # noqa: ANN001
     csv = write_gb18030_csv(tmp_path / "rows.csv")
-    request = {"file": str(csv), "template": "medical", "fields": FIELDS, "method": "lora",
+    request = {"data": str(csv), "template": "medical", "fields": FIELDS, "method": "lora",
                "base_model": str(tiny_model), "overrides": {"max_steps": 2}} | change  # fmt: skip
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        service.start(OWNER, **request)
+        service.start(OWNER, TrainRequest(**request))
     assert list(service.jobs.root.iterdir()) == []
 
 
@@ -191,8 +178,6 @@ def test_the_downloaded_recipe_reproduces_the_space_run_from_the_command_line(
     import torch
     from helpers import cli
     from safetensors.torch import load_file
-
-    from ft_plugin.space.training.recipe import TrainRequest
 
     csv = write_gb18030_csv(tmp_path / "内科.csv")
     settings = {**QUICK, "max_steps": 4}

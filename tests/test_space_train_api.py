@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_space import free_port
-from test_space_train import QUICK, write_gb18030_csv
+from space_helpers import QUICK, free_port, write_gb18030_csv
 from tiny import save_tiny_model
 
+# Trains tiny runs (in child processes) and serves the Space: minutes in all.
+pytestmark = [pytest.mark.slow]
 FIELDS = json.dumps({"instruction": "问", "output": "答"}, ensure_ascii=False)
 OWNER_LOGIN = "owner:owner-password"
 

@@ -11,6 +11,7 @@ import pytest
 
 from ft_plugin.errors import UserError
 from ft_plugin.evaluate.generation import Answer
+from ft_plugin.space.compare import Comparison
 from ft_plugin.space.loading import AdapterInfo
 from ft_plugin.space.ratings import (
     GeneratedPair,
@@ -20,8 +21,8 @@ from ft_plugin.space.ratings import (
     summary_markdown,
     with_push_notice,
 )
-from ft_plugin.space.service import Comparison, SpaceState
 from ft_plugin.space.settings import Limits
+from ft_plugin.space.state import SpaceState
 
 
 def _state(tmp_path: Path, **limits: int) -> SpaceState:
@@ -51,8 +52,8 @@ def test_a_push_failure_reason_names_the_status_never_the_headers() -> None:
     exc.response = SimpleNamespace(status_code=401)  # type: ignore[attr-defined]
     assert hub_failure_reason(exc).startswith("not authorised")
     assert "hf_secret" not in hub_failure_reason(RuntimeError("hf_secret"))
-    state = SimpleNamespace(ratings_push_error="ratings are kept locally")
-    assert with_push_notice(state, "x") == "**Warning:** ratings are kept locally\n\nx"
+    rating = SimpleNamespace(push_error="ratings are kept locally")
+    assert with_push_notice(rating, "x") == "**Warning:** ratings are kept locally\n\nx"
 
 
 def test_check_rating_refuses_before_anything_is_written() -> None:
@@ -69,26 +70,30 @@ def test_check_rating_refuses_before_anything_is_written() -> None:
 
 def test_service_checks_settings_and_rates_without_a_model(tmp_path: Path) -> None:
     state = _state(tmp_path, max_new_tokens=16, max_prompt_chars=10)
-    settings, notes = state.generation_settings(99, None, None)
+    settings, notes = state.comparing.generation_settings(99, None, None)
     assert settings == {"max_new_tokens": 16, "temperature": 0.0, "top_p": 1.0,
                         "max_time": 30.0} and "clamped to 16" in notes[0]  # fmt: skip
     with pytest.raises(UserError, match="too long"):
-        state.check_prompt("x" * 11)
+        state.comparing.check_prompt("x" * 11)
     answer = Answer("t", 1.0, 1, 1.0)
-    pair = state.blind_pair(Comparison("q", "run", Answer("b", 1.0, 1, 1.0), answer, settings))
+    pair = state.comparing.blind_pair(
+        Comparison("q", "run", Answer("b", 1.0, 1, 1.0), answer, settings)
+    )
     assert pair[f"answer_{pair['tuned']}"] == "t" and "max_time" not in pair["settings"]
     scores = {"relevance": 5, "accuracy": 4, "readability": 3}
     with pytest.raises(UserError, match="did not generate these answers"):  # free text
-        state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
-    assert not state.ratings_path.exists()
-    state.pairs.add(None, GeneratedPair("q", "run", base="x", tuned="y"))
-    record = state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
+        state.rating.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
+    assert not state.rating.path.exists()
+    state.rating.pairs.add(None, GeneratedPair("q", "run", base="x", tuned="y"))
+    record = state.rating.rate(
+        prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores
+    )
     assert (record["adapter"], record["preferred"]) == ("run", "tuned")
     with pytest.raises(UserError, match="rated already"):  # one rating per pair
-        state.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
-    lines = state.ratings_path.read_text().splitlines()
+        state.rating.rate(prompt="q", answer_a="x", answer_b="y", preference="b", scores=scores)
+    lines = state.rating.path.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [record["id"]]
-    assert state.ratings_push_error is None and state.scheduler is None
+    assert state.rating.push_error is None and state.rating.scheduler is None
 
 
 def _fake_job(root: Path, job_id: str, state: str) -> None:

@@ -118,7 +118,7 @@ def test_template_from_a_path_and_bad_templates_are_located(tmp_path: Path) -> N
 
 
 def test_preview_masks_match_what_sft_trainer_trains_on(tmp_path: Path) -> None:
-    from ft_plugin.train import prepare_run
+    from ft_plugin.engine import prepare_run
 
     loaded = tiny_recipe(tmp_path, "lora", extra="", sequence_len=96)
     prepared = prepare_run(loaded, str(tmp_path / "run"))

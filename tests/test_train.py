@@ -13,8 +13,9 @@ from helpers import cli, full_pass_label_score, tiny_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from ft_plugin.engine import prepare_run
 from ft_plugin.evaluate.scoring import score_labels
-from ft_plugin.train import prepare_run, train
+from ft_plugin.train import train
 
 PEFT_METHODS = ["lora", "dora", "ia3", "llama-adapter", "bottleneck", "qlora"]
 CONTRACT = {
@@ -320,7 +321,7 @@ def test_frozen_base_is_stored_in_bf16_when_bf16_trains_adapters(
     tmp_path: Path, bf16: bool, uses_peft: bool, load: torch.dtype
 ) -> None:
     """Autocast would otherwise cast every frozen fp32 weight on every step (the profile)."""
-    from ft_plugin.train import choose_precision
+    from ft_plugin.engine import choose_precision
 
     recipe = tiny_recipe(tmp_path).recipe.model_copy(update={"bf16": bf16})
     precision = choose_precision(recipe, uses_peft)

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from ft_plugin import __version__
-from ft_plugin.errors import UserError
+from ft_plugin.errors import UserError, report
 
 from . import catalog, data, evaluate, federated, hub, space, train
 
@@ -59,10 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_third_party_noise()
     try:
         return args.handler(args)
-    except UserError as exc:  # one line per problem (a recipe reports all of its own)
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return report(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from ft_plugin import registry
+from ft_plugin.config.options import add_set, add_trust_recipe, print_warnings
 from ft_plugin.errors import UserError
 
-from .arguments import Commands, add_data_file_arguments, add_set, add_trust_recipe, print_warnings
+from .arguments import Commands, add_data_file_arguments
 from .hub import add_configs_push
 
 
@@ -92,23 +93,24 @@ def _recipes_list(args: argparse.Namespace) -> int:
 
 
 def _recipes_show(args: argparse.Namespace) -> int:
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, parse_set_options
 
-    loaded = load_recipe(args.recipe, args.set, trust=args.trust_recipe)
+    loaded = load_recipe(args.recipe, parse_set_options(args.set), trust=args.trust_recipe)
     print_warnings(loaded.warnings)
     print(loaded.to_yaml(), end="")
     return 0
 
 
 def _recipes_validate(args: argparse.Namespace) -> int:
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, parse_set_options
 
     failed = 0
     for path in args.paths:
         if args.explain:
             _explain(path)
         try:
-            loaded = load_recipe(path, args.set, trust=args.trust_recipe)
+            # parsed for each file: a bad --set is an error line of each, as a bad key is
+            loaded = load_recipe(path, parse_set_options(args.set), trust=args.trust_recipe)
             print_warnings([*loaded.warnings, *(f"note: {n}" for n in loaded.notes)])
             print(f"ok  {path}  ({loaded.recipe.adapter}, {loaded.recipe.base_model})")
         except UserError as exc:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ft_plugin.config.options import add_set
 from ft_plugin.errors import UserError
 
-from .arguments import Commands, add_data_file_arguments, add_set
+from .arguments import Commands, add_data_file_arguments
 
 if TYPE_CHECKING:
     from ft_plugin.data.jobs import PrepareJob
@@ -92,13 +93,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _jobs(args: argparse.Namespace) -> list[PrepareJob]:
     """From --template/--input (with --field, --encoding), or a recipe's datasets."""
+    from ft_plugin.config import parse_set_options
     from ft_plugin.data.jobs import jobs_for_files, jobs_for_recipe
 
     if args.recipe is None:
         return jobs_for_files(args.template, args.input, args.field, args.encoding)
     if args.field or args.encoding:
         raise UserError("data prepare RECIPE: set field_* and encoding: in the recipe's datasets")
-    return jobs_for_recipe(args.recipe, args.set)
+    return jobs_for_recipe(args.recipe, parse_set_options(args.set))
 
 
 def _options(args: argparse.Namespace) -> PrepareOptions:

@@ -112,8 +112,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise UserError(
             "eval: give TARGET (a run directory or a base model), or --import-ratings FILE"
         )
+    from ft_plugin.evaluate.folder import evaluate_to_folder, fields_for
     from ft_plugin.evaluate.report import terminal_table
-    from ft_plugin.evaluate.runner import EvalSettings, evaluate_to_folder, fields_for
+    from ft_plugin.evaluate.runner import EvalSettings
     from ft_plugin.rundir import PREDICTIONS
 
     if args.generation_batch_size < 1:
@@ -174,8 +175,8 @@ def _import_ratings(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.target:
+        from ft_plugin.evaluate.folder import default_output_dir
         from ft_plugin.evaluate.report import add_human_ratings
-        from ft_plugin.evaluate.runner import default_output_dir
 
         folder = Path(args.output) if args.output else default_output_dir(args.target)
         print(f"ratings added to {add_human_ratings(folder, human)}")

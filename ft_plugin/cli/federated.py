@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import Commands, add_set
+from ft_plugin.config.options import add_set
+
+from .arguments import Commands
 
 
 def add_parser(commands: Commands) -> None:
@@ -22,11 +24,11 @@ def add_parser(commands: Commands) -> None:
 
 
 def _federated(args: argparse.Namespace) -> int:
-    from ft_plugin.config import load_recipe
+    from ft_plugin.config import load_recipe, parse_set_options
     from ft_plugin.federated.run import federated_train
     from ft_plugin.rundir import RunDir
 
-    loaded = load_recipe(args.recipe, args.set)
+    loaded = load_recipe(args.recipe, parse_set_options(args.set))
     result = federated_train(loaded, args.output_dir, args.resume)
     fed = result.metrics["federated"]
     print(

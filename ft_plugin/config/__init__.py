@@ -1,6 +1,6 @@
 """Config stage: recipe schema, YAML loading, `extends:`, `--set` overrides, Hub refs."""
 
-from .loader import LoadedRecipe, apply_overrides, apply_values, load_recipe
+from .loader import LoadedRecipe, apply_overrides, load_recipe, parse_set_options
 from .schema import Recipe
 from .trust import remote_code_notice
 
@@ -8,7 +8,7 @@ __all__ = [
     "LoadedRecipe",
     "Recipe",
     "apply_overrides",
-    "apply_values",
     "load_recipe",
+    "parse_set_options",
     "remote_code_notice",
 ]

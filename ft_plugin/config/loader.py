@@ -1,17 +1,18 @@
 """Turn a recipe reference into a validated :class:`Recipe`.
 
 Steps: resolve the reference (builtin name, path or ``hf://``), follow ``extends:``
-(deep merge, child wins, cycles refused), apply ``--set`` overrides and the caller's
-values, refuse what a remote file may not set (:mod:`.trust`), validate with pydantic,
-then check what pydantic cannot know (registered methods and templates, contradictory
-keys). Every failure is a :class:`RecipeError` naming file, line and key.
+(deep merge, child wins, cycles refused), apply the caller's overrides (dotted keys to
+values; the command line's ``--set`` strings are parsed by :func:`parse_set_options`),
+refuse what a remote file may not set (:mod:`.trust`), validate with pydantic, then check
+what pydantic cannot know (registered methods and templates, contradictory keys). Every
+failure is a :class:`RecipeError` naming file, line and key.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,17 +200,20 @@ def _load_with_parents(
     return _merge(merged, doc)
 
 
-def apply_overrides(doc: Located, overrides: list[str]) -> Located:
-    """Apply ``KEY=VALUE`` overrides; dotted keys reach into mappings and lists.
+def parse_set_options(options: Iterable[str]) -> dict[str, Any]:
+    """The command line's ``--set KEY=VALUE`` strings as dotted keys mapped to values.
 
     Values are parsed as YAML (``8`` is an int, ``false`` a bool, ``[a, b]`` a list), with
-    the safe loader and without anchors or aliases; keys are plain key paths.
+    the safe loader and without anchors or aliases; text that is not YAML stays text and an
+    empty value is None. Keys are plain key paths. A key given twice keeps its last value,
+    applied where it was last given.
 
     Example:
-        >>> apply_overrides(Located({"hub": {"private": True}}), ["hub.private=false"]).data
-        {'hub': {'private': False}}
+        >>> parse_set_options(["hub.private=false", "lora_target_modules=[q_proj, v_proj]"])
+        {'hub.private': False, 'lora_target_modules': ['q_proj', 'v_proj']}
     """
-    for item in overrides:
+    parsed: dict[str, Any] = {}
+    for item in options:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError(f"{item!r}: expected KEY=VALUE", file=SET_ORIGIN)
@@ -218,18 +222,24 @@ def apply_overrides(doc: Located, overrides: list[str]) -> Located:
             value = load_value(raw, SET_ORIGIN, key) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        _assign(doc, key, value, SET_ORIGIN)
-    return doc
+        parsed.pop(key, None)  # re-inserted: applied in the order last given, as before
+        parsed[key] = value
+    return parsed
 
 
-def apply_values(doc: Located, values: Mapping[str, Any], origin: str = SET_ORIGIN) -> Located:
+def apply_overrides(
+    doc: Located, overrides: Mapping[str, Any], origin: str = SET_ORIGIN
+) -> Located:
     """Set dotted ``key -> value`` pairs as they are (never parsed as YAML), from ``origin``.
 
+    Dotted keys reach into mappings and lists (``datasets.0.path``); ``origin`` is where
+    errors about them say they came from.
+
     Example:
-        >>> apply_values(Located({"lora_r": 8}), {"lora_r": 4, "hub.private": "false"}).data
+        >>> apply_overrides(Located({"lora_r": 8}), {"lora_r": 4, "hub.private": "false"}).data
         {'lora_r': 4, 'hub': {'private': 'false'}}
     """
-    for key, value in values.items():
+    for key, value in overrides.items():
         _assign(doc, _checked_key(str(key), origin), copy.deepcopy(value), origin)
     return doc
 
@@ -281,30 +291,29 @@ def _has(container: Any, key: str | int) -> bool:
 
 
 def load_recipe(
-    reference: str,
-    overrides: list[str] | None = None,
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
     *,
-    values: Mapping[str, Any] | None = None,
-    values_origin: str = SET_ORIGIN,
+    overrides_origin: str = SET_ORIGIN,
     trust: Collection[str] = (),
 ) -> LoadedRecipe:
     """Load, compose, override and validate a recipe.
 
-    ``overrides`` are ``KEY=VALUE`` strings (``--set``, values parsed as YAML);
-    ``values`` maps dotted keys to Python values, applied after them as they are, with
-    ``values_origin`` as their origin in errors. ``trust`` names remote files
-    (``hf://OWNER/REPO@COMMIT/PATH``) held to the rules of local ones (``--trust-recipe``).
+    ``name`` is a builtin or plugin recipe name, a path, or ``hf://…``. ``overrides`` maps
+    dotted keys to Python values, set as they are (never parsed as YAML: the command
+    line's strings go through :func:`parse_set_options` first); errors about them name
+    ``overrides_origin``. ``trust`` names remote files (``hf://OWNER/REPO@COMMIT/PATH``)
+    held to the rules of local ones (``--trust-recipe``).
 
     Example:
-        >>> loaded = load_recipe("medical-lora", ["lora_r=4"], values={"lora_alpha": 8})
-        >>> loaded.recipe.lora_r, loaded.recipe.lora_alpha, loaded.name
-        (4, 8, 'medical-lora')
+        >>> loaded = load_recipe("medical-lora", {"lora_r": 4, "hub.private": False})
+        >>> loaded.recipe.lora_r, loaded.recipe.hub.private, loaded.name
+        (4, False, 'medical-lora')
     """
     composition = _Composition(parse_trusted(trust))
-    source = resolve_source(reference)
+    source = resolve_source(name)
     doc = _load_with_parents(source, (), composition)
-    doc = apply_overrides(doc, list(overrides or []))
-    doc = apply_values(doc, values or {}, values_origin)
+    doc = apply_overrides(doc, overrides or {}, overrides_origin)
     check_remote_keys(doc, composition.pinned)
     screened = screen(doc)  # Axolotl's keys: empty ones unset, no-effect noted, refused
     if screened.gate is not None:  # a kind of training we do not do: that line alone

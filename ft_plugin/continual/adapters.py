@@ -8,13 +8,14 @@ regression router on each adapter's training prompts into ``RUN_DIR/router/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ft_plugin.config import LoadedRecipe
-from ft_plugin.engine import RunResult, prepare_run, run
+from ft_plugin.engine import RunResult, run
 from ft_plugin.rundir import RunDir
+
+from .runs import prepare_run
 
 
 def task_recipe(loaded: LoadedRecipe, index: int) -> LoadedRecipe:
@@ -32,7 +33,6 @@ def train_task_adapters(
     output_dir: str | None,
     resume: bool,
     callbacks: list[Any] | None,
-    prepare: Callable[..., Any] = prepare_run,
 ) -> RunResult:
     """Train every task adapter, then the router; returns a RunResult for the whole run."""
     from ft_plugin.continual.router import AdapterRouter
@@ -42,7 +42,7 @@ def train_task_adapters(
     per_adapter: dict[str, Any] = {}
     prompts: dict[str, list[str]] = {}
     for index, entry in enumerate(loaded.recipe.adapters):
-        prepared = prepare(task_recipe(loaded, index), str(top.task(entry.name).path),
+        prepared = prepare_run(task_recipe(loaded, index), str(top.task(entry.name).path),
                            "auto" if resume else False, callbacks)  # fmt: skip
         top.write_recipe(loaded)
         prompts[entry.name] = _prompts(prepared.data)
@@ -63,21 +63,17 @@ def adapter_names(run_dir: Path) -> list[str]:
 def load_task_adapters(run_dir: Path) -> tuple[Any, Any, Any]:
     """The base with every task adapter loaded by name, its tokenizer, and the router (or None)."""
     import torch
-    from peft import PeftModel
 
-    from ft_plugin import models
+    from ft_plugin import models, registry
     from ft_plugin.continual.router import AdapterRouter
 
     top = RunDir(run_dir)
     names = top.task_names()
     recipe = top.task(names[0]).load_recipe().recipe
+    method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
-    model = PeftModel.from_pretrained(
-        models.load_model(recipe, base, dtype=torch.float32),
-        str(run_dir / names[0]),
-        adapter_name=names[0],
-    )
-    for name in names[1:]:
-        model.load_adapter(str(run_dir / name), adapter_name=name)
+    model = models.load_model(recipe, base, dtype=torch.float32)
+    for name in names:
+        model = method.load_adapter(model, run_dir / name, adapter_name=name)
     router = AdapterRouter.load(top.router) if top.router.is_dir() else None
     return model.eval(), models.load_tokenizer(recipe, base), router

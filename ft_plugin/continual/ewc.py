@@ -15,6 +15,7 @@ earlier adapter with ``lora_model_dir``; full/freeze runs match by parameter nam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
 
 
 def compute_fisher(
-    model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]
+    model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]]
 ) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher from per-sample gradients (one batch = one sample).
 

@@ -32,17 +32,7 @@ def _load_trainable_run(run_dir: Path) -> tuple[Any, Any, Any]:
     method = registry.load_method(recipe.adapter)
     base = models.resolve_base_model(recipe.base_model, recipe.base_model_revision)
     tokenizer = models.load_tokenizer(recipe, base)
-    if method.uses_peft:
-        if recipe.adapter == "bottleneck":
-            import ft_plugin.methods.bottleneck  # noqa: F401
-        model = models.load_model(recipe, base, dtype=torch.float32)
-        model = method.start_from(model, recipe, run_dir)
-    else:
-        from transformers import AutoModelForCausalLM
-
-        model = method.prepare(
-            AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32), recipe
-        )
+    model = method.load_trainable_run(run_dir, recipe, base)
     return model, tokenizer, recipe
 
 
@@ -66,10 +56,18 @@ def _refuse_code_from_a_hub_run(located: Any) -> None:
 def fisher_for_run(
     run_dir: Path, *, samples: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Fisher and anchor weights of a run, on the first ``samples`` rows of its training data."""
+    """Fisher and anchor weights of a run, on the first ``samples`` rows of its training data
+    (a line on stderr first; a terminal also gets a bar of the rows done)."""
+    from tqdm.auto import tqdm
+
     from ft_plugin.data import build_training_data
     from ft_plugin.data.preview import render_example
 
+    print(
+        f"ft-plugin: computing the Fisher of {run_dir} on {samples} rows (per-sample gradients)",
+        file=sys.stderr,
+        flush=True,
+    )
     model, tokenizer, recipe = _load_trainable_run(run_dir)
     rows = list(build_training_data(recipe, tokenizer).train)[:samples]
     batches = []
@@ -85,7 +83,8 @@ def fisher_for_run(
             ]
         )
         batches.append({"input_ids": ids, "labels": labels})
-    fisher = compute_fisher(model, batches)
+    shown = tqdm(batches, desc="Fisher information", unit="row", leave=False, disable=None)
+    fisher = compute_fisher(model, shown)
     anchors = {name: p.detach().float().clone() for name, p in trainable_parameters(model).items()}
     return fisher, anchors
 
@@ -116,10 +115,6 @@ def ensure_fisher(run_dir: Path, *, samples: int) -> Path:
     cached = cache_dir() / "ewc" / digest
     if (cached / FISHER_FILE).is_file():
         return cached
-    print(
-        f"ft-plugin: computing the Fisher of {run_dir} on {samples} rows (per-sample gradients)",
-        file=sys.stderr,
-    )
     fisher, anchors = fisher_for_run(run_dir, samples=samples)
     target = run_dir if os.access(run_dir, os.W_OK) and not _in_hub_cache(run_dir) else cached
     target.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,14 @@ stages and continues the unfinished one from its latest checkpoint.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from typing import Any
 
 from ft_plugin import rundir
 from ft_plugin.config import LoadedRecipe
-from ft_plugin.engine import RunResult, prepare_run, run
+from ft_plugin.engine import RunResult, run
 from ft_plugin.rundir import RunDir
+
+from .runs import prepare_run
 
 
 def stage_recipe(loaded: LoadedRecipe, index: int, previous: str | None) -> LoadedRecipe:
@@ -32,12 +33,9 @@ def train_stages(
     output_dir: str | None,
     resume: bool,
     callbacks: list[Any] | None,
-    prepare: Callable[..., Any] = prepare_run,
 ) -> RunResult:
-    """Run every stage in order; returns the final RunResult with per-stage metrics.
-
-    ``prepare`` is the engine's ``prepare_run`` or a wrapper of it (the EWC penalty).
-    """
+    """Run every stage in order (each with its EWC penalty, when it has one); returns the
+    final RunResult with per-stage metrics."""
     top = RunDir.for_recipe(loaded, output_dir)
     top.check_reuse(loaded.to_yaml(), False)  # refuses another recipe's run directory
     previous = loaded.recipe.lora_model_dir
@@ -47,7 +45,7 @@ def train_stages(
         stage_dir = top.stage(stage.name)
         done = stage_dir.finished_metrics(stage_loaded) if resume else None
         if done is None:
-            prepared = prepare(stage_loaded, str(stage_dir.path), "auto" if resume else False,
+            prepared = prepare_run(stage_loaded, str(stage_dir.path), "auto" if resume else False,
                                callbacks)  # fmt: skip
             if index == 0:
                 top.write_recipe(loaded)

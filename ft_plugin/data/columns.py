@@ -6,13 +6,17 @@ template field that accepts an ``instruction`` column; a template's own field na
 (``--field question=Q`` for medical-pubmedqa) work too. Before any row is dropped for a
 missing field, ``check_columns`` looks at the file's columns: a required field that no
 column can fill is one error naming the file, the field, the names the template
-accepts, the file's columns and the closest column as a suggestion.
+accepts, the file's columns and the closest column as a suggestion: a near spelling of
+an accepted name, else a column chosen by what it holds (questions for a field that asks,
+longer text that is not questions for the answer), else none.
 """
 
 from __future__ import annotations
 
 import difflib
+import string
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ft_plugin.errors import DataError, UserError
@@ -89,29 +93,86 @@ def _fills(template: Template, field: str, mapping: dict[str, str], columns: set
     return any(column in columns for column in template.fields[field])
 
 
-def _mean_text_length(rows: list[dict[str, Any]], column: str) -> float:
-    values = [str(row.get(column) or "") for row in rows]
-    return sum(map(len, values)) / max(1, len(values))
+_QUESTION_MARKS = ("?", "？")  # ASCII and full-width (Chinese, Japanese)
+_QUESTION_SHARE = 0.3  # of a column's values with a question mark: it holds questions
+_CATEGORY_SHARE = 0.5  # at most this share of distinct values (4+ rows): a category column
+# A field that asks (a prompt) when its name or a name it accepts is one of these.
+_ASKING_NAMES = {"instruction", "question", "prompt", "query", "ask", "问题"}
+
+
+@dataclass(frozen=True)
+class _ColumnText:
+    """What a column's values look like: mean length, share with a question mark, and
+    whether they repeat like a category (department, label) rather than vary like text."""
+
+    mean_chars: float
+    question_share: float
+    is_category: bool
+
+
+def _column_text(rows: list[dict[str, Any]], column: str) -> _ColumnText:
+    values = [str(row.get(column) or "").strip() for row in rows]
+    filled = [v for v in values if v] or [""]
+    asks = sum(any(mark in v for mark in _QUESTION_MARKS) for v in filled)
+    repeats = len(filled) >= 4 and len(set(filled)) <= _CATEGORY_SHARE * len(filled)
+    return _ColumnText(sum(map(len, filled)) / len(filled), asks / len(filled), repeats)
+
+
+def _name_similarity(column: str, template: Template, field: str) -> float:
+    names = [field, *template.fields[field]]
+    return max(difflib.SequenceMatcher(None, column.lower(), n.lower()).ratio() for n in names)
 
 
 def suggest_column(field: str, template: Template, columns: list[str], used: set[str],
                    rows: list[dict[str, Any]]) -> str | None:  # fmt: skip
     """The column most likely meant for ``field``: a near spelling of a name the template
-    accepts, else (free-text fields) the free column with the longest text."""
+    accepts, else (free-text fields) one chosen by what the columns hold; None when unsure.
+
+    Example:
+        >>> from ft_plugin.data.templates import load_template
+        >>> rows = [{"ask": "头痛三天怎么办？", "said": "多休息，持续头痛请就诊。"},
+        ...         {"ask": "血压高要吃药吗？", "said": "先复测血压，再按医嘱用药。"}]
+        >>> suggest_column("output", load_template("medical"), ["ask", "said"], {"ask"}, rows)
+        'said'
+        >>> suggest_column("instruction", load_template("medical"), ["said"], set(), rows) is None
+        True
+    """
     free = [c for c in columns if c not in used]
     if not free:
         return None
-    names = [field, *template.fields[field]]
-
-    def similarity(column: str) -> float:
-        return max(difflib.SequenceMatcher(None, column.lower(), n.lower()).ratio() for n in names)
-
-    best = max(free, key=similarity)
-    if similarity(best) >= _NAME_SIMILARITY:
+    best = max(free, key=lambda c: _name_similarity(c, template, field))
+    if _name_similarity(best, template, field) >= _NAME_SIMILARITY:
         return best
     if template.labels and field == template.labels.field:
         return None
-    return max(free, key=lambda c: _mean_text_length(rows, c))
+    return _suggest_by_content(field, template, free, rows)
+
+
+def _suggest_by_content(field: str, template: Template, free: list[str],
+                        rows: list[dict[str, Any]]) -> str | None:  # fmt: skip
+    """For a free-text field no column is named like: a column named like another field is
+    left to it, and a category column to no text field. A field that asks takes the longest
+    column of questions (a question's full text over its title); any other the longest
+    column that is not questions, and for the assistant's turn one longer than every
+    column of questions (answers usually are). None when the columns do not say."""
+    others = [f for f in template.fields if f != field]
+    candidates = [c for c in free if not any(
+        _name_similarity(c, template, other) >= _NAME_SIMILARITY for other in others
+    )]  # fmt: skip
+    texts = {c: text for c in candidates if not (text := _column_text(rows, c)).is_category}
+    chars = {c: text.mean_chars for c, text in texts.items()}
+    questions = [c for c, text in texts.items() if text.question_share >= _QUESTION_SHARE]
+    if _ASKING_NAMES & {field, *template.fields[field]}:
+        return max(questions, key=chars.__getitem__, default=None)
+    answers = _in_turn(template.assistant, field)
+    floor = max((chars[c] for c in questions), default=0.0) if answers else 0.0
+    statements = [c for c in texts if c not in questions and chars[c] > floor]
+    return max(statements, key=chars.__getitem__, default=None)
+
+
+def _in_turn(turn: str, field: str) -> bool:
+    """Whether ``turn`` (a template's ``user`` or ``assistant``) has a ``{field}``."""
+    return any(name == field for _, name, _, _ in string.Formatter().parse(turn))
 
 
 def check_columns(template: Template, source: str, rows: list[dict[str, Any]],

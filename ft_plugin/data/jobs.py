@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,16 @@ def jobs_for_files(
     return [PrepareJob(template, list(inputs), fields, None, encoding)]
 
 
-def jobs_for_recipe(recipe: str, overrides: list[str] | None = None) -> list[PrepareJob]:
-    """One job per dataset of ``recipe``; each dataset's ``type:`` must be a template."""
+def jobs_for_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> list[PrepareJob]:
+    """One job per dataset of ``recipe`` (with ``overrides``, dotted keys to values); each
+    dataset's ``type:`` must be a template."""
     from ft_plugin.config import load_recipe
 
     from .formats import CONVERTERS, template_mapping
     from .templates import load_template
 
     jobs = []
-    for index, spec in enumerate(load_recipe(recipe, overrides or []).recipe.datasets):
+    for index, spec in enumerate(load_recipe(recipe, overrides).recipe.datasets):
         if spec.type in CONVERTERS:
             raise UserError(
                 f"datasets.{index}.type: {spec.type} has no template to clean by; "

@@ -43,7 +43,7 @@ _RECIPE_KEYS = ("sequence_len", "seed", "replay", "chat_template", "eot_tokens")
 
 
 def _data_keys(recipe: Recipe) -> dict[str, Any]:
-    from ft_plugin.config.schema.datasets import DatasetsSection
+    from ft_plugin.config.schema.data_loading import DatasetsSection
 
     names = {*DatasetsSection.model_fields, *_RECIPE_KEYS} - {"dataset_prepared_path"}
     return recipe.model_dump(mode="json", include=names & set(type(recipe).model_fields))

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ft_plugin.config.schema.training import FSDP1_ONLY
+from ft_plugin.config.schema.distributed import FSDP1_ONLY
 from ft_plugin.errors import UserError
 
 if TYPE_CHECKING:

@@ -15,8 +15,9 @@ from ft_plugin.errors import UserError
 from ft_plugin.rundir import TRAINER_STATE, RunDir
 
 from .launch import is_main_process
+from .run_notes import run_notes
 from .schedules import LambdaScheduleTrainerMixin, lambda_schedule
-from .sft_config import build_sft_config, choose_gradient_checkpointing, run_notes
+from .sft_config import build_sft_config, choose_gradient_checkpointing
 
 if TYPE_CHECKING:
     from ft_plugin.config import Recipe

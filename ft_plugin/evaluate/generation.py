@@ -119,27 +119,29 @@ def generate_answers(
     *,
     max_new_tokens: int,
     batch_size: int = 1,
+    desc: str = "generating answers",
 ) -> Generations:
     """Greedy answers to every example, timed from prompt to last token.
 
     ``batch_size`` 1 answers one request at a time, as a server does (the latency metrics
     need that); above 1, prompts are left-padded into batches for throughput (BLEU/ROUGE
-    over hundreds of rows), and each row's latency is its batch's time.
+    over hundreds of rows), and each row's latency is its batch's time. A terminal shows
+    a bar named ``desc`` (rows answered), as the training bar does; logs get none.
     """
     from tqdm.auto import tqdm
 
     out = Generations()
     if batch_size > 1:
         batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
-        for batch in tqdm(
-            batches, desc="generating answers", unit="batch", leave=False, disable=None
-        ):
-            for answer in _generate_batch(
-                model, tokenizer, [e["prompt"] for e in batch], max_new_tokens
-            ):
-                out.add(answer)
+        with tqdm(total=len(examples), desc=desc, unit="row", leave=False, disable=None) as shown:
+            for batch in batches:
+                for answer in _generate_batch(
+                    model, tokenizer, [e["prompt"] for e in batch], max_new_tokens
+                ):
+                    out.add(answer)
+                shown.update(len(batch))
         return out
-    shown = tqdm(examples, desc="generating answers", unit="row", leave=False, disable=None)
+    shown = tqdm(examples, desc=desc, unit="row", leave=False, disable=None)
     for example in shown:
         out.add(generate_answer(model, tokenizer, example["prompt"], max_new_tokens=max_new_tokens))
     return out

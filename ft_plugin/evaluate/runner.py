@@ -2,14 +2,14 @@
 
 The runner picks the data (``--data`` or the run's held-out split), the template (for
 labels and default metrics), computes every requested metric for the target and, with
-``--baseline``, for the base model with the same settings, then writes the report.
+``--baseline``, for the base model with the same settings, then builds the report (``folder.py`` writes it).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+import sys
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ft_plugin.errors import UserError
@@ -17,7 +17,7 @@ from ft_plugin.errors import UserError
 from .dataset import EvalData, EvalSettings, evaluation_data, with_recipe_defaults
 from .targets import LoadedTarget, is_run_dir, load_target
 
-__all__ = ["EvalData", "EvalSettings", "evaluate_loaded", "evaluate_to_folder", "evaluation_data"]
+__all__ = ["EvalData", "EvalSettings", "evaluate_loaded", "evaluation_data", "run_evaluation"]
 
 TEXT_METRICS = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
@@ -69,8 +69,9 @@ def evaluate_model(
     metrics: list[str],
     settings: EvalSettings,
     weights_bytes: int | None,
+    role: str = "target",
 ) -> ModelResult:
-    """Every requested metric for one model."""
+    """Every requested metric for one model (``role`` names it in the progress bar)."""
     from ft_plugin.memory import peak_memory_mb
 
     from .generation import generate_answers
@@ -80,10 +81,10 @@ def evaluate_model(
         _perplexity(model, tokenizer, data, settings, result)
     generations = None
     chat = [e for e in data.examples if "prompt" in e]
-    if any(m in TEXT_METRICS for m in metrics) or (data.labels and settings.scoring == "generate"):
+    if _generates_answers(data, metrics, settings):
         generations = generate_answers(
             model, tokenizer, chat, max_new_tokens=settings.max_new_tokens,
-            batch_size=settings.generation_batch_size,
+            batch_size=settings.generation_batch_size, desc=f"generating: {role}",
         )  # fmt: skip
         result.answers = generations.texts
     if any(m in TEXT_METRICS for m in metrics):
@@ -101,12 +102,40 @@ def evaluate_model(
             tokenizer,
             chat[: settings.latency_samples],
             max_new_tokens=settings.max_new_tokens,
+            desc=f"timing: {role}",
         )
         result.metrics.update(
             serving_metrics(timed.latencies_ms, timed.tokens_per_second, peak_memory_mb=peak_memory_mb(),
                             weights_bytes=weights_bytes, price_per_hour=settings.price_per_hour)
         )  # fmt: skip
     return result
+
+
+def _generates_answers(data: EvalData, metrics: list[str], settings: EvalSettings) -> bool:
+    return any(m in TEXT_METRICS for m in metrics) or bool(
+        data.labels and settings.scoring == "generate"
+    )
+
+
+def generated_rows(data: EvalData, metrics: list[str], settings: EvalSettings) -> int:
+    """How many answers :func:`evaluate_model` generates for one model (the latency
+    metrics time their own answers unless answers were generated one at a time)."""
+    chat = sum(1 for e in data.examples if "prompt" in e)
+    rows = chat if _generates_answers(data, metrics, settings) else 0
+    if "latency" in metrics and (not rows or settings.generation_batch_size > 1):
+        rows += min(chat, settings.latency_samples)
+    return rows
+
+
+def _announce_generation(
+    data: EvalData, metrics: list[str], settings: EvalSettings, roles: list[str]
+) -> None:
+    """One line before the longest part of an evaluation (a terminal also gets a bar)."""
+    if rows := generated_rows(data, metrics, settings):
+        models = f"{len(roles)} model{'s' if len(roles) > 1 else ''} ({', '.join(roles)})"
+        most = settings.max_new_tokens
+        limit = f", up to {most} new tokens each" if most else ""
+        print(f"ft-plugin: generating {rows} rows × {models}{limit}", file=sys.stderr, flush=True)
 
 
 def _perplexity(
@@ -215,6 +244,8 @@ def evaluate_loaded(
         settings.sequence_len = loaded.recipe.sequence_len
     data = evaluation_data(loaded, settings)
     metrics = chosen_metrics(settings, data)
+    roles = ["target"] + (["baseline"] if settings.baseline and loaded.baseline else [])
+    _announce_generation(data, metrics, settings, roles)
     results = {
         "target": evaluate_model(
             loaded.model, loaded.tokenizer, data, metrics, settings, loaded.adapter_bytes
@@ -227,7 +258,7 @@ def evaluate_loaded(
             )
         with loaded.baseline() as base_model:
             results["baseline"] = evaluate_model(
-                base_model, loaded.tokenizer, data, metrics, settings, None
+                base_model, loaded.tokenizer, data, metrics, settings, None, role="baseline"
             )
     return _report(target, settings, data, metrics, results), results, data
 
@@ -270,105 +301,3 @@ def _report(
         groups=group_breakdown(data.groups(), results, settings.bootstrap, settings.seed),
         predictions=prediction_rows(data.examples, results),
     )
-
-
-def human_sheet_items(
-    loaded: LoadedTarget, data: EvalData, results: dict[str, ModelResult], settings: EvalSettings
-) -> list[dict[str, str]]:
-    """Prompts with base and tuned answers (generating the ones not made yet) for raters."""
-    from .generation import generate_answers
-
-    settings = with_recipe_defaults(settings, loaded.recipe)
-    chat = [e for e in data.examples if "prompt" in e]
-    for role, result in results.items():
-        if result.answers is None:
-            if role == "baseline":
-                with loaded.baseline() as model:
-                    result.answers = generate_answers(
-                        model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
-                    ).texts
-            else:
-                result.answers = generate_answers(
-                    loaded.model, loaded.tokenizer, chat, max_new_tokens=settings.max_new_tokens
-                ).texts
-    pairs = zip(chat, results["baseline"].answers, results["target"].answers, strict=True)
-    return [
-        {"prompt": e["prompt"][-1]["content"], "base_answer": b, "tuned_answer": t}
-        for e, b, t in pairs
-    ]
-
-
-def fields_for(template: str | None, field_pairs: list[str] | None) -> dict[str, str]:
-    """``--field NAME=COLUMN`` of eval: the template's field names when ``template`` is a
-    domain template, the row type's (instruction, output, text, …) otherwise.
-
-    Example:
-        >>> fields_for("medical", ["instruction=ask"]), fields_for(None, ["text=body"])
-        ({'instruction': 'ask'}, {'text': 'body'})
-    """
-    from ft_plugin.data import columns
-    from ft_plugin.data.formats import CONVERTERS
-
-    if template and template not in CONVERTERS:
-        from ft_plugin.data.templates import load_template
-
-        return columns.parse_field_arguments(field_pairs, load_template(template))
-    return columns.parse_plain_field_arguments(field_pairs)
-
-
-def default_output_dir(target: str) -> Path:
-    """Where a report of ``target`` goes: RUN_DIR/eval, or runs/eval/NAME for a base model.
-
-    Example:
-        >>> default_output_dir("embedded:smollm2-135m-instruct").as_posix()
-        'runs/eval/embedded-smollm2-135m-instruct'
-    """
-    from ft_plugin.rundir import RunDir
-
-    run = RunDir(target)
-    if run.is_run():
-        return run.eval_dir()
-    return Path("runs") / "eval" / target.replace(":", "-").replace("/", "--")
-
-
-@dataclass
-class EvalOutcome:
-    """What an evaluation wrote: the report (as a dict), its folder and the human sheet."""
-
-    report: dict[str, Any]
-    folder: Path
-    markdown: Path  # report.md
-    numbers: Path  # report.json
-    human_sheet: Path | None = None
-    human_key: Path | None = None
-
-
-def evaluate_to_folder(
-    target: str, settings: EvalSettings, output: Path | None = None, human_sheet: Path | None = None
-) -> EvalOutcome:
-    """Evaluate ``target`` and write report.json, report.md and plots into ``output``
-    (default: `default_output_dir`); with ``human_sheet``, also a blind sheet for raters
-    (which needs the baseline, so it is evaluated too).
-
-    Example (usage, not run as a doctest: it needs a model, files or the Hub)::
-
-        evaluate_to_folder("runs/medical-lora", EvalSettings(baseline=True)).markdown
-    """
-    from ft_plugin.rundir import REPORT, RunDir
-
-    from .report import write_eval_report
-
-    if human_sheet is not None:
-        settings = replace(settings, baseline=True)
-    report, results, loaded, data = run_evaluation(target, settings)
-    folder = output or default_output_dir(target)
-    state = RunDir(loaded.run_dir).trainer_state_path if loaded.run_dir else None
-    write_eval_report(report.to_dict(), folder, results=results, labels=data.labels,
-                      trainer_state=state, predictions=report.predictions)  # fmt: skip
-    outcome = EvalOutcome(report.to_dict(), folder, folder / "report.md", folder / REPORT)
-    if human_sheet is not None:
-        from .human import key_path_for, write_human_sheet
-
-        write_human_sheet(human_sheet_items(loaded, data, results, settings), human_sheet)
-        outcome.human_sheet, outcome.human_key = human_sheet, key_path_for(human_sheet)
-    return outcome

@@ -69,7 +69,7 @@ def _work(context: Context, name: str) -> Path:
 
 
 def _train_with(msg: Message, context: Context) -> Message:
-    from ft_plugin.train import prepare_run, run
+    from ft_plugin.engine import prepare_run, run
 
     config = msg.content["config"]
     loaded = client_recipe(msg, context)

@@ -26,7 +26,7 @@ from typing import Any
 
 from ft_plugin.errors import UserError
 
-from .layout import FederatedDir
+from .layout import FederatedDir, round_line
 from .transport import CLOSED_ENV, Transport
 
 APP = Path(__file__).resolve().parent / "app"
@@ -116,8 +116,11 @@ class Federation:
         own = {**self.env, **(env or {}), NODE_ENV: str(k)}  # the site a process works for
         self.supernodes[k] = self._spawn(command, node / "supernode.log", own)
 
-    def run(self, run_config: dict[str, Any], timeout: float) -> None:
-        """Submit the app and follow it to its end; a failed run raises with its last line."""
+    def run(self, run_config: dict[str, Any], timeout: float, rounds: int | None = None) -> None:
+        """Submit the app and follow it to its end; a failed run raises with its last line.
+
+        Each round the ServerApp completes is printed on stderr as it lands in
+        ``rounds.json`` (``round i of rounds``: sites answered, mean loss)."""
         config = self.folder.path / "run-config.toml"
         config.write_text("".join(f"{k} = {_toml_string(v) if isinstance(v, str) else v}\n"
                                   for k, v in run_config.items()), encoding="utf-8")  # fmt: skip
@@ -130,11 +133,13 @@ class Federation:
             raise UserError(
                 f"flwr run failed: {(submitted.stdout + submitted.stderr).strip()[-500:]}"
             ) from None
-        self._follow(run_id, timeout)
+        self._follow(run_id, timeout, rounds)
 
-    def _follow(self, run_id: Any, timeout: float) -> None:
+    def _follow(self, run_id: Any, timeout: float, rounds: int | None = None) -> None:
         deadline = time.monotonic() + timeout
+        shown = len(self._rounds_done())  # a resumed run's earlier rounds were shown before
         while time.monotonic() < deadline:
+            shown = self._show_rounds(shown, rounds)
             if self.processes[0].poll() is not None:
                 raise UserError("federated run: the SuperLink stopped before the run finished; "
                                 "the completed rounds are kept: rerun with --resume")  # fmt: skip
@@ -142,6 +147,7 @@ class Federation:
                                     capture_output=True, text=True, env=self.env, timeout=60)  # fmt: skip
             status = _run_status(listed.stdout)
             if status.startswith("finished"):
+                self._show_rounds(shown, rounds)
                 if status != "finished:completed":
                     log = subprocess.run([_bin("flwr"), "log", str(run_id), CONNECTION, "--show"],
                                          capture_output=True, text=True, env=self.env, timeout=60)  # fmt: skip
@@ -151,6 +157,19 @@ class Federation:
                 return
             time.sleep(2)
         raise UserError(f"federated run: not finished after {timeout:.0f} s")
+
+    def _rounds_done(self) -> list[dict[str, Any]]:
+        try:
+            return self.folder.rounds()
+        except (OSError, ValueError):  # progress only: the run's own checks report problems
+            return []
+
+    def _show_rounds(self, shown: int, rounds: int | None) -> int:
+        """Print the rounds completed since the first ``shown``; returns how many are shown."""
+        done = self._rounds_done()
+        for record in done[shown:]:
+            print(f"ft-plugin federated: {round_line(record, rounds)}", file=sys.stderr, flush=True)
+        return max(shown, len(done))
 
     def _wait_for_port(self, port: int, what: str, log: Path, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -24,6 +24,31 @@ from ft_plugin.io import write_text_atomic
 FEDERATED = "federated"
 
 
+def round_line(record: dict[str, Any], rounds: int | None) -> str:
+    """One completed round (an entry of ``rounds.json``) as a person reads it: the mean
+    train loss is across the sites whose update was averaged, as in ``metrics.json``.
+
+    Example:
+        >>> round_line({"round": 2, "clients": [{"train_loss": 1.0}, {"train_loss": 2.0}],
+        ...             "refused": [{"node": 7}], "eval_loss": 1.1, "seconds": 4.2}, 3)
+        'round 2 of 3: 2 sites answered, 1 left out, mean train loss 1.5000, held-out loss 1.1000 (4 s)'
+    """
+    clients = record.get("clients", [])
+    sites = f"{len(clients)} site{'' if len(clients) == 1 else 's'} answered"
+    of = f" of {rounds}" if rounds else ""
+    parts = [f"round {record['round']}{of}: {sites}"]
+    if left_out := len(record.get("refused", [])) + len(record.get("failed", [])):
+        parts.append(f"{left_out} left out")
+    if losses := [c["train_loss"] for c in clients if "train_loss" in c]:
+        parts.append(f"mean train loss {sum(losses) / len(losses):.4f}")
+    if record.get("kept_previous"):
+        parts.append("the global adapter stays as it was")
+    if record.get("eval_loss") is not None:
+        parts.append(f"held-out loss {record['eval_loss']:.4f}")
+    seconds = f" ({record['seconds']:.0f} s)" if "seconds" in record else ""
+    return ", ".join(parts) + seconds
+
+
 class FederatedDir:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)

@@ -3,7 +3,7 @@ its result into a normal run directory (adapter, metrics.json, plots, card).
 
 Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
-    loaded = load_recipe("medical-lora", ["federated.num_clients=2", "federated.rounds=2"])
+    loaded = load_recipe("medical-lora", {"federated.num_clients": 2, "federated.rounds": 2})
     federated_train(loaded, "runs/fed").metrics["federated"]["rounds_completed"]  # 2
 """
 
@@ -160,7 +160,9 @@ def federated_train(
                   f"{transport.host}:{federation.port} (TLS, SuperNode authentication; "
                   f"{len(transport.public_keys)} keys registered)", file=sys.stderr, flush=True)  # fmt: skip
         federation.run(
-            run_config, timeout=recipe.federated.round_timeout * recipe.federated.rounds + 600
+            run_config,
+            timeout=recipe.federated.round_timeout * recipe.federated.rounds + 600,
+            rounds=recipe.federated.rounds,
         )
     from .finish import finish_run
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from logging import WARNING
+from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from flwr.supercore import log
 from ft_plugin.io import write_text_atomic
 
 from . import screening, weights
-from .layout import FederatedDir
+from .layout import FederatedDir, round_line
 from .site_recipe import SITE_REFUSED, server_settings
 
 app = ServerApp()
@@ -190,10 +190,9 @@ class RecordedFedAvg(FedAvg):
         """After a round: the global adapter and the round's numbers, both on disk."""
         if not self.current:
             return
-        self.folder.save_round(
-            arrays.to_torch_state_dict(),
-            {**self.current, "seconds": round(time.time() - self.current["started"], 2)},
-        )
+        done = {**self.current, "seconds": round(time.time() - self.current["started"], 2)}
+        self.folder.save_round(arrays.to_torch_state_dict(), done)
+        log(INFO, "%s", round_line(done, self.settings.rounds))  # the command prints it too
         self.current = {}
 
 

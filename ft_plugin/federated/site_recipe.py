@@ -49,9 +49,10 @@ SITE_REFUSED = 100  # Error.code of a site's reply that refuses the server's mes
 # Set by the site for itself: no trackers, no checkpoints, a fresh run every round (and,
 # with an eval set, no evaluation inside a round: the server asks for it separately). The
 # recipe's own per-epoch counts and strategies are unset: they would contradict the steps.
-SITE_FIXED = ["report_to=none", "save_steps=1000000", "saves_per_epoch=null",
-              "save_strategy=null", "resume=false"]  # fmt: skip
-NO_EVAL_IN_ROUND = ["eval_steps=1000000", "evals_per_epoch=null", "eval_strategy=null"]
+SITE_FIXED = {"report_to": "none", "save_steps": 1000000, "saves_per_epoch": None,
+              "save_strategy": None, "resume": False}  # fmt: skip
+NO_EVAL_IN_ROUND = {"eval_steps": 1000000, "evals_per_epoch": None, "eval_strategy": None}
+ROUND_ORIGIN = "the round's settings"  # where errors about the overrides below say they came from
 
 
 class SiteRefusal(UserError):
@@ -107,19 +108,22 @@ def check_server_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def site_overrides(node: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
-    """``--set`` overrides for the site's own recipe: its dataset from the node config
-    (a simulated site's share), the site's fixed choices, then the server's settings."""
-    overrides: list[str] = []
+def site_overrides(node: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides (recipe key -> value) for the site's own recipe: its dataset from the node
+    config (a simulated site's share), the site's fixed choices, then the server's settings.
+
+    Example:
+        >>> site_overrides({"torch-threads": 2}, {"lora_r": 8})["torch_threads"]
+        2
+    """
+    overrides: dict[str, Any] = {}
     if node.get("dataset"):
-        dataset = json.loads(str(node["dataset"]))
-        overrides.append(f"datasets={json.dumps([dataset], ensure_ascii=False)}")
-    overrides += SITE_FIXED
+        overrides["datasets"] = [json.loads(str(node["dataset"]))]
+    overrides |= SITE_FIXED
     if int(node.get("torch-threads", 0) or 0) > 0:
-        overrides.append(f"torch_threads={int(node['torch-threads'])}")
-    # JSON is YAML's flow style: a value parses back as the same JSON value, never as an
-    # alias or a tag; keys come from SERVER_KEYS, so none reaches into another section.
-    overrides += [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+        overrides["torch_threads"] = int(node["torch-threads"])
+    # Keys come from SERVER_KEYS (check_server_config), so none reaches into another section.
+    overrides |= settings
     return overrides
 
 
@@ -135,9 +139,10 @@ def load_site_recipe(node: Mapping[str, Any], settings: Mapping[str, Any]) -> An
                           "\"recipe='SITE.yaml' work='DIR'\" (a site never runs the server's recipe)")  # fmt: skip
     overrides = site_overrides(node, settings)
     try:
-        loaded = load_recipe(reference, overrides)
+        loaded = load_recipe(reference, overrides, overrides_origin=ROUND_ORIGIN)
         if loaded.recipe.val_set_size or loaded.recipe.test_datasets:
-            loaded = load_recipe(reference, [*overrides, *NO_EVAL_IN_ROUND])
+            overrides |= NO_EVAL_IN_ROUND
+            loaded = load_recipe(reference, overrides, overrides_origin=ROUND_ORIGIN)
     except UserError as exc:
         raise SiteRefusal(f"the site's recipe with the server's settings: {exc}") from None
     if not registry.load_method(loaded.recipe.adapter).uses_peft:

@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ft_plugin import registry
+from ft_plugin.methods.base import full_weights_usage
 
 from .public import public_path, public_recipe_yaml, public_report
 
@@ -223,27 +224,14 @@ def _eval_section(report: dict[str, Any] | None) -> list[str]:
 
 
 def _usage_section(run: RunInfo, merged: bool) -> list[str]:
-    repo, base, adapter = run.repo_id, run.base_hub_id, run.recipe.adapter
-    lines = ["## Usage", ""]
-    if merged or adapter in ("full", "freeze"):
-        return lines + ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                        f'model = AutoModelForCausalLM.from_pretrained("{repo}")',
-                        f'tokenizer = AutoTokenizer.from_pretrained("{repo}")', "```", ""]  # fmt: skip
-    if adapter == "bottleneck":
-        lines += ["Bottleneck adapters are not part of PEFT: install ft-plugin (`pip install ft-plugin`),",
-                  "which registers them with PEFT on import.", "", "```python",
-                  "import ft_plugin.methods.bottleneck  # registers the adapter type with PEFT"]  # fmt: skip
+    """How to load the published model: a merged model as plain weights, else as its
+    method says (PEFT's loader, or transformers for full weights)."""
+    if merged:
+        usage = full_weights_usage(run.repo_id)
     else:
-        lines.append("```python")
-    lines += ["from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
-              f'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")',
-              f'tokenizer = AutoTokenizer.from_pretrained("{repo}")', "```", ""]  # fmt: skip
-    if adapter != "bottleneck":
-        lines += ["With transformers' own PEFT integration:", "", "```python",
-                  "from transformers import AutoModelForCausalLM", "",
-                  f'model = AutoModelForCausalLM.from_pretrained("{base}")',
-                  f'model.load_adapter("{repo}")', "```", ""]  # fmt: skip
-    return lines
+        method = registry.load_method(run.recipe.adapter)
+        usage = method.card_usage(run.repo_id, run.base_hub_id)
+    return ["## Usage", "", *usage]
 
 
 def build_card(run: RunInfo, *, merged: bool = False, loss_curve: str | None = None) -> ModelCard:

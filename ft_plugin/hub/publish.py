@@ -318,3 +318,23 @@ def _check_existing(repo_id: str, existing: Any | None, *, private: bool, overwr
             "hub.private: false); make it public in its Settings on the Hub, or pass --private"
         )
     return private and not is_private
+
+
+def push_trained_run(recipe: Any, run_dir: Path) -> PushResult | None:
+    """After training: push ``run_dir`` to the recipe's ``hub_model_id``, when it names one.
+
+    The one place that decides "train, then push" (`ft-plugin train`, ``python -m
+    ft_plugin.train``). ``hub_model_id`` names the repo this run updates, as in Axolotl;
+    only the user's own recipe can set it (config/trust.py), so pushing into the
+    existing repo is meant.
+
+    Example (usage, not run as a doctest: it needs a run and the Hub)::
+
+        pushed = push_trained_run(loaded.recipe, result.run_dir)
+        pushed.url if pushed else "not pushed: no hub_model_id"
+    """
+    if not recipe.hub_model_id:
+        return None
+    hub = recipe.hub
+    return push_run(run_dir, recipe.hub_model_id, revision=hub.revision,
+                    create_pr=hub.create_pr, overwrite=True)  # fmt: skip

@@ -19,13 +19,19 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from ft_plugin.config import Recipe
+    from ft_plugin.models import ResolvedModel
 
 
 class FineTuningMethod:
     """Base class for fine-tuning methods.
 
     Subclasses set :attr:`name` and either override :meth:`peft_config` (PEFT methods)
-    or :meth:`prepare` (methods that train the model's own weights).
+    or :meth:`prepare` (methods that train the model's own weights). The rest of
+    ft-plugin asks the method, never its name: is its result an adapter (``uses_peft``),
+    can it merge, does its base load quantized (:attr:`takes_quantized_base`), how a
+    trained run loads for evaluation and serving (:meth:`load_adapter`) and for EWC's
+    Fisher (:meth:`load_trainable_run`), what the model card says (:meth:`card_usage`),
+    which builtin recipes train with it (:attr:`recipe_suffix`).
     """
 
     name: ClassVar[str]
@@ -35,10 +41,36 @@ class FineTuningMethod:
     mergeable: ClassVar[bool] = True
     #: Why merging is impossible, shown by `ft-plugin merge` when ``mergeable`` is False.
     not_mergeable_reason: ClassVar[str] = ""
+    #: Builtin recipes that train with this method are named ``DOMAIN-SUFFIX``
+    #: (``medical-lora``); empty: the suffix is the method's name. A method without recipes
+    #: of its own starts from the LoRA ones, ``adapter:`` set to it (the Space's Train tab).
+    recipe_suffix: ClassVar[str] = ""
+
+    @property
+    def takes_quantized_base(self) -> bool:
+        """True when the base loads quantized where the recipe asks (`load_in_4bit`,
+        `load_in_8bit`): the method overrides :meth:`quantization_config`. Answered
+        without importing bitsandbytes.
+
+        Example:
+            >>> from ft_plugin import registry
+            >>> registry.load_method("qlora").takes_quantized_base
+            True
+        """
+        return type(self).quantization_config is not FineTuningMethod.quantization_config
+
+    @property
+    def recipe_name_suffix(self) -> str:
+        """The suffix of this method's builtin recipes (:attr:`recipe_suffix` or the name)."""
+        return self.recipe_suffix or self.name
 
     def quantization_config(self, recipe: Recipe, compute_dtype: torch.dtype) -> Any | None:
         """A `BitsAndBytesConfig` when the base must be loaded quantized, else None."""
         return None
+
+    def register_with_peft(self) -> None:
+        """Teach PEFT this method's adapter type before PEFT reads a saved one; PEFT's own
+        methods need nothing (a method PEFT lacks, such as bottleneck, overrides this)."""
 
     def peft_config(self, recipe: Recipe, model: PreTrainedModel) -> PeftConfig:
         """The PEFT configuration for this recipe (PEFT methods only)."""
@@ -66,7 +98,101 @@ class FineTuningMethod:
                 f"lora_model_dir: adapter {self.name} trains full weights; set base_model to the earlier "
                 "run directory instead"
             )
+        self.register_with_peft()
         return with_head_bias(PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True))
+
+    def load_adapter(
+        self,
+        model: torch.nn.Module,
+        run_dir: Path,
+        *,
+        adapter_name: str = "default",
+        autocast_adapter_dtype: bool = True,
+    ) -> torch.nn.Module:
+        """A trained run's adapter on ``model``, for evaluation and serving (frozen).
+
+        ``model`` is the base (the result is a new ``PeftModel``) or a ``PeftModel`` that
+        gets the adapter under ``adapter_name`` beside its others (one Space serving
+        several runs). ``autocast_adapter_dtype`` is PEFT's: upcast bf16 adapters to fp32.
+
+        Example (usage, not run as a doctest: it needs a model, files or the Hub)::
+
+            model = registry.load_method("lora").load_adapter(base, Path("runs/medical-lora"))
+        """
+        from peft import PeftModel
+
+        if not self.uses_peft:
+            from ft_plugin.errors import UserError
+
+            raise UserError(f"{run_dir}: adapter {self.name} trains full weights, not an adapter")
+        self.register_with_peft()
+        options = {"adapter_name": adapter_name, "autocast_adapter_dtype": autocast_adapter_dtype}
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(run_dir), **options)
+            return model
+        return PeftModel.from_pretrained(model, str(run_dir), **options)
+
+    def load_trainable_run(
+        self, run_dir: Path, recipe: Recipe, base: ResolvedModel
+    ) -> torch.nn.Module:
+        """A trained run's model in fp32 with exactly the parameters it trained trainable:
+        what EWC's Fisher is taken over (`ft-plugin ewc fisher`, `ewc.previous`). EWC
+        applies to every method: the Fisher covers whatever the run trained.
+
+        An adapter goes trainable onto ``base``, the run's resolved base model
+        (``models.resolve_base_model``), as :meth:`start_from` does; a method that trains
+        full weights loads the run's own checkpoint and prepares it again.
+        """
+        import torch
+
+        from ft_plugin import models
+
+        if not self.uses_peft:
+            from transformers import AutoModelForCausalLM
+
+            own = AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32)
+            return self.prepare(own, recipe)
+        model = models.load_model(recipe, base, dtype=torch.float32)
+        return self.start_from(model, recipe, run_dir)
+
+    def card_usage(self, repo_id: str, base_id: str | None) -> list[str]:
+        """The model card's "Usage" lines (Markdown) for a run published as ``repo_id``
+        from the base model ``base_id``: for an adapter PEFT's loader, then transformers'
+        own; for full weights transformers alone.
+
+        Example:
+            >>> from ft_plugin import registry
+            >>> registry.load_method("lora").card_usage("me/run", "org/base")[1]
+            'from peft import AutoPeftModelForCausalLM'
+        """
+        if not self.uses_peft:
+            return full_weights_usage(repo_id)
+        return [*peft_usage(repo_id),
+                "With transformers' own PEFT integration:", "", "```python",
+                "from transformers import AutoModelForCausalLM", "",
+                f'model = AutoModelForCausalLM.from_pretrained("{base_id}")',
+                f'model.load_adapter("{repo_id}")', "```", ""]  # fmt: skip
+
+
+def peft_usage(repo_id: str) -> list[str]:
+    """Model-card lines loading the adapter ``repo_id`` with PEFT's ``AutoPeftModelForCausalLM``."""
+    return ["```python", "from peft import AutoPeftModelForCausalLM",
+            "from transformers import AutoTokenizer", "",
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")', "```", ""]  # fmt: skip
+
+
+def full_weights_usage(repo_id: str) -> list[str]:
+    """Model-card lines loading the whole model ``repo_id`` (full weights, or an adapter
+    merged into its base) with transformers.
+
+    Example:
+        >>> full_weights_usage("me/run")[3]
+        'model = AutoModelForCausalLM.from_pretrained("me/run")'
+    """
+    return ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")', "```", ""]  # fmt: skip
 
 
 def train_new_token_rows(config: PeftConfig, model: PreTrainedModel, method: str) -> None:

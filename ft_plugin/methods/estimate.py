@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ft_plugin import models, registry
+from ft_plugin.precision import choose_precision
 
 from .base import FineTuningMethod, count_parameters
 
@@ -120,7 +121,8 @@ def estimate_training(recipe: Recipe) -> TrainingEstimate:
     config = _base_config(recipe)
     model = _prepared_skeleton(method, config, recipe)
     trainable, total = count_parameters(model)
-    half, base_bytes = _precision(recipe, method.uses_peft)
+    precision = choose_precision(recipe, method.uses_peft)  # the engine's rule
+    half, base_bytes = precision.bf16 or precision.fp16, precision.load_dtype.itemsize
     checkpointing = _gradient_checkpointing(recipe, total)
     quantized = _quantization(recipe, method)
     weights = _weight_bytes(model, base_bytes, quantized)
@@ -133,7 +135,7 @@ def estimate_training(recipe: Recipe) -> TrainingEstimate:
         weights_mb=weights / MIB,
         optimizer_mb=OPTIMIZER_BYTES_PER_TRAINABLE * trainable / MIB,
         activations_mb=activations / MIB,
-        precision=_precision_label(recipe, half),
+        precision=precision.label,
         gradient_checkpointing=checkpointing,
         notes=_notes(recipe, quantized, checkpointing),
     )
@@ -192,39 +194,6 @@ def _prepared_skeleton(
             return method.start_from(model, recipe, resolve_folder(recipe.lora_model_dir))
 
 
-def _precision(recipe: Recipe, uses_peft: bool) -> tuple[bool, int]:
-    """(autocast to bf16/fp16, bytes per weight of the frozen base).
-
-    ``engine.sft_config.choose_precision``'s rule (the engine is above this layer;
-    tests/test_estimate.py keeps the two in step): ``bf16: auto`` is bf16 on a GPU that
-    supports it and on CPUs with bf16 units; the base is loaded in the half dtype only
-    under adapters, and on a CPU not in fp16.
-    """
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if recipe.fp16:
-        half = True
-    elif recipe.bf16 == "auto":
-        half = torch.cuda.is_bf16_supported() if cuda else _cpu_has_fast_bf16()
-    else:
-        half = bool(recipe.bf16)
-    base_half = uses_peft and half and (cuda or not recipe.fp16)
-    return half, 2 if base_half else 4
-
-
-def _cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def _precision_label(recipe: Recipe, half: bool) -> str:
-    return ("fp16" if recipe.fp16 else "bf16") if half else "fp32"
-
-
 def _gradient_checkpointing(recipe: Recipe, total: int) -> bool:
     if recipe.gradient_checkpointing == "auto":
         return total >= GRADIENT_CHECKPOINTING_MIN_PARAMS
@@ -232,12 +201,9 @@ def _gradient_checkpointing(recipe: Recipe, total: int) -> bool:
 
 
 def _quantization(recipe: Recipe, method: FineTuningMethod) -> str | None:
-    """``load_in_4bit`` / ``load_in_8bit`` when the method loads the base quantized.
-
-    Decided without calling ``method.quantization_config``, which imports bitsandbytes:
-    a method that overrides it (QLoRA) quantizes when the recipe asks.
-    """
-    if type(method).quantization_config is FineTuningMethod.quantization_config:
+    """``load_in_4bit`` / ``load_in_8bit`` when the method loads the base quantized
+    (asked without calling ``method.quantization_config``, which imports bitsandbytes)."""
+    if not method.takes_quantized_base:
         return None
     return (
         "load_in_4bit" if recipe.load_in_4bit else "load_in_8bit" if recipe.load_in_8bit else None

@@ -34,20 +34,25 @@ limit (``generate(max_time=...)``), one model job at a time behind a bounded que
 capped evaluation rows and upload size. Models load from safetensors only and never run
 remote code. Errors reach users as one-line messages, never as tracebacks.
 
-The modules, by concern: :mod:`.settings` (limits, config.yaml), :mod:`.training` (the
-Train tab's data step, recipes and jobs), :mod:`.loading` (run
-directories and Hub adapters), :mod:`.service` (:class:`SpaceState`, no Gradio),
-:mod:`.ratings` (the ratings store), :mod:`.card` (model card tab content), :mod:`.ui`
-(shared Gradio helpers), :mod:`.tabs`, :mod:`.api`, :mod:`.blocks` (the page).
+The modules, by concern: :mod:`.settings` (limits, config.yaml), :mod:`.loading` (run
+directories and Hub adapters), :mod:`.served` (the model, its adapters, locks and gate), :mod:`.state`
+(:class:`SpaceState`: the served model with one service per job, no Gradio), the services
+:mod:`.serving` (serve and publish a run), :mod:`.compare`, :mod:`.rating` (over
+:mod:`.ratings`, the ratings store), :mod:`.evaluation`, :mod:`.card` (model card tab
+content) and :mod:`.training` (the Train tab's data step, recipes and jobs), :mod:`.launch`
+(``ft-plugin space``), :mod:`.ui` (shared Gradio helpers), :mod:`.tabs`, :mod:`.api`,
+:mod:`.blocks` (the page).
 """
 
 from ft_plugin.evaluate.generation import Answer, generate_answer
 
 from .blocks import build_app, build_blocks, main
+from .compare import Comparison
+from .evaluation import EvalOutcome
 from .loading import AdapterInfo, resolve_target
 from .ratings import CRITERIA, PREFERENCES, SCORE_FIELDS, RatingsStore, summary_markdown
-from .service import Comparison, EvalOutcome, SpaceState
 from .settings import DATA_SUFFIXES, Limits, SpaceConfig, read_space_config
+from .state import SpaceState
 from .ui import launch_kwargs, shown_errors
 
 __all__ = [

@@ -13,8 +13,8 @@ the endpoint functions.
 
 import gradio as gr
 
-from .service import SpaceState
 from .settings import DATA_SUFFIXES
+from .state import SpaceState
 from .ui import Ui, caller_of, session_of, shown_errors
 
 
@@ -36,7 +36,7 @@ def add_compare(state: SpaceState, ui: Ui) -> None:
         greedy decoding; adapter picks one of several loaded adapters (default: first).
         The pair can then be rated once with /rate by the same client.
         """
-        result = state.compare(
+        result = state.comparing.compare(
             prompt,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
@@ -80,7 +80,7 @@ def add_rate(state: SpaceState, ui: Ui) -> None:
         scores |= {"relevance_a": relevance_a, "accuracy_a": accuracy_a}
         scores |= {"readability_a": readability_a, "relevance_b": relevance_b}
         scores |= {"accuracy_b": accuracy_b, "readability_b": readability_b}
-        record = state.rate(
+        record = state.rating.rate(
             prompt=prompt,
             answer_a=answer_a,
             answer_b=answer_b,
@@ -107,7 +107,7 @@ def add_evaluate(state: SpaceState, ui: Ui) -> None:
     @shown_errors
     def evaluate(file, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
         """Evaluate base vs tuned on an uploaded file; returns the report as JSON."""
-        outcome = state.evaluate(
+        outcome = state.evaluation.evaluate(
             file, progress=lambda fraction, message: progress(fraction, desc=message)
         )
         return outcome.report
@@ -133,19 +133,21 @@ def add_train(state: SpaceState, ui: Ui) -> None:
         """Start (or queue) a training (the Space's owner only): file (CSV, TSV, JSON,
         JSONL or Parquet; none: the template's sample), template name, fields as a JSON
         object string mapping the template's fields to the file's columns
-        ({"instruction": "ask", "output": "answer"}), method (lora, qlora, dora,
-        bottleneck, freeze, full), base model (one of the Space's base_models; default
+        ({"instruction": "ask", "output": "answer"}), method (a registered one: lora,
+        qlora, dora, ia3, llama-adapter, bottleneck, freeze, full, or a plugin's), base
+        model (one of the Space's base_models; default
         embedded:smollm2-135m-instruct) and recipe overrides as a JSON object string of
         the keys the Space allows ({"max_steps": 5}). Returns the run id."""
         from .training.data import parse_mapping
-        from .training.recipe import DEFAULT_BASE, parse_overrides
+        from .training.recipe import DEFAULT_BASE, TrainRequest, parse_overrides
 
         caller = caller_of(state.access, request, profile)
         state.access.require_owner(caller, "train")  # before reading anything sent
-        return state.training.start(
-            caller, file, template, parse_mapping(fields), method or "lora",
-            base_model or DEFAULT_BASE, parse_overrides(overrides),
-        )  # fmt: skip
+        return state.training.start(caller, TrainRequest(
+            data=str(file) if file else "", template=template, fields=parse_mapping(fields),
+            method=method or "lora", base_model=base_model or DEFAULT_BASE,
+            overrides=parse_overrides(overrides),
+        ))  # fmt: skip
 
     api_button.click(
         train_start, [api_file, *texts], [api_run_id], api_name="train_start", queue=False
@@ -183,7 +185,7 @@ def add_train_jobs(state: SpaceState, ui: Ui) -> None:
         """Serve a finished run in /compare, /evaluate and /rate beside the served ones
         (replace=True: alone); returns its adapter label."""
         caller = caller_of(state.access, request, profile)
-        return state.serve_run(caller, run_id, replace=bool(replace))
+        return state.serving.serve_run(caller, run_id, replace=bool(replace))
 
     gr.api(train_status, api_name="train_status", queue=False)
     gr.api(train_stop, api_name="train_stop", queue=False)

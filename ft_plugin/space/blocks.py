@@ -7,8 +7,8 @@ import gradio as gr
 
 from .access import Access
 from .api import add_api
-from .service import SpaceState
 from .settings import Limits
+from .state import SpaceState
 from .tabs import TABS
 from .ui import Ui
 
@@ -92,12 +92,14 @@ def main(folder: Path) -> None:
     import os
 
     from ft_plugin.errors import UserError
+    from ft_plugin.noise import silence_third_party_noise
 
     from .access import access_for
     from .settings import read_space_config
     from .ui import launch_kwargs
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    silence_third_party_noise()  # as `ft-plugin space` does
     try:
         config = read_space_config(folder)
         host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")

@@ -1,4 +1,5 @@
-"""The Model card tab's content: the run's card as markdown, its training metrics and curves."""
+"""The Model card tab's content: the run's card as markdown, its training metrics and curves
+(functions of one adapter), and :class:`CardService`, the same for a served adapter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ft_plugin.errors import UserError
 from ft_plugin.rundir import RunDir
 
 from .loading import AdapterInfo
+from .served import ServedModels
 
 LOG = logging.getLogger("ft_plugin.space")
 CURVES_PNG = "training_curves.png"  # what `ft-plugin eval` leaves in RUN_DIR/eval/
@@ -68,3 +70,23 @@ def training_curves(info: AdapterInfo, work: Path) -> Path | None:
         return plot_training_curves(run.trainer_state_path, out)
     except (OSError, ValueError, KeyError):
         return None
+
+
+class CardService:
+    """The Model card tab's content for the served adapters (curves drawn in ``work_dir``)."""
+
+    def __init__(self, models: ServedModels, work_dir: Path) -> None:
+        self.models = models
+        self.work_dir = Path(work_dir)
+
+    def markdown(self, adapter: str | None = None) -> str:
+        """The run's model card (README.md), or one built from the run directory."""
+        return card_markdown(self.models.adapter(adapter))
+
+    def training_metrics(self, adapter: str | None = None) -> dict[str, Any]:
+        """The run's training metrics, as visitors read them (:func:`training_metrics`)."""
+        return training_metrics(self.models.adapter(adapter))
+
+    def training_curves(self, adapter: str | None = None) -> Path | None:
+        """The run's loss curves as a PNG, or None (:func:`training_curves`)."""
+        return training_curves(self.models.adapter(adapter), self.work_dir)

@@ -231,9 +231,8 @@ def load_adapters(
         if uses_peft:
             peft_name = "default" if i == 0 else f"adapter_{i}"
             if i > 0:
-                if recipe.adapter == "bottleneck":
-                    import ft_plugin.methods.bottleneck  # noqa: F401  (PEFT registration)
-                loaded.model.load_adapter(str(folder), adapter_name=peft_name)
+                method = registry.load_method(recipe.adapter)
+                method.load_adapter(loaded.model, folder, adapter_name=peft_name)
         pattern = ADAPTER_WEIGHTS if uses_peft else FULL_WEIGHTS
         size = sum(p.stat().st_size for p in Path(folder).glob(pattern))
         info = AdapterInfo(label, peft_name, target, folder, recipe, size, template_of(recipe))

@@ -344,7 +344,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join([*lines, "", "Preferred: " + preferred])
 
 
-def with_push_notice(state: Any, text: str) -> str:
-    """``text`` under a warning when ratings cannot be pushed to the Hub dataset."""
-    notice = f"**Warning:** {state.ratings_push_error}\n\n" if state.ratings_push_error else ""
+def with_push_notice(rating: Any, text: str) -> str:
+    """``text`` under a warning when ratings cannot be pushed to the Hub dataset
+    (``rating.push_error``: a :class:`RatingsStore` or the Space's rating service)."""
+    notice = f"**Warning:** {rating.push_error}\n\n" if rating.push_error else ""
     return notice + text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from .datasets import DatasetsSection
+from .data_loading import DatasetsSection
 from .evaluation import EvaluationSection
 from .extensions import STAGE_KEYS, ExtensionsSection
 from .federated import FederatedSection

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from ft_plugin.methods.base import FineTuningMethod
+from ft_plugin.methods.base import FineTuningMethod, peft_usage
 
 from .config import BottleneckConfig
 from .layer import BottleneckLayer, BottleneckMergeError
@@ -49,6 +49,19 @@ class BottleneckMethod(FineTuningMethod):
         "bottleneck adapters put a non-linearity between their down and up projections, so "
         "no weight update exists that could be merged into the base model."
     )
+    recipe_suffix: ClassVar[str] = "adapter"  # medical-adapter, legal-adapter, ...
+
+    def register_with_peft(self) -> None:
+        """Add ``BOTTLENECK`` to PEFT's methods (idempotent; importing this package did)."""
+        register(config_cls=BottleneckConfig, model_cls=BottleneckModel)
+
+    def card_usage(self, repo_id: str, base_id: str | None) -> list[str]:
+        """PEFT's loader after ft-plugin's import, which teaches PEFT the adapter type;
+        transformers' ``load_adapter`` does not know it."""
+        return ["Bottleneck adapters are not part of PEFT: install ft-plugin (`pip install ft-plugin`),",
+                "which registers them with PEFT on import.", "", "```python",
+                "import ft_plugin.methods.bottleneck  # registers the adapter type with PEFT",
+                *peft_usage(repo_id)[1:]]  # fmt: skip
 
     def peft_config(self, recipe: Recipe, model: PreTrainedModel) -> BottleneckConfig:
         """Recipe keys: ``bottleneck_size``, ``bottleneck_non_linearity``,

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from ..service import NO_MODEL, SpaceState
+from ..served import NO_MODEL
+from ..state import SpaceState
 from ..ui import Ui
 from .evaluate import source_update
 
@@ -24,9 +25,9 @@ def connect(state: SpaceState, ui: Ui) -> None:
         if not state.adapters:
             return NO_MODEL, [], None, source_update(state, None)
         info = state.adapter(label)
-        metrics = [[k, v] for k, v in state.training_metrics(info.label).items()]
-        curve = state.training_curves(info.label)
-        card = state.card_markdown(info.label)
+        metrics = [[k, v] for k, v in state.card.training_metrics(info.label).items()]
+        curve = state.card.training_curves(info.label)
+        card = state.card.markdown(info.label)
         return card, metrics, str(curve) if curve else None, source_update(state, info.label)
 
     tab = ui.card

@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..service import SpaceState
+from ..state import SpaceState
 from ..ui import Ui, session_of, shown_errors
 
 
@@ -66,11 +66,11 @@ def settings_inputs(ui: Ui) -> list[Any]:
 def connect(state: SpaceState, ui: Ui) -> None:
     @shown_errors
     def ui_compare(request: gr.Request, text, tokens, temp, p, label):  # noqa: ANN001, ANN202
-        result = state.compare(text, max_new_tokens=tokens, temperature=temp, top_p=p,
-                               adapter=label, session=session_of(request))  # fmt: skip
+        result = state.comparing.compare(text, max_new_tokens=tokens, temperature=temp,
+                                         top_p=p, adapter=label, session=session_of(request))  # fmt: skip
         for note in result.notes:
             gr.Warning(note)
-        blind = state.blind_pair(result)
+        blind = state.comparing.blind_pair(result)
         answers = (result.base.text, result.base.stats(), result.tuned.text, result.tuned.stats())
         pair = (blind, blind["prompt"], blind["answer_a"], blind["answer_b"], "")
         return *answers, *pair

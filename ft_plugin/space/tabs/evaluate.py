@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from ..service import SpaceState
 from ..settings import DATA_SUFFIXES
+from ..state import SpaceState
 from ..ui import Ui, shown_errors
 
 UPLOADED, SAMPLE = "uploaded file", "template sample"
@@ -54,7 +54,7 @@ def source_update(state: SpaceState, label: str | None) -> dict:
 def connect(state: SpaceState, ui: Ui) -> None:
     @shown_errors
     def ui_evaluate(upload, source, rows, label, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
-        outcome = state.evaluate(
+        outcome = state.evaluation.evaluate(
             upload,
             use_sample=source == SAMPLE,
             max_rows=rows,

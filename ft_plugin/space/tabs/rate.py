@@ -9,7 +9,7 @@ import gradio as gr
 from ft_plugin.errors import UserError
 
 from ..ratings import CRITERIA, SCORE_FIELDS, summary_markdown, with_push_notice
-from ..service import SpaceState
+from ..state import SpaceState
 from ..ui import Ui, session_of, shown_errors
 from .compare import settings_inputs
 
@@ -68,7 +68,7 @@ def layout(state: SpaceState, ui: Ui) -> SimpleNamespace:
 
 
 def _summary(state: SpaceState) -> str:
-    return with_push_notice(state, summary_markdown(state.ratings_summary()))
+    return with_push_notice(state.rating, summary_markdown(state.rating.summary()))
 
 
 def connect(state: SpaceState, ui: Ui) -> None:
@@ -76,9 +76,9 @@ def connect(state: SpaceState, ui: Ui) -> None:
 
     @shown_errors
     def ui_new_pair(request: gr.Request, text, tokens, temp, p, label):  # noqa: ANN001, ANN202
-        result = state.compare(text, max_new_tokens=tokens, temperature=temp, top_p=p,
-                               adapter=label, session=session_of(request))  # fmt: skip
-        blind = state.blind_pair(result)
+        result = state.comparing.compare(text, max_new_tokens=tokens, temperature=temp,
+                                         top_p=p, adapter=label, session=session_of(request))  # fmt: skip
+        blind = state.comparing.blind_pair(result)
         return blind, blind["answer_a"], blind["answer_b"], ""
 
     tab.new_pair.click(
@@ -94,7 +94,7 @@ def connect(state: SpaceState, ui: Ui) -> None:
         if not current:
             raise UserError("no pair to rate: compare a prompt or draw a new blind pair")
         *scores, choice = values
-        record = state.rate(
+        record = state.rating.rate(
             prompt=current["prompt"],
             answer_a=current["answer_a"],
             answer_b=current["answer_b"],
@@ -105,7 +105,7 @@ def connect(state: SpaceState, ui: Ui) -> None:
             source="ui",
             session=session_of(request),
         )
-        count = state.ratings_summary()["ratings"]
+        count = state.rating.summary()["ratings"]
         LOG.info("rating %s saved", record["id"])
         # one rating per pair: clear the pair, its answers and the scores
         # (distinct dicts: Gradio consumes each update it applies)

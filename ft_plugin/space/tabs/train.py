@@ -18,11 +18,11 @@ import gradio as gr
 from ft_plugin import registry
 
 from ..access import Caller, Forbidden
-from ..service import SpaceState
 from ..settings import DATA_SUFFIXES
+from ..state import SpaceState
 from ..training import data as data_step
 from ..training import views
-from ..training.recipe import DEFAULT_BASE, METHODS, TrainRequest, key_settings
+from ..training.recipe import DEFAULT_BASE, TrainRequest, key_settings, space_methods
 from ..ui import Ui, caller_of, shown_errors
 
 Profile = gr.OAuthProfile | None  # the Hugging Face sign-in, where the Space has one
@@ -87,7 +87,7 @@ def _model_step() -> SimpleNamespace:
     with gr.Row():
         base = gr.Dropdown([DEFAULT_BASE], value=DEFAULT_BASE, elem_id="train-base",
                            label="Base model (the Space's owner lists them: base_models)")  # fmt: skip
-        method = gr.Dropdown(list(METHODS), value="lora", label="Method", elem_id="train-method")
+        method = gr.Dropdown(space_methods(), value="lora", label="Method", elem_id="train-method")
     with gr.Row():
         numbers = {key: gr.Number(defaults[key] or 0, label=label, precision=digits,
                                   elem_id=f"train-{key}")  # fmt: skip
@@ -299,10 +299,8 @@ def _connect_run(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
     def ui_start(request: gr.Request, profile: Profile, *values):  # noqa: ANN002, ANN202
         caller = caller_of(state.access, request, profile)
         state.access.require_owner(caller, "train")
-        upload, request_ = _request(tab, list(values))
-        file = None if upload.source.startswith(data_step.SAMPLE) else upload.source
-        return state.training.start(caller, file, request_.template, request_.fields,
-                                    request_.method, request_.base_model, request_.overrides)  # fmt: skip
+        _, train_request = _request(tab, list(values))
+        return state.training.start(caller, train_request)
 
     run.start.click(
         ui_start, _choice_inputs(tab), [run.run_id], api_visibility="private", queue=False
@@ -361,8 +359,8 @@ def _connect_serve(state: SpaceState, tab: SimpleNamespace) -> None:
     def ui_serve(request: gr.Request, profile: Profile, run_id, replace):  # noqa: ANN001, ANN202
         if not run_id:
             raise gr.Error("no run to serve: train one first", print_exception=False)
-        label = state.serve_run(caller_of(state.access, request, profile), run_id,
-                                replace=bool(replace))  # fmt: skip
+        label = state.serving.serve_run(caller_of(state.access, request, profile), run_id,
+                                        replace=bool(replace))  # fmt: skip
         return f"Serving **{label}**: choose it in the Adapter list above Compare."
 
     run.serve.click(ui_serve, [run.run_id, run.replace], [run.served_note],
@@ -376,8 +374,9 @@ def _connect_publish(state: SpaceState, tab: SimpleNamespace) -> None:
     def ui_publish(request: gr.Request, profile: Profile, run_id, repo_id, private, overwrite):  # noqa: ANN001, ANN202
         if not run_id:
             raise gr.Error("no run to publish: train one first", print_exception=False)
-        result = state.publish(caller_of(state.access, request, profile), run_id, repo_id,
-                               private=bool(private), overwrite=bool(overwrite))  # fmt: skip
+        result = state.serving.publish(caller_of(state.access, request, profile), run_id,
+                                       repo_id, private=bool(private),
+                                       overwrite=bool(overwrite))  # fmt: skip
         return f"Published to [{result.repo_id}]({result.url}) (commit `{result.commit[:8]}`)."
 
     run.publish.click(ui_publish, [run.run_id, run.repo, run.private, run.overwrite],

@@ -38,14 +38,13 @@ from ft_plugin.io import write_text_atomic
 from ft_plugin.rundir import RunDir
 
 from ..redaction import child_environment
+from .job_progress import eta_seconds, last_error_line, latest, log_tail, series
 
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 RUN = "run"
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 TERMINAL = ("stopped", "failed", "done")
-TAIL_BYTES = 64 * 1024  # the end of a log that its last lines are read from
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def new_job_id() -> str:
@@ -56,25 +55,6 @@ def new_job_id() -> str:
         True
     """
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-
-
-def last_error_line(log: Path) -> str:
-    """The line of a child's log that says why it failed: ft-plugin's ``error: …`` line,
-    else the last exception line, else the last line."""
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "the training process ended without output"
-    lines = [_ANSI.sub("", part).strip() for line in text.splitlines() for part in line.split("\r")]
-    lines = [line for line in lines if line]
-    for pick in (
-        lambda s: s.startswith("error:"),
-        lambda s: re.match(r"^\w+(Error|Exception)\b", s),
-    ):
-        found = [line for line in lines if pick(line)]
-        if found:
-            return found[-1]
-    return lines[-1] if lines else "the training process ended without output"
 
 
 def _alive(pid: int | None) -> bool:
@@ -255,14 +235,14 @@ class TrainingJobs:
         max_steps = last.get("max_steps", run_status.get("max_steps"))
         out: dict[str, Any] = {
             "run_id": job_id, "state": job.get("state"), "step": step, "max_steps": max_steps,
-            "loss": _series(progress, "loss"), "eval_loss": _series(progress, "eval_loss"),
-            "learning_rate": _series(progress, "learning_rate"),
-            "grad_norm": _series(progress, "grad_norm"),
-            "tokens_per_second": _latest(progress, "tokens_per_second"),
-            "peak_memory_mb": _latest(progress, "peak_memory_mb"),
-            "eta_seconds": _eta(progress, job.get("state")), "queue_position": None,
+            "loss": series(progress, "loss"), "eval_loss": series(progress, "eval_loss"),
+            "learning_rate": series(progress, "learning_rate"),
+            "grad_norm": series(progress, "grad_norm"),
+            "tokens_per_second": latest(progress, "tokens_per_second"),
+            "peak_memory_mb": latest(progress, "peak_memory_mb"),
+            "eta_seconds": eta_seconds(progress, job.get("state")), "queue_position": None,
             "error": job.get("error"), "run_dir": str(run.path), "recipe": job.get("recipe"),
-            "created": job.get("created"), "log_tail": _tail(folder / LOG_FILE, log_lines),
+            "created": job.get("created"), "log_tail": log_tail(folder / LOG_FILE, log_lines),
             "serve_error": job.get("serve_error"),
         }  # fmt: skip
         with self._lock:
@@ -377,41 +357,3 @@ class TrainingJobs:
         self._queue.extend(job["id"] for job in jobs if job.get("state") == "queued")
         with self._lock:
             self._start_next()
-
-
-def _series(progress: list[dict[str, Any]], key: str) -> list[list[float]]:
-    """``[[step, value], …]`` of one logged value, the last value per step (a resumed run
-    logs its steps again from the checkpoint)."""
-    by_step = {p["step"]: p[key] for p in progress if key in p and "step" in p}
-    return [[step, by_step[step]] for step in sorted(by_step)]
-
-
-def _latest(progress: list[dict[str, Any]], key: str) -> float | None:
-    return next((p[key] for p in reversed(progress) if key in p), None)
-
-
-def _eta(progress: list[dict[str, Any]], state: str | None) -> float | None:
-    """Seconds left at the pace of the current attempt (a resumed run restarts its clock)."""
-    if state != "running" or not progress or not progress[-1].get("max_steps"):
-        return None
-    attempt = [progress[-1]]
-    for line in reversed(progress[:-1]):
-        if line.get("seconds", 0) > attempt[0].get("seconds", 0):
-            break
-        attempt.insert(0, line)
-    first, last = attempt[0], attempt[-1]
-    steps = last["step"] - first["step"] if len(attempt) > 1 else last["step"]
-    seconds = last["seconds"] - first["seconds"] if len(attempt) > 1 else last["seconds"]
-    if steps <= 0:
-        return None
-    return round(seconds / steps * max(0, last["max_steps"] - last["step"]), 1)
-
-
-def _tail(log: Path, lines: int) -> str:
-    if lines <= 0 or not log.is_file():
-        return ""
-    with log.open("rb") as handle:  # the end only: a status read stays cheap on long runs
-        handle.seek(max(0, log.stat().st_size - TAIL_BYTES))
-        text = handle.read().decode("utf-8", errors="replace")
-    parts = [_ANSI.sub("", line.split("\r")[-1]).rstrip() for line in text.splitlines()]
-    return "\n".join([part for part in parts if part.strip()][-lines:])

@@ -25,15 +25,6 @@ from ft_plugin.errors import UserError
 from ..settings import Limits
 
 DEFAULT_BASE = "embedded:smollm2-135m-instruct"
-# method (as the page names it) -> (builtin recipe suffix, recipe `adapter:` value)
-METHODS = {
-    "lora": ("lora", "lora"),
-    "qlora": ("qlora", "qlora"),
-    "dora": ("lora", "dora"),
-    "bottleneck": ("adapter", "bottleneck"),
-    "freeze": ("freeze", "freeze"),
-    "full": ("full", "full"),
-}
 # The hyper-parameters the page shows, in order (recipe keys).
 KEY_SETTINGS = ("max_steps", "num_epochs", "learning_rate", "micro_batch_size",
                 "gradient_accumulation_steps", "sequence_len", "val_set_size", "lora_r",
@@ -63,6 +54,7 @@ SPACE_KEYS = ("learning_rate", "lr_scheduler", "max_steps", "num_epochs", "micro
 _SCALARS = (bool, int, float, str, type(None))
 MAX_VALUE_CHARS = 64  # the longest scheduler name is 26 characters
 SAVE_TOTAL_LIMIT = 2  # checkpoints a Space run keeps on disk, whatever save_steps says
+REQUEST_ORIGIN = "the Space's request"  # where errors about a request's values say they came from
 
 
 def parse_overrides(text: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -118,31 +110,48 @@ def check_base_model(base_model: str, allowed: list[str]) -> str:
     return chosen
 
 
-def builtin_recipe(template: str, method: str) -> tuple[str, list[str]]:
-    """The builtin recipe a template and method start from, and the overrides it needs.
+def space_methods() -> list[str]:
+    """The methods a request may pick: every registered one, builtins and plugins'
+    (what `adapter:` takes), in the registry's order.
 
     Example:
-        >>> builtin_recipe("medical", "dora"), builtin_recipe("legal", "freeze")
-        (('medical-lora', ['adapter=dora']), ('legal-lora', ['adapter=freeze', 'learning_rate=5e-05']))
+        >>> "ia3" in space_methods() and "llama-adapter" in space_methods()
+        True
+    """
+    from ft_plugin import registry
+
+    return list(registry.method_names())
+
+
+def builtin_recipe(template: str, method: str) -> tuple[str, dict[str, Any]]:
+    """The builtin recipe a template and method start from, and the overrides (recipe key
+    -> value) it needs.
+
+    Example:
+        >>> builtin_recipe("medical", "dora")
+        ('medical-lora', {'adapter': 'dora'})
+        >>> builtin_recipe("legal", "freeze")
+        ('legal-lora', {'adapter': 'freeze', 'learning_rate': 5e-05})
     """
     from ft_plugin import registry
     from ft_plugin.data.templates import load_template
 
-    if method not in METHODS:
-        raise UserError(f"method: {method!r} is not one of {', '.join(METHODS)}")
-    suffix, adapter = METHODS[method]
+    if method not in space_methods():
+        raise UserError(f"method: {method!r} is not one of {', '.join(space_methods())}")
+    # The method's own builtin recipes (medical-lora, legal-adapter, ...) when the domain
+    # has one, else the domain's LoRA recipe with `adapter:` set to the method.
+    suffix = registry.load_method(method).recipe_name_suffix
     names = set(registry.recipes())
     domain = load_template(template).domain
     for prefix in (template, domain):
         if f"{prefix}-{suffix}" in names:
-            extra = [] if adapter == suffix or suffix == "adapter" else [f"adapter={adapter}"]
-            return f"{prefix}-{suffix}", extra
+            return f"{prefix}-{suffix}", {}
     prefix = template if f"{template}-lora" in names else domain
-    extra = [f"adapter={adapter}"]
+    extra: dict[str, Any] = {"adapter": method}
     if f"medical-{suffix}" in names:  # the method's learning rate, from its medical recipe
         from ft_plugin.config import load_recipe
 
-        extra.append(f"learning_rate={load_recipe(f'medical-{suffix}').recipe.learning_rate}")
+        extra["learning_rate"] = load_recipe(f"medical-{suffix}").recipe.learning_rate
     return f"{prefix}-lora", extra
 
 
@@ -159,10 +168,11 @@ def build_recipe(request: TrainRequest, run_dir: Path, limits: Limits) -> Any:
     dataset |= recipe_field_keys(load_template(request.template), request.fields)
     if request.encoding:
         dataset["encoding"] = request.encoding
-    values = {**checked_overrides(request.overrides), "base_model": request.base_model,
-              "datasets": [dataset], "output_dir": str(run_dir), "report_to": ["tensorboard"],
-              "save_total_limit": SAVE_TOTAL_LIMIT}  # fmt: skip
-    loaded = load_recipe(name, extra, values=values, values_origin="the Space's request")
+    overrides = {**extra, **checked_overrides(request.overrides),
+                 "base_model": request.base_model, "datasets": [dataset],
+                 "output_dir": str(run_dir), "report_to": ["tensorboard"],
+                 "save_total_limit": SAVE_TOTAL_LIMIT}  # fmt: skip
+    loaded = load_recipe(name, overrides, overrides_origin=REQUEST_ORIGIN)
     loaded.name = f"space-{request.template}-{request.method}"
     _check_contained(loaded.recipe, run_dir)
     return loaded

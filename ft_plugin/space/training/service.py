@@ -9,8 +9,9 @@ the upload, runs land only under ``DATA_DIR/train/``.
 Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 
     training = TrainingService(Path("space_data"), Limits(), Access("local"))
-    run_id = training.start(OWNER, "rows.csv", "medical", {"instruction": "ask", "output": "answer"},
-                            overrides={"max_steps": 5})
+    run_id = training.start(OWNER, TrainRequest(
+        data="rows.csv", template="medical", fields={"instruction": "ask", "output": "answer"},
+        overrides={"max_steps": 5}))
     training.status(OWNER, run_id)["state"]  # 'running'
 """
 
@@ -21,7 +22,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class TrainingService:
 
     ``base_models()`` lists the models the owner lets it train (read at each request:
     serving a run adds its base); ``on_finished(run_dir, label)`` hears of a finished
-    run (serving it is the owner's choice, made with ``SpaceState.serve_run``);
+    run (serving it is the owner's choice, made with ``ServingService.serve_run``);
     ``in_use()`` names the run directories pruning must keep (the served ones).
     """
 
@@ -167,37 +168,37 @@ class TrainingService:
             return estimate_training(loaded.recipe).summary()
 
     # ------------------------------------------------------------------ jobs
-    def start(
-        self,
-        caller: Caller,
-        file: str | None,
-        template: str,
-        fields: dict[str, str] | None = None,
-        method: str = "lora",
-        base_model: str = DEFAULT_BASE,
-        overrides: dict[str, Any] | None = None,
-    ) -> str:
+    def start(self, caller: Caller, request: TrainRequest) -> str:
         """Check everything, write the job's recipe and data, queue it; the run id.
 
-        A refused request leaves nothing behind."""
+        ``request.data`` is the file to train on (copied into the job), or empty or
+        ``builtin:…`` for the template's sample; empty ``fields`` take the upload's own
+        mapping. A refused request leaves nothing behind.
+
+        Example (usage, not run as a doctest: it needs a model and files)::
+
+            service.start(OWNER, TrainRequest(data="rows.csv", template="medical"))
+        """
         self.access.require_owner(caller, "train")
         if len(self.jobs.queued()) >= self.limits.max_train_queue:
             raise UserError(
                 f"the training queue is full ({self.limits.max_train_queue} runs waiting); "
                 "try again when one has finished"
             )
-        check_base_model(base_model or DEFAULT_BASE, self.base_models())
+        base_model = request.base_model or DEFAULT_BASE
+        check_base_model(base_model, self.base_models())
+        file = None if request.data.startswith(data_step.SAMPLE) else request.data or None
         job_id = new_job_id()
         folder = self.jobs.root / job_id
         folder.mkdir(parents=True)
         try:
             with self.loading:
-                upload = self._read_copy(file, template, lambda: folder / "data")
-            request = TrainRequest(
-                data=upload.source, template=upload.template,
-                fields=data_step.checked_mapping(upload, fields or upload.mapping),
-                method=method or "lora", base_model=base_model or DEFAULT_BASE,
-                overrides=dict(overrides or {}), encoding=upload.encoding,
+                upload = self._read_copy(file, request.template, lambda: folder / "data")
+            request = replace(
+                request, data=upload.source, template=upload.template,
+                fields=data_step.checked_mapping(upload, request.fields or upload.mapping),
+                method=request.method or "lora", base_model=base_model,
+                overrides=dict(request.overrides or {}), encoding=upload.encoding,
             )  # fmt: skip
             loaded = build_recipe(request, folder / RUN, self.limits)
             check_caps(loaded.recipe, upload.rows, self.limits)
