@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ft_plugin.errors import UserError
-from ft_plugin.io import write_text_atomic
+from ft_plugin.utils.io import write_text_atomic
 
 if TYPE_CHECKING:
     from ft_plugin.config import LoadedRecipe

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import require, tiny_recipe
 
-from ft_plugin import models, precision, registry
+from ft_plugin import models, registry
 from ft_plugin.config import Recipe, load_recipe
 from ft_plugin.engine import sft_config
 from ft_plugin.engine.run import count_parameters
@@ -19,6 +19,7 @@ from ft_plugin.errors import UserError
 from ft_plugin.methods import estimate
 from ft_plugin.methods.estimate import MIB, estimate_training
 from ft_plugin.methods.lora_training import speed_up_lora_layers
+from ft_plugin.utils import precision
 
 METHODS = ["lora", "dora", "ia3", "bottleneck", "freeze", "full", "llama-adapter", "qlora"]
 
@@ -172,7 +173,7 @@ def test_missing_base_model_is_the_user_error_training_gives(tmp_path: Path) -> 
 @pytest.mark.parametrize("bf16, fp16", [("true", False), ("false", False), ("auto", False),
                                         ("false", True)])  # fmt: skip
 def test_precision_rule_is_the_engines(tmp_path: Path, bf16: str, fp16: bool) -> None:
-    # One rule below both layers (ft_plugin.precision): the engine re-exports it, the
+    # One rule below both layers (ft_plugin.utils.precision): the engine re-exports it, the
     # estimate calls it.
     assert sft_config.choose_precision is precision.choose_precision
     assert estimate.choose_precision is precision.choose_precision

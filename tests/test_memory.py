@@ -1,4 +1,4 @@
-"""ft_plugin.memory: peak and current memory, shared by training and evaluation."""
+"""ft_plugin.utils.memory: peak and current memory, shared by training and evaluation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ft_plugin import memory
 from ft_plugin.callbacks import PeakMemoryCallback
+from ft_plugin.utils import memory
 
 PACKAGE = Path(memory.__file__).parent
 
@@ -24,7 +24,7 @@ def _imports(path: Path) -> set[str]:
 
 _PEAK_CHECK = """
 import sys
-from ft_plugin import memory
+from ft_plugin.utils import memory
 before = memory.current_rss_mb()
 block = b"\\x01" * (96 * 2**20)  # every page written
 during = memory.current_rss_mb()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ft_plugin import plots
+from ft_plugin.utils import plots
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -79,7 +79,7 @@ def test_a_stopped_run_is_not_finished_until_a_resume_completes_it(tmp_path: Pat
 
 
 def test_a_second_run_in_one_process_reports_its_own_peak_memory(tmp_path: Path) -> None:
-    from ft_plugin.memory import peak_memory_mb
+    from ft_plugin.utils.memory import peak_memory_mb
 
     ballast = bytearray(1536 * 2**20)  # 1.5 GiB resident before the run, then freed
     for i in range(0, len(ballast), 4096):
@@ -100,12 +100,12 @@ class Terminal(io.StringIO):
 def test_loading_weights_draws_no_bar_once_quiet_and_other_bars_stay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ft_plugin.noise leaves transformers' "Loading weights" bar out, and only that bar."""
+    """ft_plugin.utils.noise leaves transformers' "Loading weights" bar out, and only that bar."""
     from tiny import save_tiny_model
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
-    from ft_plugin import noise
+    from ft_plugin.utils import noise
 
     model_dir = save_tiny_model(tmp_path / "model")
     shown = {}
@@ -129,7 +129,7 @@ def test_quieting_waits_for_transformers_to_be_imported() -> None:
     """The command line quiets transformers first thing, without importing it (and torch)
     for a command that loads no model; the hook is in place once something imports it."""
     code = (
-        "import sys; from ft_plugin.noise import silence_third_party_noise\n"
+        "import sys; from ft_plugin.utils.noise import silence_third_party_noise\n"
         "silence_third_party_noise(); assert 'transformers' not in sys.modules\n"
         "from transformers.utils import logging; assert logging._tqdm_hook is not None\n"
         "assert isinstance(logging.tqdm(range(2), desc='Loading weights'), logging.EmptyTqdm)"

@@ -1,4 +1,4 @@
-"""One CJK definition (ft_plugin.text): every module sees rare Han characters the same way."""
+"""One CJK definition (ft_plugin.utils.text): every module sees rare Han characters the same way."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from ft_plugin.data.cleaning import dedup
 from ft_plugin.data.clustering import analyze
 from ft_plugin.evaluate.classification import parse_label
 from ft_plugin.evaluate.text_metrics import CJKTokenizer, contains_cjk
-from ft_plugin.text import CJK_RE, has_cjk, is_cjk
+from ft_plugin.utils.text import CJK_RE, has_cjk, is_cjk
 
 RARE = "\U00020000\u3400"  # 𠀀 (extension B) and 㐀 (extension A)
 

@@ -1,10 +1,10 @@
-"""Peak memory in the training logs (measured by :mod:`ft_plugin.memory`)."""
+"""Peak memory in the training logs (measured by :mod:`ft_plugin.utils.memory`)."""
 
 from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from ft_plugin.memory import peak_memory_mb
+from ft_plugin.utils.memory import peak_memory_mb
 
 __all__ = ["PeakMemoryCallback", "peak_memory_mb"]
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    from ft_plugin.noise import silence_third_party_noise
+    from ft_plugin.utils.noise import silence_third_party_noise
 
     silence_third_party_noise()
     try:

@@ -162,7 +162,7 @@ def plot_forgetting_matrix(
     if low == high:
         low, high = low - 0.5, high + 0.5
 
-    from ft_plugin.plots import font_family, new_figure, save_png
+    from ft_plugin.utils.plots import font_family, new_figure, save_png
 
     family = font_family()
     size = max(4.0, 0.9 * T + 2.5)

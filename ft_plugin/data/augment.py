@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ft_plugin.text import CJK_CLASS, has_cjk
+from ft_plugin.utils.text import CJK_CLASS, has_cjk
 
 Row = dict[str, Any]
 
@@ -27,7 +27,7 @@ __all__ = ["AUGMENTED", "AugmentReport", "fill_slots", "synonym_replace"]
 
 AUGMENTED = "_augmented"
 
-# CJK (ft_plugin.text): scripts written without spaces between words (Korean has spaces,
+# CJK (ft_plugin.utils.text): scripts written without spaces between words (Korean has spaces,
 # but substring matching is still right for its agglutinated particles).
 # What counts as "inside a word" for whole-word matching of Latin terms. CJK characters
 # are deliberately not word characters here, so "患有hypertension的" still matches.

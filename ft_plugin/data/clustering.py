@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ft_plugin.text import CJK_CLASS
+from ft_plugin.utils.text import CJK_CLASS
 
 __all__ = ["TopicReport", "analyze", "cluster_topics", "default_k", "plot_topic_sizes"]
 
@@ -182,7 +182,7 @@ def plot_topic_sizes(report: TopicReport, path: str | Path) -> Path:
         report = cluster_topics(["tax law", "tax code", "heart rate", "heart attack"], k=2)
         plot_topic_sizes(report, "topics.png")  # PosixPath('topics.png')
     """
-    from ft_plugin.plots import font_family, new_figure, save_png
+    from ft_plugin.utils.plots import font_family, new_figure, save_png
 
     path = Path(path)
     clusters = report.clusters

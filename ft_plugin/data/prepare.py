@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ft_plugin.errors import DataError
-from ft_plugin.io import atomic_writer
+from ft_plugin.utils.io import atomic_writer
 
 from .cleaning import CleaningOptions, CleaningReport, clean_rows
 from .columns import check_columns

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ft_plugin.io import write_text_atomic
-from ft_plugin.plots import save_png
+from ft_plugin.utils.io import write_text_atomic
+from ft_plugin.utils.plots import save_png
 
 
 def _table(mapping: dict[str, Any], left: str, right: str) -> list[str]:
@@ -53,7 +53,7 @@ def markdown(report: dict[str, Any], plots: list[Path]) -> str:
 
 
 def _bar_plot(values: dict[str, int], title: str, path: Path) -> Path:
-    from ft_plugin.plots import new_figure
+    from ft_plugin.utils.plots import new_figure
 
     figure, axes = new_figure(6, 3.2)
     axes.bar(list(values), list(values.values()), color="tab:blue")
@@ -63,7 +63,7 @@ def _bar_plot(values: dict[str, int], title: str, path: Path) -> Path:
 
 
 def _length_histogram(lengths: list[int], sequence_len: int, path: Path) -> Path:
-    from ft_plugin.plots import new_figure
+    from ft_plugin.utils.plots import new_figure
 
     figure, axes = new_figure(6, 3.2)
     axes.hist(lengths, bins=min(40, max(5, len(set(lengths)))), color="tab:blue")

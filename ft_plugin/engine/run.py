@@ -121,8 +121,8 @@ def prepare_run(
     """
     from ft_plugin import models
     from ft_plugin.data import build_training_data
-    from ft_plugin.memory import reset_peak
     from ft_plugin.methods.lora_training import speed_up_lora_layers
+    from ft_plugin.utils.memory import reset_peak
 
     reset_peak()  # this run's peak memory, not an earlier run's in the same process
     recipe = loaded.recipe

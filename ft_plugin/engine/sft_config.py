@@ -18,13 +18,13 @@ from ft_plugin.config.schema.training import (
     optim_args_text,
 )
 from ft_plugin.errors import UserError
+from ft_plugin.rundir import RunDir
 
 # The precision rule lives below the methods layer (the estimate uses it too); its names
 # stay importable from here.
-from ft_plugin.precision import Precision as Precision
-from ft_plugin.precision import choose_precision as choose_precision
-from ft_plugin.precision import cpu_has_fast_bf16 as cpu_has_fast_bf16
-from ft_plugin.rundir import RunDir
+from ft_plugin.utils.precision import Precision as Precision
+from ft_plugin.utils.precision import choose_precision as choose_precision
+from ft_plugin.utils.precision import cpu_has_fast_bf16 as cpu_has_fast_bf16
 
 from .launch import distributed_arguments, fsdp_settings, world_size
 from .schedules import scheduler_arguments

@@ -227,7 +227,7 @@ def checkpoint_step(checkpoint: Path | str | None) -> int:
 
 def collect_metrics(trainer, output, data, wall, trainable, total, start_step) -> dict[str, Any]:  # noqa: ANN001
     """metrics.json of a finished run (DESIGN.md lists the keys)."""
-    from ft_plugin.memory import peak_memory_mb
+    from ft_plugin.utils.memory import peak_memory_mb
 
     history = trainer.state.log_history
     rows_seen, train_tokens = trainer.counts_across_processes()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from ft_plugin.text import CJK_CLASS, has_cjk
+from ft_plugin.utils.text import CJK_CLASS, has_cjk
 
 __all__ = [
     "UNPARSEABLE",
@@ -179,7 +179,7 @@ def plot_confusion_matrix(
         raise ValueError(f"confusion matrix does not fit {len(labels)} labels")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from ft_plugin.plots import new_figure, save_png
+    from ft_plugin.utils.plots import new_figure, save_png
 
     fig, ax = new_figure(1.5 + 0.9 * (len(labels) + 1), 1.2 + 0.8 * len(labels), dpi=120)
     image = ax.imshow(matrix, cmap="Blues", aspect="auto", vmin=0)

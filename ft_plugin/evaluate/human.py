@@ -116,7 +116,7 @@ def key_path_for(sheet: str | Path) -> Path:
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     """Write a UTF-8 CSV atomically (a temporary file in the same folder, then rename),
     every cell escaped (:func:`escape_cell`)."""
-    from ft_plugin.io import atomic_writer
+    from ft_plugin.utils.io import atomic_writer
 
     with atomic_writer(path, newline="") as f:
         writer = csv.writer(f)

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ft_plugin.plots import new_figure, save_png
 from ft_plugin.rundir import PREDICTIONS, REPORT
+from ft_plugin.utils.plots import new_figure, save_png
 
 from .tables import markdown, terminal_table
 
@@ -139,7 +139,7 @@ def write_eval_report(report: dict[str, Any], output: Path, *, results: dict[str
 def add_human_ratings(folder: Path, human: dict[str, Any]) -> Path:
     """Merge aggregated human ratings into an existing report (JSON and Markdown)."""
     from ft_plugin.errors import UserError
-    from ft_plugin.io import write_text_atomic
+    from ft_plugin.utils.io import write_text_atomic
 
     path = folder / REPORT
     if not path.is_file():

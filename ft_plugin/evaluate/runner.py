@@ -72,7 +72,7 @@ def evaluate_model(
     role: str = "target",
 ) -> ModelResult:
     """Every requested metric for one model (``role`` names it in the progress bar)."""
-    from ft_plugin.memory import peak_memory_mb
+    from ft_plugin.utils.memory import peak_memory_mb
 
     from .generation import generate_answers
 

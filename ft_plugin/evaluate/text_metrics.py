@@ -41,7 +41,7 @@ from nltk.stem import porter
 from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU, CHRF
 
-from ft_plugin.text import CJK_CLASS, has_cjk
+from ft_plugin.utils.text import CJK_CLASS, has_cjk
 
 __all__ = ["CJKTokenizer", "PooledStats", "TextScores", "contains_cjk", "generation_metrics",
            "row_text_scores"]  # fmt: skip

@@ -40,7 +40,7 @@ def _summary(loaded: Any, rounds: list[dict[str, Any]], wall_seconds: float) -> 
 
 def plot_rounds(rounds: list[dict[str, Any]], path: Any) -> None:
     """Global held-out loss and each client's training loss, by round."""
-    from ft_plugin.plots import new_figure, save_png
+    from ft_plugin.utils.plots import new_figure, save_png
 
     fig, axes = new_figure()
     numbers = [r["round"] for r in rounds]

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ft_plugin.io import write_text_atomic
+from ft_plugin.utils.io import write_text_atomic
 
 FEDERATED = "federated"
 

@@ -30,7 +30,7 @@ from flwr.serverapp.strategy import (
 )
 from flwr.supercore import log
 
-from ft_plugin.io import write_text_atomic
+from ft_plugin.utils.io import write_text_atomic
 
 from . import screening, weights
 from .layout import FederatedDir, round_line

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ft_plugin import models, registry
-from ft_plugin.precision import choose_precision
+from ft_plugin.utils.precision import choose_precision
 
 from .base import FineTuningMethod, count_parameters
 

@@ -92,7 +92,7 @@ def main(folder: Path) -> None:
     import os
 
     from ft_plugin.errors import UserError
-    from ft_plugin.noise import silence_third_party_noise
+    from ft_plugin.utils.noise import silence_third_party_noise
 
     from .access import access_for
     from .settings import read_space_config

@@ -33,7 +33,7 @@ def train_command(args: argparse.Namespace) -> int:
     from ft_plugin.config import load_recipe, parse_set_options, remote_code_notice
     from ft_plugin.engine import check_launch, is_main_process
     from ft_plugin.hub.publish import push_trained_run
-    from ft_plugin.noise import silence_third_party_noise
+    from ft_plugin.utils.noise import silence_third_party_noise
 
     silence_third_party_noise()
     check_launch()

@@ -1,7 +1,7 @@
 """Exact (blake2b) and near (MinHash LSH, datasketch) duplicate detection for cleaned rows.
 
 Near duplicates: MinHash over the cleaned text fields; shingles are lower-cased word
-3-grams for non-CJK text plus CJK characters (:mod:`ft_plugin.text`): single characters
+3-grams for non-CJK text plus CJK characters (:mod:`ft_plugin.utils.text`): single characters
 when the row holds fewer than 100 CJK characters (so that 1-2 changed characters in a
 30-character Chinese sentence keep Jaccard above 0.85), character bigrams from 100 on
 (single characters would make long unrelated texts look alike). LSH finds candidates, and
@@ -21,7 +21,7 @@ import re
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
-from ft_plugin.text import CJK_RUN_RE
+from ft_plugin.utils.text import CJK_RUN_RE
 
 if TYPE_CHECKING:
     from datasketch import MinHash

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ft_plugin.errors import UserError
-from ft_plugin.io import write_text_atomic
 from ft_plugin.rundir import RunDir
+from ft_plugin.utils.io import write_text_atomic
 
 from ..redaction import child_environment
 from .job_progress import eta_seconds, last_error_line, latest, log_tail, series
