@@ -3,7 +3,7 @@
     python benchmarks/attention_kernels.py
 
 - SDPA forward + backward of one causal row, math vs flash kernel, by row length
-  (``CPU_MATH_MAX_LEN`` in ft_plugin/attention.py is the crossover).
+  (``CPU_MATH_MAX_LEN`` in ft_plugin/speed/packed_attention.py is the crossover).
 - Attention over k packed rows of TFNS length: transformers' block-diagonal mask over
   the flattened micro-batch vs ``sdpa_packed`` (each row alone), k = 8 ... 48.
 - LoRA dropout on one [670, 576] bf16 input: ``nn.Dropout`` vs ``SharedInputDropout``.
@@ -83,7 +83,7 @@ def _block_mask_step(tensors: tuple[torch.Tensor, ...], mask: torch.Tensor) -> N
 
 
 def _per_row_step(tensors: tuple[torch.Tensor, ...], cu_seq_lens: torch.Tensor) -> None:
-    from ft_plugin.attention import packed_sdpa_attention
+    from ft_plugin.speed.packed_attention import packed_sdpa_attention
 
     out, _ = packed_sdpa_attention(_Attention(), *tensors, None, cu_seq_lens_q=cu_seq_lens)
     out.sum().backward()
@@ -111,7 +111,7 @@ def packed_rows() -> list[dict]:
 
 
 def dropout() -> dict:
-    from ft_plugin.methods.lora_training import SharedInputDropout
+    from ft_plugin.speed.lora_layers import SharedInputDropout
 
     x = torch.randn(670, 576, dtype=torch.bfloat16)
     torch_dropout, ours = torch.nn.Dropout(0.05).train(), SharedInputDropout(0.05).train()

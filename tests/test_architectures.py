@@ -13,7 +13,7 @@ from tiny import ARCHITECTURES, save_tiny_model, tiny_model, tiny_tokenizer
 from transformers import Gemma2Config, Gemma3TextConfig, Lfm2Config, LlamaConfig
 
 from ft_plugin import models
-from ft_plugin.attention import (
+from ft_plugin.speed.packed_attention import (
     PACKED_ATTENTION,
     _per_bucket,
     _per_row,

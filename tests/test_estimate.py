@@ -18,7 +18,7 @@ from ft_plugin.engine.run import count_parameters
 from ft_plugin.errors import UserError
 from ft_plugin.methods import estimate
 from ft_plugin.methods.estimate import MIB, estimate_training
-from ft_plugin.methods.lora_training import speed_up_lora_layers
+from ft_plugin.speed.lora_layers import speed_up_lora_layers
 from ft_plugin.utils import precision
 
 METHODS = ["lora", "dora", "ia3", "bottleneck", "freeze", "full", "llama-adapter", "qlora"]
@@ -180,9 +180,7 @@ def test_precision_rule_is_the_engines(tmp_path: Path, bf16: str, fp16: bool) ->
     recipe = tiny_recipe(tmp_path, "lora", bf16=bf16, fp16=str(fp16).lower()).recipe
     engine = sft_config.choose_precision(recipe, uses_peft=True)
     assert estimate_training(recipe).precision == engine.label
-    assert (
-        estimate.GRADIENT_CHECKPOINTING_MIN_PARAMS == sft_config.GRADIENT_CHECKPOINTING_MIN_PARAMS
-    )
+    assert estimate.choose_gradient_checkpointing is sft_config.choose_gradient_checkpointing
 
 
 def test_summary_reads_like_the_training_log(tmp_path: Path) -> None:

@@ -110,8 +110,11 @@ def test_no_import_cycle_between_packages() -> None:
 
     graph = grimp.build_graph("ft_plugin", include_external_packages=False)
 
-    def package(module: str) -> str:
-        return ".".join(module.split(".")[:2])
+    units = sorted(_layered_modules(), key=len, reverse=True)
+
+    def package(module: str) -> str:  # hub/ is split over two layers: each part is a unit
+        return next((u for u in units if module == u or module.startswith(u + ".")),
+                    ".".join(module.split(".")[:2]))  # fmt: skip
 
     edges: dict[str, set[str]] = {}
     for module in graph.modules:
@@ -131,13 +134,29 @@ def test_no_import_cycle_between_packages() -> None:
     assert cycles == []
 
 
-def test_architecture_md_names_every_layer_and_every_top_level_module() -> None:
+def _layered_modules() -> set[str]:
+    """Every module named in a layer of pyproject.toml's layers contract."""
     import tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
-    layered = {part.strip().split(".")[1] for layer in contract["layers"]
-               for part in layer.replace(":", "|").split("|")}  # fmt: skip
+    return {part.strip() for layer in contract["layers"]
+            for part in layer.replace(":", "|").split("|")}  # fmt: skip
+
+
+def test_every_module_of_a_package_split_over_layers_is_in_a_layer() -> None:
+    # import-linter only checks the modules it is told of: a new hub/ module outside
+    # the contract would be free to import anything.
+    modules = _layered_modules()
+    split = {m.rsplit(".", 1)[0] for m in modules if m.count(".") == 2}
+    assert split == {"ft_plugin.hub"}
+    hub = PACKAGE / "hub"
+    found = {f"ft_plugin.hub.{p.stem}" for p in hub.glob("*.py") if p.stem != "__init__"}
+    assert found - modules == set(), "add these to a layer in pyproject.toml"
+
+
+def test_architecture_md_names_every_layer_and_every_top_level_module() -> None:
+    layered = {module.split(".")[1] for module in _layered_modules()}
     top_level = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
                  if (path.suffix == ".py" and path.stem != "__init__")
                  or (path / "__init__.py").is_file()}  # fmt: skip
@@ -145,3 +164,23 @@ def test_architecture_md_names_every_layer_and_every_top_level_module() -> None:
     text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
     missing = sorted(m for m in layered if f"`{m}/`" not in text and f"`{m}.py`" not in text)
     assert missing == [], "ARCHITECTURE.md's layer table lacks these"
+
+
+def test_no_method_name_is_compared_outside_methods() -> None:
+    # A method answers for itself (methods/base.py): `adapter == "qlora"` elsewhere is
+    # knowledge a plugin method could not share.
+    from ft_plugin.registry import BUILTIN_METHODS
+
+    compared = []
+    for module, path in _modules():
+        if module.startswith("ft_plugin.methods"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            names = [c.value for o in operands for c in ast.walk(o)
+                     if isinstance(c, ast.Constant) and c.value in BUILTIN_METHODS]  # fmt: skip
+            if names:
+                compared.append(f"{module}:{node.lineno}: {', '.join(names)}")
+    assert compared == []

@@ -3,6 +3,7 @@ evaluation and for EWC's Fisher, its model-card usage, the recipes the Space sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -53,7 +54,7 @@ def trained_run(tmp_path: Path, adapter: str) -> tuple[object, Path, int]:
 def test_every_builtin_method_answers_what_callers_ask(name: str) -> None:
     method = registry.load_method(name)
     assert isinstance(method, FineTuningMethod) and method.name == name
-    assert method.takes_quantized_base is (name in ("lora", "qlora", "dora"))
+    assert method.takes_quantized_base is (name in ("lora", "qlora", "dora", "ia3"))
     assert method.uses_peft is (name not in ("full", "freeze"))
     usage = method.card_usage("me/run", "org/base")
     assert "```python" in usage and usage[-1] == ""
@@ -137,3 +138,50 @@ def test_the_space_lists_every_registered_method(plugin_method: str) -> None:
         assert recipe == "medical-lora" and dict(overrides)["adapter"] == name
     with pytest.raises(UserError, match="method: 'magic' is not one of"):
         builtin_recipe("medical", "magic")
+
+
+@pytest.mark.parametrize("bits", ["load_in_4bit", "load_in_8bit"])
+def test_ia3_trains_over_the_quantized_base_the_recipe_asks_for(tmp_path: Path, bits: str) -> None:
+    # The schema has always accepted ia3 with load_in_4bit / 8bit; the method loaded the
+    # base unquantized until it answered for itself.
+    import bitsandbytes as bnb
+
+    from ft_plugin import engine
+
+    prepared = engine.prepare_run(
+        tiny_recipe(tmp_path, "ia3", **{bits: "true"}), str(tmp_path / "r")
+    )
+    layer = bnb.nn.Linear4bit if bits == "load_in_4bit" else bnb.nn.Linear8bitLt
+    assert any(isinstance(m, layer) for m in prepared.trainer.model.modules())
+    result = engine.run(prepared)
+    assert result.metrics["steps"] == 3 and math.isfinite(result.metrics["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "adapter", "key", "says"),
+    [
+        ("load_in_4bit: true", "freeze", "load_in_4bit", "(lora, qlora, dora, ia3)"),
+        ("load_in_8bit: true", "qlora", "load_in_8bit", "qlora is 4-bit"),
+        ("reinit_weights: true", "ia3", "reinit_weights", "adapter ia3 saves only its own"),
+        ("lora_target_parameters: [mlp.experts]\nlora_dropout: 0", "dora", "adapter", "DoRA"),
+    ],
+)
+def test_a_method_refuses_the_keys_it_cannot_train_with(
+    tmp_path: Path, extra: str, adapter: str, key: str, says: str
+) -> None:
+    from ft_plugin.config import load_recipe
+    from ft_plugin.errors import RecipeError
+
+    tiny_recipe(tmp_path, adapter)
+    path = tmp_path / f"{adapter}.yaml"
+    path.write_text(
+        path.read_text().replace(f"adapter: {adapter}\n", f"adapter: {adapter}\n{extra}\n")
+    )
+    with pytest.raises(RecipeError) as raised:
+        load_recipe(str(path))
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 1 and f": {key}: " in lines[0] and says in lines[0]
+
+
+def test_qlora_implies_a_4bit_base(tmp_path: Path) -> None:
+    assert tiny_recipe(tmp_path, "qlora").recipe.load_in_4bit is True

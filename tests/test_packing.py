@@ -10,7 +10,7 @@ import torch
 from helpers import assert_packed_rows_match_rows_alone, tiny_recipe
 from tiny import tiny_llama
 
-from ft_plugin.attention import (
+from ft_plugin.speed.packed_attention import (
     PACKED_ATTENTION,
     _per_bucket,
     _per_row,

@@ -332,7 +332,7 @@ def test_train_says_whose_code_trust_remote_code_runs_before_any_model_loads(
 def test_an_hf_folder_brings_safetensors_and_json_but_no_code_or_pickles(
     hub: HubServer, tmp_path: Path
 ) -> None:
-    from ft_plugin.refs import resolve_folder
+    from ft_plugin.hub.refs import resolve_folder
 
     files = {
         "adapter_model.safetensors": b"\0" * 64,
@@ -359,7 +359,7 @@ def test_an_hf_folder_brings_safetensors_and_json_but_no_code_or_pickles(
 
 def test_ewc_on_a_hub_run_does_not_run_its_recipes_code(hub: HubServer, tmp_path: Path) -> None:
     from ft_plugin.continual.fisher import ensure_fisher
-    from ft_plugin.refs import resolve_folder
+    from ft_plugin.hub.refs import resolve_folder
 
     run = f"{DATA}base_model: team/coder\ntrust_remote_code: true\n"
     hub.add_repo("test-user/their-run", files={"recipe.yaml": run, "adapter_config.json": "{}"})

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny import tiny_llama
 
-from ft_plugin.methods.lora_training import SharedInputDropout, speed_up_lora_layers
+from ft_plugin.speed.lora_layers import SharedInputDropout, speed_up_lora_layers
 
 
 def test_dropout_keeps_the_expected_share_and_the_mean() -> None:
@@ -58,10 +58,10 @@ def test_compact_lm_head_scoring_gives_the_same_loss_and_gradients(
     from trl.kernels import chunked_logprob
     from trl.trainer.utils import add_fused_lm_head
 
-    from ft_plugin import trl_compat
+    from ft_plugin.speed import trl_lm_head
 
     assert hasattr(trl_utils, "_use_triton"), (
-        "TRL moved its compact-scoring switch: update trl_compat"
+        "TRL moved its compact-scoring switch: update speed/trl_lm_head.py"
     )
     ids = torch.randint(0, 250, (1, 400), generator=torch.Generator().manual_seed(3))
     labels = ids.clone()
@@ -70,9 +70,9 @@ def test_compact_lm_head_scoring_gives_the_same_loss_and_gradients(
     for compact in (False, True):
         with monkeypatch.context() as patch:
             if compact:
-                assert trl_compat.tune_fused_lm_head_for_cpu()
+                assert trl_lm_head.tune_fused_lm_head_for_cpu()
                 assert trl_utils._use_triton(torch.device("cpu"))
-                assert chunked_logprob.TOKEN_CHUNK_SIZE == trl_compat.CPU_TOKENS_PER_TILE
+                assert chunked_logprob.TOKEN_CHUNK_SIZE == trl_lm_head.CPU_TOKENS_PER_TILE
             else:  # TRL as shipped, whether or not an earlier test applied ours
                 patch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
                 patch.setattr(chunked_logprob, "TOKEN_CHUNK_SIZE", 4096)

@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from ft_plugin import refs, registry
+from ft_plugin import registry
 from ft_plugin.errors import RecipeError, UserError
+from ft_plugin.hub import refs
 
 from .axolotl import screen
 from .schema import Recipe

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ft_plugin import refs
 from ft_plugin.errors import RecipeError, UserError
+from ft_plugin.hub import refs
 
 from .schema import Recipe
 from .schema.model import BASE_REVISION_NAMES

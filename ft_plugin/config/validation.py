@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ft_plugin import refs, registry
+from ft_plugin import registry
 from ft_plugin.errors import RecipeError, RecipeErrors
+from ft_plugin.hub import refs
 
 from .schema import BUILTIN_DATASET_TYPES, Recipe
 from .schema.datasets import PROMPT_STYLES, STYLED_TYPES, split_prompt_style

@@ -137,7 +137,7 @@ def ewc_penalty_for(recipe: Any) -> Any:
         return None
 
     def build(model: Any) -> EwcPenalty:
-        from ft_plugin.refs import resolve_folder
+        from ft_plugin.hub.refs import resolve_folder
 
         previous = resolve_folder(recipe.ewc.previous or recipe.lora_model_dir)
         fisher, anchors = load_fisher(ensure_fisher(previous, samples=recipe.ewc.fisher_samples))

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ft_plugin import refs, registry
+from ft_plugin import registry
 from ft_plugin.errors import DataError, RecipeError
+from ft_plugin.hub import refs
 
 
 class _Strict(BaseModel):

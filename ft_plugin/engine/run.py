@@ -121,7 +121,7 @@ def prepare_run(
     """
     from ft_plugin import models
     from ft_plugin.data import build_training_data
-    from ft_plugin.methods.lora_training import speed_up_lora_layers
+    from ft_plugin.speed.lora_layers import speed_up_lora_layers
     from ft_plugin.utils.memory import reset_peak
 
     reset_peak()  # this run's peak memory, not an earlier run's in the same process
@@ -152,7 +152,7 @@ def prepare_run(
         quantization_config=method.quantization_config(recipe, compute_dtype(precision)),
     )  # fmt: skip
     if recipe.lora_model_dir:
-        from ft_plugin.refs import resolve_folder
+        from ft_plugin.hub.refs import resolve_folder
 
         model = method.start_from(model, recipe, resolve_folder(recipe.lora_model_dir))
     else:

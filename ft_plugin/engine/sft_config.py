@@ -22,6 +22,9 @@ from ft_plugin.rundir import RunDir
 
 # The precision rule lives below the methods layer (the estimate uses it too); its names
 # stay importable from here.
+from ft_plugin.utils.checkpointing import (
+    choose_gradient_checkpointing as choose_gradient_checkpointing,
+)
 from ft_plugin.utils.precision import Precision as Precision
 from ft_plugin.utils.precision import choose_precision as choose_precision
 from ft_plugin.utils.precision import cpu_has_fast_bf16 as cpu_has_fast_bf16
@@ -58,16 +61,6 @@ AXOLOTL_TO_SFT_IF_SET: dict[str, str] = {
     "optim_target_modules": "optim_target_modules",
     "accelerator_config": "accelerator_config",
 }
-
-# Gradient checkpointing recomputes activations (~20-30% slower). TRL turns it on by
-# default; we turn it on only where memory needs it: models of this size and up.
-GRADIENT_CHECKPOINTING_MIN_PARAMS = 1_000_000_000
-
-
-def choose_gradient_checkpointing(recipe: Recipe, total_params: int) -> bool:
-    if recipe.gradient_checkpointing == "auto":
-        return total_params >= GRADIENT_CHECKPOINTING_MIN_PARAMS
-    return bool(recipe.gradient_checkpointing)
 
 
 def checkpointing_arguments(

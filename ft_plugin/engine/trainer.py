@@ -139,7 +139,7 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
 
     from ft_plugin.callbacks import CountingTrainerMixin, LossWatchdog, PeakMemoryCallback
     from ft_plugin.callbacks.trackers import open_trackers
-    from ft_plugin.trl_compat import tune_fused_lm_head_for_cpu
+    from ft_plugin.speed.trl_lm_head import tune_fused_lm_head_for_cpu
 
     tune_fused_lm_head_for_cpu()
 

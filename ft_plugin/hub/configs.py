@@ -16,7 +16,7 @@ from typing import Literal
 from huggingface_hub import HfApi
 
 from ft_plugin.errors import UserError
-from ft_plugin.hub_calls import with_retries
+from ft_plugin.hub.calls import with_retries
 
 from .publish import PushResult
 

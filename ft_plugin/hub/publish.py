@@ -37,7 +37,7 @@ from typing import Any
 
 from ft_plugin import registry, rundir
 from ft_plugin.errors import UserError
-from ft_plugin.hub_calls import with_retries
+from ft_plugin.hub.calls import with_retries
 from ft_plugin.rundir import RunDir
 
 from .public import (

@@ -164,7 +164,7 @@ def push_space(repo_id: str, adapter_id: str, *, private: bool, train: bool = Fa
     returns the Space's URL. ``private`` has no default: its owner chooses who sees it."""
     from huggingface_hub import HfApi
 
-    from ft_plugin.hub_calls import with_retries
+    from ft_plugin.hub.calls import with_retries
 
     _check_repo_id(repo_id, "--repo-id")
     _check_repo_id(adapter_id, "--adapter")

@@ -68,6 +68,35 @@ class FineTuningMethod:
         """A `BitsAndBytesConfig` when the base must be loaded quantized, else None."""
         return None
 
+    def implied_keys(self, recipe: Recipe) -> dict[str, Any]:
+        """Recipe keys this method sets when the recipe leaves them unset (QLoRA: a 4-bit
+        base); the schema applies them as it validates the recipe."""
+        return {}
+
+    def recipe_problems(self, recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
+        """Keys of ``recipe`` this method cannot train with, as (key path, why) pairs; the
+        schema reports them beside every other problem of the recipe.
+
+        Example:
+            >>> from ft_plugin import registry
+            >>> from ft_plugin.config import Recipe
+            >>> recipe = Recipe.model_construct(load_in_4bit=True, load_in_8bit=False,
+            ...                                 reinit_weights=False)
+            >>> registry.load_method("full").recipe_problems(recipe)[0][0]
+            ('load_in_4bit',)
+        """
+        problems: list[tuple[tuple[str, ...], str]] = []
+        quantized = next((k for k in ("load_in_4bit", "load_in_8bit") if getattr(recipe, k)), None)
+        if quantized and not self.takes_quantized_base:
+            problems.append(((quantized,), f"{quantized} needs a PEFT adapter over the frozen "
+                             f"quantized base ({', '.join(_quantizable_methods())}); adapter: "
+                             f"{self.name} cannot train quantized weights"))  # fmt: skip
+        if getattr(recipe, "reinit_weights", False) and self.uses_peft:
+            problems.append((("reinit_weights",), "the random base weights would be lost: "
+                             f"adapter {self.name} saves only its own weights; write adapter: "
+                             "full (or freeze)"))  # fmt: skip
+        return problems
+
     def register_with_peft(self) -> None:
         """Teach PEFT this method's adapter type before PEFT reads a saved one; PEFT's own
         methods need nothing (a method PEFT lacks, such as bottleneck, overrides this)."""
@@ -294,3 +323,11 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
         total += count
         trainable += count if parameter.requires_grad else 0
     return trainable, total
+
+
+def _quantizable_methods() -> list[str]:
+    """The builtin methods that train over a quantized base (a plugin's are not imported)."""
+    from ft_plugin import registry
+
+    return [name for name in registry.BUILTIN_METHODS
+            if registry.load_method(name).takes_quantized_base]  # fmt: skip

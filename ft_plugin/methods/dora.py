@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .lora import LoraMethod
+
+if TYPE_CHECKING:
+    from ft_plugin.config import Recipe
 
 
 class DoraMethod(LoraMethod):
@@ -10,3 +15,10 @@ class DoraMethod(LoraMethod):
 
     name = "dora"
     use_dora = True
+
+    def recipe_problems(self, recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
+        problems = super().recipe_problems(recipe)
+        if recipe.lora_target_parameters:
+            problems.append((("adapter",), "DoRA cannot train lora_target_parameters "
+                             "(PEFT's ParamWrapper); use adapter: lora"))  # fmt: skip
+        return problems

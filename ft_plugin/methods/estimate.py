@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ft_plugin import models, registry
+from ft_plugin.utils.checkpointing import choose_gradient_checkpointing
 from ft_plugin.utils.precision import choose_precision
 
 from .base import FineTuningMethod, count_parameters
@@ -65,9 +66,6 @@ AUTOCAST_COPY_BYTES = 2  # autocast keeps a bf16/fp16 copy of each fp32 weight i
 # (measured as above: 1.6 in fp32, 1.4 under bf16 autocast).
 DORA_WEIGHT_COPIES = 2
 QUANTIZED_BYTES = {"load_in_4bit": 0.5, "load_in_8bit": 1.0}  # quantization constants left out
-# engine.sft_config.GRADIENT_CHECKPOINTING_MIN_PARAMS (methods may not import the engine;
-# tests/test_estimate.py keeps the two equal).
-GRADIENT_CHECKPOINTING_MIN_PARAMS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ def estimate_training(recipe: Recipe) -> TrainingEstimate:
     trainable, total = count_parameters(model)
     precision = choose_precision(recipe, method.uses_peft)  # the engine's rule
     half, base_bytes = precision.bf16 or precision.fp16, precision.load_dtype.itemsize
-    checkpointing = _gradient_checkpointing(recipe, total)
+    checkpointing = choose_gradient_checkpointing(recipe, total)
     quantized = _quantization(recipe, method)
     weights = _weight_bytes(model, base_bytes, quantized)
     if half:  # the fp32 weights that autocast casts: the adapters, or all of a fp32 model
@@ -164,7 +162,7 @@ def _config_folder(base_model: str, revision: str | None) -> str:
         return models.resolve_base_model(base_model, revision).path
     from huggingface_hub import hf_hub_download
 
-    from ft_plugin.hub_calls import hub_error, hub_exceptions
+    from ft_plugin.hub.calls import hub_error, hub_exceptions
 
     try:
         return str(Path(hf_hub_download(base_model, "config.json", revision=revision)).parent)
@@ -187,17 +185,11 @@ def _prepared_skeleton(
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=recipe.trust_remote_code)
         if not recipe.lora_model_dir:
             return method.prepare(model, recipe)
-        from ft_plugin.refs import resolve_folder
+        from ft_plugin.hub.refs import resolve_folder
 
         with warnings.catch_warnings():  # loading the adapter's weights into meta is a no-op
             warnings.simplefilter("ignore")
             return method.start_from(model, recipe, resolve_folder(recipe.lora_model_dir))
-
-
-def _gradient_checkpointing(recipe: Recipe, total: int) -> bool:
-    if recipe.gradient_checkpointing == "auto":
-        return total >= GRADIENT_CHECKPOINTING_MIN_PARAMS
-    return bool(recipe.gradient_checkpointing)
 
 
 def _quantization(recipe: Recipe, method: FineTuningMethod) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import FineTuningMethod
+from .bnb import bitsandbytes_config, kbit_ready
 
 if TYPE_CHECKING:
+    import torch
     from peft import IA3Config
     from transformers import PreTrainedModel
 
@@ -17,6 +19,12 @@ class IA3Method(FineTuningMethod):
     """Three vectors per layer: the smallest adapter PEFT offers."""
 
     name = "ia3"
+
+    def quantization_config(self, recipe: Recipe, compute_dtype: torch.dtype) -> Any | None:
+        return bitsandbytes_config(recipe, compute_dtype)  # PEFT's IA3 has 4- and 8-bit layers
+
+    def prepare(self, model: PreTrainedModel, recipe: Recipe) -> torch.nn.Module:
+        return super().prepare(kbit_ready(model), recipe)
 
     def peft_config(self, recipe: Recipe, model: PreTrainedModel) -> IA3Config:
         from peft import IA3Config

@@ -28,7 +28,7 @@ def choose_attention(recipe: Recipe) -> str | None:
 
     Packed rows need attention that stays inside each row without a quadratic mask over
     the whole micro-batch: flash-attn's varlen kernel on a CUDA GPU where it is installed,
-    else ``sdpa_packed`` (ft_plugin.attention). Axolotl's other kernel names run as
+    else ``sdpa_packed`` (ft_plugin.speed.packed_attention). Axolotl's other kernel names run as
     ``auto``, its flash ones as flash_attention_2 where flash-attn is installed (a Hub
     kernel is never downloaded: it would run code from the Hub).
     """
@@ -48,7 +48,7 @@ def choose_attention(recipe: Recipe) -> str | None:
     if choice == "auto" and recipe.sample_packing:
         choice = "flash_attention_2" if flash else "sdpa_packed"
     if choice == "sdpa_packed":
-        from ft_plugin.attention import register_packed_attention
+        from ft_plugin.speed.packed_attention import register_packed_attention
 
         register_packed_attention()
     return None if choice == "auto" else choice
@@ -138,7 +138,7 @@ def packing_fallback(recipe: Recipe, resolved: ResolvedModel) -> str | None:
             print(f"ft-plugin: {line}", file=sys.stderr)
             recipe = recipe.model_copy(update={"sample_packing": False})
     """
-    from ft_plugin.attention import packing_problem
+    from ft_plugin.speed.packed_attention import packing_problem
 
     if not recipe.sample_packing:
         return None
@@ -175,8 +175,8 @@ def load_model(
     asks for (`tokens`, `special_tokens`, `eot_tokens`, …: the new rows are kept as
     ``NEW_TOKEN_IDS``); the kernels `plugins:` names apply where they can.
     """
-    from ft_plugin.attention import packing_problem
     from ft_plugin.config.schema.model import ATTENTION_KERNELS
+    from ft_plugin.speed.packed_attention import packing_problem
 
     config = base_config(recipe, resolved)
     model_class, mismatch = model_class_for(recipe, config)

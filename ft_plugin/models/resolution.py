@@ -143,7 +143,7 @@ def resolve_base_model(base_model: str, revision: str | None = None) -> Resolved
         raise UserError(f"base_model: {base_model}: no such folder")
     from huggingface_hub import snapshot_download
 
-    from ft_plugin.hub_calls import hub_error, hub_exceptions
+    from ft_plugin.hub.calls import hub_error, hub_exceptions
 
     try:
         path = snapshot_download(

@@ -83,7 +83,7 @@ def resolve_target(target: str, *, cache_dir: Path) -> tuple[Path, bool]:
 
 
 def _download(repo_id: str) -> Path:
-    from ft_plugin.hub_calls import hub_error, hub_exceptions
+    from ft_plugin.hub.calls import hub_error, hub_exceptions
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))

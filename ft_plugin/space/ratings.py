@@ -322,7 +322,7 @@ def _score(name: str, value: Any) -> int:
 
 def hub_failure_reason(exc: BaseException) -> str:
     """Why a Hub call failed, in words a Space owner can act on; never the request headers."""
-    from ft_plugin.hub_calls import hub_reason
+    from ft_plugin.hub.calls import hub_reason
 
     return hub_reason(exc)
 

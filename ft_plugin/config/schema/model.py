@@ -33,7 +33,6 @@ BNB_CONFIG_KEYS = ("llm_int8_threshold", "llm_int8_skip_modules",
                    "bnb_4bit_quant_storage")  # fmt: skip
 BNB_OWN_KEYS = ("load_in_4bit", "load_in_8bit")
 # Methods whose result holds every weight: the only ones that keep what reinit_weights trains.
-REINIT_ADAPTERS = ("full", "freeze")
 
 
 def code_config_keys(overrides: Any, at: str = "") -> list[str]:
@@ -98,10 +97,6 @@ def model_key_clashes(data: dict[str, Any]) -> list[tuple[str, str]]:
     clashes += [(name, f"{value} contradicts {given[0][0]}: {given[0][1]}; both name the "
                        "revision of base_model: give one")
                 for name, value in given[1:] if value != given[0][1]]  # fmt: skip
-    adapter = data.get("adapter", "full")  # reinit_weights alone trains in full (_keys_agree)
-    if data.get("reinit_weights") is True and adapter not in REINIT_ADAPTERS:
-        clashes.append(("reinit_weights", f"the random base weights would be lost: adapter "
-                        f"{adapter} saves only its own weights; write adapter: full (or freeze)"))  # fmt: skip
     overrides = next((data[k] for k in MODEL_CONFIG_NAMES if isinstance(data.get(k), dict)), {})
     rope = overrides.get("rope_scaling")
     if data.get("rope_scaling") is not None and rope is not None and rope != data["rope_scaling"]:

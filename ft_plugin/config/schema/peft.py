@@ -31,10 +31,9 @@ def target_parameter_clashes(data: dict[str, Any]) -> list[tuple[str, str]]:
     if data.get("lora_init") not in (None, *PARAMETER_LORA_INITS):
         clashes.append(("lora_init", f"{data['lora_init']} reads a layer's weight, which an "
                         "expert parameter is not; write default or gaussian"))  # fmt: skip
-    dora = [k for k in ("peft_use_dora",) if data.get(k) is True]
-    dora += ["adapter"] * (data.get("adapter") == "dora")
-    clashes += [(key, "DoRA cannot train lora_target_parameters (PEFT's ParamWrapper); use "
-                      "adapter: lora") for key in dora]  # fmt: skip
+    if data.get("peft_use_dora") is True:  # adapter: dora answers for itself (methods/dora.py)
+        clashes.append(("peft_use_dora", "DoRA cannot train lora_target_parameters (PEFT's "
+                        "ParamWrapper); use adapter: lora"))  # fmt: skip
     return clashes
 
 

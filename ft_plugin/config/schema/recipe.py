@@ -6,6 +6,8 @@ extensions live under their own keys (``eval:``, ``hub:``, ``freeze:``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from .data_loading import DatasetsSection
@@ -16,8 +18,6 @@ from .hub import HubSection
 from .model import ModelSection
 from .peft import PeftSection
 from .training import TrainingSection
-
-QUANTIZED_ADAPTERS = ("lora", "qlora", "dora", "ia3")
 
 
 class Recipe(
@@ -49,24 +49,8 @@ class Recipe(
             found.append(
                 (("load_in_8bit",), "load_in_4bit and load_in_8bit are mutually exclusive")
             )
-        if self.adapter == "qlora" and self.load_in_8bit:
-            found.append(
-                (
-                    ("load_in_8bit",),
-                    "adapter: qlora is 4-bit; it cannot be combined with load_in_8bit: true",
-                )
-            )
-        quantized = (
-            "load_in_4bit" if self.load_in_4bit else "load_in_8bit" if self.load_in_8bit else None
-        )
-        if quantized and self.adapter not in QUANTIZED_ADAPTERS:
-            found.append(
-                (
-                    (quantized,),
-                    f"{quantized} needs a PEFT adapter over the frozen quantized base "
-                    f"({', '.join(QUANTIZED_ADAPTERS)}); adapter: {self.adapter} cannot train quantized weights",
-                )
-            )
+        if method := self._method():  # a method answers for its own keys (methods/)
+            found += method.recipe_problems(self)
         if self.fp16 and self.bf16 is True:
             found.append((("fp16",), "bf16 and fp16 are mutually exclusive"))
         if self.early_stopping_patience and not (self.val_set_size or self.test_datasets):
@@ -105,8 +89,16 @@ class Recipe(
         return Recipe.model_validate(data)
 
     @model_validator(mode="after")
-    def _qlora_implies_4bit(self) -> Recipe:
-        # QLoRA means a 4-bit base by definition (Axolotl requires the key; we imply it).
-        if self.adapter == "qlora" and not self.load_in_8bit and not self.load_in_4bit:
-            object.__setattr__(self, "load_in_4bit", True)
+    def _method_implies_keys(self) -> Recipe:
+        for key, value in (method.implied_keys(self) if (method := self._method()) else {}).items():
+            object.__setattr__(self, key, value)
         return self
+
+    def _method(self) -> Any | None:
+        """The method `adapter` names, or None for a name no one registered (validation
+        reports it with a suggestion)."""
+        from ft_plugin import registry
+
+        if self.adapter not in registry.method_names():
+            return None
+        return registry.load_method(self.adapter)

@@ -115,7 +115,7 @@ def download(ref: HubRef) -> Path:
     """Fetch the file (or take it from the cache) and return its local path."""
     from huggingface_hub import hf_hub_download
 
-    from ft_plugin.hub_calls import hub_error, hub_exceptions
+    from ft_plugin.hub.calls import hub_error, hub_exceptions
 
     try:
         return Path(
@@ -161,7 +161,7 @@ def resolve_folder(reference: str) -> Path:
         return folder
     from huggingface_hub import snapshot_download
 
-    from ft_plugin.hub_calls import hub_error, hub_exceptions
+    from ft_plugin.hub.calls import hub_error, hub_exceptions
 
     ref = parse_hub_ref(reference.rstrip("/") + "/.")
     inside = posixpath.normpath(ref.path)  # "." for the whole repo, else a folder in it
