@@ -41,7 +41,43 @@ def _chat_rows(entry: dict[str, Any], rows: int) -> list[dict[str, Any]]:
     return out
 
 
+def _preference_rows(entry: dict[str, Any], rows: int) -> list[dict[str, Any]]:
+    """Pairs (or KTO's judged answers) in the columns the entry's preference type reads."""
+    kind = str(entry["type"])
+    worse = "I cannot say."
+    if kind.startswith("chat_template."):
+        mappings = dict(entry.get("message_property_mappings") or {})
+        role_key, content_key = mappings.get("role", "role"), mappings.get("content", "content")
+        roles = entry.get("roles") or {}
+        name = {r: (roles.get(r) or [r])[0] for r in ("system", "user", "assistant")}
+
+        def turn(role: str, text: str) -> dict[str, str]:
+            return {role_key: name[role], content_key: text}
+
+        out = []
+        for i in range(rows):
+            prompt = [turn("system", "You answer briefly."), turn("user", QUESTIONS[i % 4])]
+            chosen, rejected = turn("assistant", ANSWERS[i % 4]), turn("assistant", worse)
+            if kind == "chat_template.default":
+                out.append({entry.get("field_messages") or "messages": prompt,
+                            entry.get("field_chosen") or "chosen": chosen,
+                            entry.get("field_rejected") or "rejected": rejected})  # fmt: skip
+            else:  # argilla forms: whole conversations
+                out.append({"chosen": [*prompt, chosen], "rejected": [*prompt, rejected]})
+        return out
+    if entry.get("_kto"):
+        return [{"instruction": QUESTIONS[i % 4], "question": QUESTIONS[i % 4],
+                 "prompt": QUESTIONS[i % 4], "completion": ANSWERS[i % 4] if i % 2 else worse,
+                 "label": bool(i % 2)} for i in range(rows)]  # fmt: skip
+    return [{"question": QUESTIONS[i % 4], "prompt": QUESTIONS[i % 4], "system": "Be brief.",
+             "instruction": QUESTIONS[i % 4], "input": QUESTIONS[i % 4],
+             "chosen": ANSWERS[i % 4], "rejected": worse, "chosen_response": ANSWERS[i % 4],
+             "rejected_response": worse} for i in range(rows)]  # fmt: skip
+
+
 def _rows(entry: dict[str, Any], rows: int) -> list[dict[str, Any]]:
+    if "." in str(entry.get("type") or "") and not str(entry["type"]).endswith((".yaml", ".yml")):
+        return _preference_rows(entry, rows)
     kind = str(entry.get("type") or "alpaca").split(":")[0]
     if kind == "chat_template":
         return _chat_rows(entry, rows)
@@ -66,7 +102,8 @@ def swapped(config: Path, folder: Path, base_model: str = EMBEDDED, rows: int = 
             if not isinstance(entry, dict):
                 continue
             path = folder / f"{group}-{index}.jsonl"
-            lines = [json.dumps(row, ensure_ascii=False) for row in _rows(entry, rows)]
+            shape = {**entry, "_kto": data.get("rl") == "kto"}
+            lines = [json.dumps(row, ensure_ascii=False) for row in _rows(shape, rows)]
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             entry["path"] = str(path)
             for hub_only in ("data_files", "name", "revision"):  # they name files of a Hub repo

@@ -75,10 +75,9 @@ def test_axolotl_example_validates_with_only_model_and_data_changed(
     [
         ("llama-3-vision-lora-11b.yaml", "processor_type: a vision or audio model"),
         ("nemotron-diffusion-lora-smoke.yaml", "diffusion_lm: a diffusion language model"),
-        ("dpo.yaml", "rl: preference, reward and RL training (rl:) arrive with issue 32"),
     ],
 )
-def test_vision_diffusion_and_preference_configs_are_refused_in_one_line(
+def test_vision_and_diffusion_configs_are_refused_in_one_line(
     name: str, says: str, tmp_path: Path
 ) -> None:
     config = Path(__file__).parent / "axolotl_refused" / name

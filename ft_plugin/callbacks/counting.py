@@ -25,6 +25,9 @@ def batch_rows_and_tokens(inputs: dict[str, Any]) -> tuple[int, int]:
     if "attention_mask" in inputs:
         mask = inputs["attention_mask"]
         return int(mask.shape[0]), int(mask.sum())
+    if "chosen_attention_mask" in inputs:  # ORPO / CPO pairs: each answer holds its prompt
+        chosen, rejected = inputs["chosen_attention_mask"], inputs["rejected_attention_mask"]
+        return int(chosen.shape[0]), int(chosen.sum()) + int(rejected.sum())
     positions = inputs["position_ids"]
     return int((positions == 0).sum()), int(positions.numel())
 
@@ -34,10 +37,13 @@ class CountingTrainerMixin:
 
     rows_seen: int = 0
     tokens_seen: int = 0
+    #: Collated rows per training example: 2 where a trainer stacks a pair's chosen and
+    #: rejected answers as two rows (TRL's DPOTrainer), so that rows count pairs.
+    rows_per_example: int = 1
 
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         rows, tokens = batch_rows_and_tokens(inputs)
-        self.rows_seen += rows
+        self.rows_seen += rows // self.rows_per_example
         self.tokens_seen += tokens
         return super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
 

@@ -19,6 +19,7 @@ from ft_plugin.hub import refs
 
 from .schema import BUILTIN_DATASET_TYPES, Recipe
 from .schema.datasets import PROMPT_STYLES, STYLED_TYPES, split_prompt_style
+from .schema.preference import KTO_TYPES, PAIR_TYPES
 from .yaml_source import Located, Origin
 
 
@@ -159,6 +160,8 @@ def _stage_errors(doc: Located, recipe: Recipe, shown: str) -> list[RecipeError]
 def known_dataset_type(kind: str) -> bool:
     """True for a row shape (with Axolotl's prompt style, `alpaca:chat`), a registered
     template name, or a template file reference."""
+    if kind in (*PAIR_TYPES, *KTO_TYPES):  # preference rows (rl:)
+        return True
     kind = split_prompt_style(kind)[0]
     return (
         kind in BUILTIN_DATASET_TYPES

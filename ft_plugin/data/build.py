@@ -59,6 +59,10 @@ def build_training_data(
         >>> sorted(data.train.column_names)
         ['completion', 'prompt']
     """
+    if recipe.rl:  # preference pairs (or KTO's judged answers), rendered as TRL reads them
+        from .preferences import build_preference_data
+
+        return build_preference_data(recipe, tokenizer)
     if is_streaming(recipe):
         from .streaming import streamed_training_data
 

@@ -21,6 +21,7 @@ from ft_plugin.methods.base import count_parameters
 from ft_plugin.rundir import RunDir
 
 from .launch import is_main_process, launch_notes, quiet
+from .preference import drop_reference_adapter
 from .sft_config import choose_precision, compute_dtype
 from .trainer import checkpoint_step, collect_metrics, make_trainer, resume_point
 
@@ -209,6 +210,7 @@ def run(prepared: PreparedRun) -> RunResult:
     )  # a signal, or the loss watchdog (with its reason)
     if stopped:
         metrics["stopped"] = stopped
+    drop_reference_adapter(trainer.model)  # a preference run's frozen reference (rl:)
     save_final(trainer, run_dir)
     if main:
         trainer.processing_class.save_pretrained(str(run_dir))

@@ -236,22 +236,18 @@ def packing_arguments(recipe: Recipe) -> dict[str, Any]:
     return {"packing": False, "padding_free": False, "max_length": recipe.sequence_len, **common}
 
 
-def build_sft_config(
+def training_arguments(
     recipe: Recipe,
     run_dir: Path,
     *,
     precision: Precision,
     gradient_checkpointing: bool,
     has_eval: bool,
-) -> SFTConfig:
-    """The `SFTConfig` for a recipe: the table above plus derived settings.
-
-    transformers' own refusals of a combination (e.g. load-best with unaligned evaluation
-    and save steps) come back as one line naming the keys' values.
-    """
+) -> dict[str, Any]:
+    """TrainingArguments' fields every trainer of a run shares (SFT and preference): the
+    table above plus derived settings."""
     import torch
     from transformers.utils import is_torch_tf32_available
-    from trl import SFTConfig
 
     from ft_plugin.callbacks.trackers import report_targets
 
@@ -265,16 +261,13 @@ def build_sft_config(
         max_steps=recipe.max_steps or -1,
         optim=resolve_optimizer(recipe.optimizer, cuda)[0],
         optim_args=optim_args_text(recipe.optim_args),
-        loss_type="dft" if recipe.use_dft else "nll",
         bf16=precision.bf16,
         fp16=precision.fp16,
         tf32=choose_tf32(recipe, is_torch_tf32_available()),
         use_cpu=not cuda,  # transformers refuses CPU bf16 without it
-        completion_only_loss=not recipe.train_on_inputs,
         report_to=report_targets(recipe),
         run_name=recipe.wandb_name or recipe.wandb_run_id,
         **checkpointing_arguments(recipe, gradient_checkpointing),
-        **packing_arguments(recipe),
         **schedule_arguments(recipe, has_eval),
         **scheduler_arguments(recipe),
         **sampling_arguments(recipe),
@@ -288,10 +281,37 @@ def build_sft_config(
         save_only_model=False,
         logging_first_step=True,
     )
+    return kwargs
+
+
+def checked_config(config_class: type, kwargs: dict[str, Any]) -> Any:
+    """``config_class(**kwargs)``; transformers' refusal of a combination of settings (e.g.
+    load-best with unaligned evaluation and save steps) comes back as one line."""
     try:
-        return SFTConfig(**kwargs)
-    except ValueError as exc:  # transformers' check of a combination of settings
+        return config_class(**kwargs)
+    except ValueError as exc:
         raise UserError(f"training settings: {str(exc).strip().splitlines()[0]}") from None
+
+
+def build_sft_config(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    precision: Precision,
+    gradient_checkpointing: bool,
+    has_eval: bool,
+) -> SFTConfig:
+    """The `SFTConfig` for a recipe: the shared training arguments, the loss and packing."""
+    from trl import SFTConfig
+
+    kwargs = training_arguments(recipe, run_dir, precision=precision,
+                                gradient_checkpointing=gradient_checkpointing, has_eval=has_eval)  # fmt: skip
+    kwargs.update(
+        loss_type="dft" if recipe.use_dft else "nll",
+        completion_only_loss=not recipe.train_on_inputs,
+        **packing_arguments(recipe),
+    )
+    return checked_config(SFTConfig, kwargs)
 
 
 def compute_dtype(precision: Precision) -> torch.dtype:

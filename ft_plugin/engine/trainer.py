@@ -15,6 +15,13 @@ from ft_plugin.errors import UserError
 from ft_plugin.rundir import TRAINER_STATE, RunDir
 
 from .launch import is_main_process
+from .preference import (
+    STACKED_PAIRS,
+    build_preference_config,
+    reference_model,
+    reward_metrics,
+    trainer_classes,
+)
 from .run_notes import run_notes
 from .schedules import LambdaScheduleTrainerMixin, lambda_schedule
 from .sft_config import build_sft_config, choose_gradient_checkpointing
@@ -144,7 +151,8 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
     tune_fused_lm_head_for_cpu()
 
     has_eval = data.eval is not None
-    args = build_sft_config(
+    build_config = build_preference_config if recipe.rl else build_sft_config
+    args = build_config(
         recipe, run_dir, precision=precision,
         gradient_checkpointing=choose_gradient_checkpointing(recipe, total), has_eval=has_eval,
     )  # fmt: skip
@@ -160,16 +168,22 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
         callbacks.append(
             LossWatchdog(recipe.loss_watchdog_threshold, recipe.loss_watchdog_patience)
         )
-    mixins = (CountingTrainerMixin, PackingTrainerMixin, FullFinalSaveMixin,
-              LambdaScheduleTrainerMixin,
+    packing = () if recipe.rl else (PackingTrainerMixin,)  # TRL's preference trainers pad
+    mixins = (CountingTrainerMixin, *packing, FullFinalSaveMixin, LambdaScheduleTrainerMixin,
               *((PenaltyTrainerMixin,) if penalty is not None else ()))  # fmt: skip
     settings = {
         "lr_schedule": lambda_schedule(recipe),
         "pack_sequentially": bool(recipe.sample_packing_sequentially),
         "eval_padded": recipe.eval_sample_packing is False,
         "eval_pad_to": recipe.sequence_len if recipe.pad_to_sequence_len else None,
+        "rows_per_example": 2 if recipe.rl in STACKED_PAIRS else 1,
     }
-    trainer_class = type("FtPluginTrainer", (*mixins, SFTTrainer), settings)
+    base_trainer, extra = SFTTrainer, {}
+    if recipe.rl:
+        base_trainer = trainer_classes(recipe.rl)[0]
+        if (reference := reference_model(recipe, model)) is not None:
+            extra["ref_model"] = reference
+    trainer_class = type("FtPluginTrainer", (*mixins, base_trainer), settings)
     session = open_trackers(recipe)  # before the trainer: its WandbCallback reads them
     try:
         trainer = trainer_class(
@@ -179,6 +193,7 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
             eval_dataset=data.eval,
             processing_class=tokenizer,
             callbacks=callbacks,
+            **extra,
         )
     except BaseException:
         session.close()
@@ -255,11 +270,13 @@ def collect_metrics(trainer, output, data, wall, trainable, total, start_step) -
     if data.eval is not None:
         eval_loss = _final_eval_loss(trainer, history)
         metrics["eval_loss"] = round(float(eval_loss), 6)
-        if trainer.args.loss_type != "dft":  # a DFT loss is no cross-entropy to exponentiate
+        if getattr(trainer.args, "loss_type", None) == "nll":  # a cross-entropy (not DFT, DPO)
             metrics["eval_perplexity"] = round(math.exp(min(eval_loss, 50.0)), 4)
     last_logged = [h for h in history if "loss" in h]
     if last_logged:
         metrics["final_logged_loss"] = last_logged[-1]["loss"]
+    if rewards := reward_metrics(history):  # preference runs (rl:)
+        metrics["rewards"] = rewards
     return metrics
 
 
@@ -275,6 +292,6 @@ def _final_eval_loss(trainer: Any, history: list[dict[str, Any]]) -> float:
 
 
 def _packing_label(args: Any) -> str:
-    if args.packing:
+    if getattr(args, "packing", False):
         return f"bins of {args.max_length} tokens"
-    return "rows, padding-free" if args.padding_free else "none (padded batches)"
+    return "rows, padding-free" if getattr(args, "padding_free", False) else "none (padded batches)"

@@ -47,9 +47,9 @@ GATES = (
     (("diffusion", "diffusion_lm", "diffusion_decision"),
      "a diffusion language model: ft-plugin trains autoregressive causal language models; "
      "diffusion training is not supported (use Axolotl for it)"),
-    (("rl", "reward_model", "process_reward_model", "ebft"),
-     "preference, reward and RL training (rl:) arrive with issue 32; remove it to train "
-     "supervised fine-tuning on the same base model"),
+    (("reward_model", "process_reward_model", "ebft"),
+     "reward-model and online RL training are not supported; preference tuning is: "
+     "rl: dpo, ipo, orpo, kto or simpo"),
 )  # fmt: skip
 
 

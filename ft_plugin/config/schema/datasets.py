@@ -152,6 +152,14 @@ class DatasetSection(Section):
     field_messages: str | None = Field(
         None, description="Column holding the chat messages list (default `messages`)."
     )
+    field_chosen: str | None = Field(
+        None, description="Preference rows (`chat_template.*`): the chosen answer's column "
+        "(default `chosen`): a string, a message, or a conversation whose last turn counts."
+    )  # fmt: skip
+    field_rejected: str | None = Field(
+        None, description="Preference rows (`chat_template.*`): the rejected answer's column "
+        "(default `rejected`)."
+    )  # fmt: skip
     field_text: str | None = Field(None, description="Column holding raw text (`completion`).")
     field: str | None = Field(
         None, description="Axolotl's name for the raw-text column of `completion` rows."

@@ -17,12 +17,14 @@ from .federated import FederatedSection
 from .hub import HubSection
 from .model import ModelSection
 from .peft import PeftSection
+from .preference import PreferenceSection
 from .training import TrainingSection
 
 
 class Recipe(
     ModelSection,
     PeftSection,
+    PreferenceSection,
     DatasetsSection,
     TrainingSection,
     EvaluationSection,
@@ -79,6 +81,7 @@ class Recipe(
         if self.ewc and not (self.ewc.previous or self.lora_model_dir):
             found.append((("ewc",), "needs the run to protect: set ewc.previous or lora_model_dir"))
         found += self.training_contradictions()
+        found += self.preference_contradictions()
         return found
 
     def for_stage(self, index: int, group: str = "stages") -> Recipe:

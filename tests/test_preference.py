@@ -1,0 +1,230 @@
+"""Preference tuning (`rl:`): Axolotl's preference dataset types rendered as Axolotl
+renders them, every rl: method training on TRL's trainer, rewards in metrics.json, and
+the mistakes a user makes refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from axolotl_configs import swapped
+from tiny import save_tiny_model, tiny_tokenizer
+
+from ft_plugin import engine
+from ft_plugin.config import load_recipe
+from ft_plugin.config.schema import DatasetSection
+from ft_plugin.config.schema.preference import KTO_TYPES, PAIR_TYPES
+from ft_plugin.data.preferences import KTO_FIELDS, PAIR_FIELDS, PreferenceRenderer, preference_rows
+from ft_plugin.errors import RecipeError
+
+CHATML_Q = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def render(kind: str, row: dict, kto: bool = False, **keys: object) -> dict:
+    spec = DatasetSection(path="x", type=kind, **keys)
+    rows, dropped = preference_rows([row], spec, PreferenceRenderer(spec, tiny_tokenizer(), None),
+                                    kto)  # fmt: skip
+    assert not dropped, dropped
+    return rows[0]
+
+
+def test_every_declared_type_has_a_reader() -> None:
+    fixed = {t.split(".", 1)[1] for t in PAIR_TYPES if not t.startswith("chat_template.")}
+    assert fixed == set(PAIR_FIELDS)
+    assert {t.split(".", 1)[1] for t in KTO_TYPES} == set(KTO_FIELDS)
+
+
+def test_chatml_intel_is_axolotls_text() -> None:
+    row = render("chatml.intel", {"system": "Be brief.", "question": "What is 2+2?",
+                                  "chosen": "4", "rejected": "5"})  # fmt: skip
+    assert row == {
+        "prompt": "<|im_start|>system\nBe brief.<|im_end|>\n" + CHATML_Q,
+        "chosen": "4<|im_end|>",
+        "rejected": "5<|im_end|>",
+    }
+
+
+def test_llama3_prompt_pairs_is_axolotls_text() -> None:
+    row = render("llama3.prompt_pairs", {"prompt": "Hi", "chosen": "Hello", "rejected": "Go"})
+    assert row["prompt"] == ("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                             "<|start_header_id|>assistant<|end_header_id|>\n\n")  # fmt: skip
+    assert (row["chosen"], row["rejected"]) == ("Hello<|eot_id|>", "Go<|eot_id|>")
+
+
+def test_chat_template_default_maps_columns_keys_and_roles() -> None:
+    row = render(
+        "chat_template.default",
+        {"conversation": [{"from": "human", "value": "What is 2+2?"}],
+         "good": {"from": "gpt", "value": "4"}, "bad": {"from": "gpt", "value": "5"}},
+        field_messages="conversation", field_chosen="good", field_rejected="bad",
+        message_property_mappings={"role": "from", "content": "value"},
+        roles={"user": ["human"], "assistant": ["gpt"]},
+    )  # fmt: skip
+    assert row["prompt"] == CHATML_Q  # the tiny tokenizer's template is ChatML
+    assert (row["chosen"], row["rejected"]) == ("4<|im_end|>", "5<|im_end|>")
+
+
+def test_chat_template_argilla_takes_the_prompt_from_the_conversation() -> None:
+    ask = {"role": "user", "content": "What is 2+2?"}
+    row = render("chat_template.argilla", {
+        "chosen": [ask, {"role": "assistant", "content": "4"}],
+        "rejected": [ask, {"role": "assistant", "content": "5"}],
+    })  # fmt: skip
+    assert row == {"prompt": CHATML_Q, "chosen": "4<|im_end|>", "rejected": "5<|im_end|>"}
+
+
+def test_kto_argilla_keeps_the_label() -> None:
+    row = render("chatml.argilla", {"instruction": "What is 2+2?", "completion": "5",
+                                    "label": False}, kto=True)  # fmt: skip
+    assert row == {"prompt": CHATML_Q, "completion": "5<|im_end|>", "label": False}
+
+
+def test_rows_without_an_answer_are_dropped_and_counted() -> None:
+    spec = DatasetSection(path="x", type="chatml.intel")
+    rows, dropped = preference_rows(
+        [{"question": "Q", "chosen": "A", "rejected": ""}, {"question": "Q", "chosen": "A"}],
+        spec, PreferenceRenderer(spec, None, None),
+    )  # fmt: skip
+    assert rows == [] and dropped == {"missing_or_empty_field": 2}
+
+
+def write_recipe(tmp_path: Path, body: str) -> Path:
+    model = tmp_path / "m"
+    if not model.exists():
+        save_tiny_model(model)
+    path = tmp_path / "r.yaml"
+    path.write_text(f"base_model: {model}\n{body}", encoding="utf-8")
+    return path
+
+
+def one_line_error(path: Path) -> str:
+    with pytest.raises(RecipeError) as raised:
+        load_recipe(str(path))
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("rl: grpo\ndatasets:\n  - path: p.jsonl\n    type: chatml.intel\n",
+         "rl: grpo: online RL (GRPO) generates answers"),
+        ("rl: dpo\ndatasets:\n  - path: p.jsonl\n    type: alpaca\n",
+         "datasets.0.type: alpaca is not a preference dataset type; rl: dpo reads pairs"),
+        ("rl: kto\ndatasets:\n  - path: p.jsonl\n    type: chatml.icr\n",
+         "chatml.icr is not a KTO dataset type"),
+        ("datasets:\n  - path: p.jsonl\n    type: chatml.intel\n",
+         "chatml.intel is a preference dataset type: set rl: dpo"),
+        ("rl_beta: 0.2\ndatasets:\n  - path: p.jsonl\n", "rl_beta: is read only with rl:"),
+    ],
+)  # fmt: skip
+def test_preference_mistakes_are_refused_in_one_line(tmp_path: Path, body: str, says: str) -> None:
+    assert says in one_line_error(write_recipe(tmp_path, body))
+
+
+PAIRS = [{"system": "Be brief." if i % 2 else "", "question": f"What is {i}+{i}?",
+          "chosen": f"{2 * i}.", "rejected": f"I do not know {i}."} for i in range(24)]  # fmt: skip
+JUDGED = [{"instruction": f"What is {i}+{i}?", "completion": f"{2 * i}." if i % 2 else "no idea",
+           "label": bool(i % 2)} for i in range(24)]  # fmt: skip
+
+
+def preference_run(tmp_path: Path, rl: str, adapter: str = "lora") -> dict:
+    rows, kind = (JUDGED, "chatml.argilla") if rl == "kto" else (PAIRS, "chatml.intel")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    path = write_recipe(
+        tmp_path,
+        f"""adapter: {adapter}
+rl: {rl}
+datasets:
+  - path: {data}
+    type: {kind}
+val_set_size: 4
+sequence_len: 128
+micro_batch_size: 2
+max_steps: 3
+learning_rate: 1.0e-3
+logging_steps: 1
+eval_steps: 3
+report_to: none
+bf16: false
+lora_r: 4
+lora_alpha: 8
+""",
+    )
+    result = engine.run(engine.prepare_run(load_recipe(str(path)), str(tmp_path / "run")))
+    assert result.metrics == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    return result.metrics
+
+
+@pytest.mark.parametrize(
+    ("rl", "adapter"),
+    [("dpo", "lora"), ("ipo", "lora"), ("orpo", "lora"), ("kto", "lora"), ("simpo", "lora"),
+     ("dpo", "full")],
+)  # fmt: skip
+def test_every_rl_method_trains_and_reports_rewards(tmp_path: Path, rl: str, adapter: str) -> None:
+    metrics = preference_run(tmp_path, rl, adapter)
+    assert metrics["steps"] == 3 and metrics["train_rows"] == 20 and metrics["eval_rows"] == 4
+    assert metrics["rows_per_step"] == 2.0  # pairs (or judged answers), not stacked rows
+    for split in ("train", "eval"):
+        rewards = metrics["rewards"][split]
+        assert {"chosen", "margin"} <= set(rewards)
+        if rl != "kto":  # KTO logs no pairwise accuracy
+            assert 0.0 <= rewards["accuracy"] <= 1.0
+            assert rewards["margin"] == pytest.approx(
+                rewards["chosen"] - rewards["rejected"], abs=1e-5
+            )
+    run = tmp_path / "run"
+    saved = "adapter_model.safetensors" if adapter == "lora" else "model.safetensors"
+    assert (run / saved).is_file() and not (run / "ref").exists()  # no reference copy kept
+
+
+def test_dpo_moves_the_policy_towards_the_chosen_answers(tmp_path: Path) -> None:
+    # A full DPO step on a random tiny model: the margin grows from 0 (the policy starts
+    # equal to its reference) and the held-out pairs agree.
+    metrics = preference_run(tmp_path, "dpo", "full")
+    assert metrics["rewards"]["eval"]["margin"] > 0.05
+    assert metrics["rewards"]["eval"]["accuracy"] == 1.0
+
+
+def test_axolotls_own_dpo_example_validates_as_written(tmp_path: Path) -> None:
+    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    save_tiny_model(tmp_path / "m")
+    loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(tmp_path / "m"))))
+    recipe = loaded.recipe
+    assert recipe.rl == "dpo" and recipe.adapter == "lora" and recipe.load_in_8bit
+    assert recipe.datasets[0].type == "chat_template.default"
+    assert recipe.datasets[0].field_messages == "conversation"
+    assert all("swanlab" in note for note in loaded.notes)  # only its tracker has no effect
+
+
+@pytest.mark.e2e
+def test_axolotls_own_dpo_example_trains_as_written(tmp_path: Path) -> None:
+    # Axolotl's DPO example (Llama 3 chat template, LoRA over an 8-bit base, 4 epochs of
+    # fozziethebeat/alpaca_messages_2k_dpo_test's shape), on a tiny model with a BOS token
+    # for the Llama 3 template to write.
+    from transformers import AutoTokenizer
+
+    model = save_tiny_model(tmp_path / "m")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.bos_token = "<|endoftext|>"
+    tokenizer.save_pretrained(model)
+    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(model))))
+    result = engine.run(engine.prepare_run(loaded, str(tmp_path / "run")))
+    assert result.metrics["train_rows"] == 38 and result.metrics["eval_rows"] == 2
+    assert result.metrics["steps"] == 20  # 4 epochs of 38 pairs, 2 per micro-batch × 4
+    assert result.metrics["rewards"]["eval"]["accuracy"] >= 0.5
+
+
+def test_a_chat_template_that_fails_on_every_pair_says_why(tmp_path: Path) -> None:
+    from ft_plugin.data import build_training_data
+    from ft_plugin.errors import DataError
+
+    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    save_tiny_model(tmp_path / "m")  # no BOS token: Llama 3's template cannot render
+    loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(tmp_path / "m"))))
+    with pytest.raises(DataError, match="no usable rows for type chat_template.default.*bos_token"):
+        build_training_data(loaded.recipe, tiny_tokenizer())
