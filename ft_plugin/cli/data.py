@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ft_plugin.config.options import add_set
 from ft_plugin.errors import UserError
@@ -47,6 +47,79 @@ def add_parser(commands: Commands) -> None:
     prepare.add_argument("--seed", type=int, default=42)
     add_set(prepare)
     prepare.set_defaults(handler=_prepare)
+    _add_preferences_parser(actions)
+
+
+def _add_preferences_parser(actions: argparse._SubParsersAction) -> None:
+    pairs = actions.add_parser(
+        "preferences",
+        help="build preference pairs for rl: dpo from Space ratings, rating sheets or a model",
+        description="Pairs in Axolotl's chat_template.default shape (messages, chosen, "
+        "rejected), with OUTPUT.report.json: rows in, pairs out, and why rows were dropped.",
+    )
+    pairs.add_argument(
+        "--from", dest="source", required=True, action="append", metavar="SOURCE",
+        help="a Space's data folder or ratings.jsonl; filled rating sheets (.csv, repeatable); "
+        "or, with --rejected-from, SFT rows (a file or builtin:NAME)",
+    )  # fmt: skip
+    pairs.add_argument("--output", required=True, help="pairs, JSON Lines")
+    pairs.add_argument("--adapter", help="ratings: only those of this served adapter")
+    pairs.add_argument("--key", help="rating sheets: the key file (default: SHEET.key.csv)")
+    pairs.add_argument(
+        "--rejected-from", metavar="RUN_OR_MODEL",
+        help="SFT rows: the reference answer is chosen, this model's greedy answer rejected",
+    )  # fmt: skip
+    pairs.add_argument("--type", default="alpaca", help="SFT rows: row type or template")
+    pairs.add_argument("--max-samples", type=int, help="SFT rows: answer at most this many")
+    pairs.add_argument("--max-new-tokens", type=int, default=256)
+    pairs.add_argument("--generation-batch-size", type=int, default=1)
+    pairs.add_argument("--seed", type=int, default=42)
+    add_data_file_arguments(pairs)
+    pairs.set_defaults(handler=_preferences)
+
+
+def _preferences(args: argparse.Namespace) -> int:
+    from ft_plugin.evaluate import preference_pairs as build
+
+    try:
+        if args.rejected_from:
+            pairs = build.pairs_from_model(_sft_rows(args), build.ModelAnswers(
+                args.rejected_from, args.max_samples, args.max_new_tokens,
+                args.generation_batch_size, args.seed))  # fmt: skip
+        elif all(s.endswith((".csv", ".CSV")) for s in args.source):
+            pairs = build.pairs_from_sheets(args.source, args.key)
+        elif len(args.source) == 1:
+            pairs = build.pairs_from_ratings(args.source[0], args.adapter)
+        else:
+            raise UserError("--from: give one Space data folder or ratings.jsonl, or rating "
+                            "sheets (.csv)")  # fmt: skip
+    except ValueError as exc:  # a sheet's bad cell, as file.csv:ROW: column: why
+        raise UserError(str(exc)) from None
+    output, report = build.write_pairs(pairs, args.output)
+    dropped = ", ".join(f"{k} {v}" for k, v in pairs.dropped.items()) or "none"
+    print(f"{output}: {pairs.rows_in} rows in, {len(pairs.pairs)} pairs out (dropped: {dropped})")
+    print(f"report: {report}")
+    print("train on them with: rl: dpo, and datasets: [{path: "
+          f"{output}, type: chat_template.default}}]")  # fmt: skip
+    return 0
+
+
+def _sft_rows(args: argparse.Namespace) -> Any:
+    """The `--from` file as a recipe's dataset entry: type, --field columns, encoding."""
+    from ft_plugin.config.schema import DatasetSection
+
+    if len(args.source) != 1:
+        raise UserError("--rejected-from: give one file of SFT rows with --from")
+    fields = {}
+    for pair in args.field or []:
+        name, _, column = pair.partition("=")
+        if not column:
+            raise UserError(f"--field {pair}: write NAME=COLUMN, e.g. --field instruction=ask")
+        fields[f"field_{name}"] = column
+    try:
+        return DatasetSection(path=args.source[0], type=args.type, encoding=args.encoding, **fields)
+    except ValueError as exc:
+        raise UserError(f"--field: {str(exc).splitlines()[-1]}") from None
 
 
 def _add_cleaning_arguments(prepare: argparse.ArgumentParser) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "key_path_for",
     "krippendorff_alpha",
     "read_human_sheet",
+    "unblinded_rows",
     "unescape_cell",
     "write_human_sheet",
 ]
@@ -292,3 +293,37 @@ def import_ratings(
             for (model, criterion), score in cells.items():
                 ratings.setdefault((criterion, model), {})[item, rater] = score
     return summarise(ratings, preferences, seen, agreement_level)
+
+
+def unblinded_rows(
+    paths: Sequence[str | Path], key_path: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Each filled row of the sheets, unblinded with the key: ``{"prompt", "answers":
+    {model: text}, "scores": {model: {criterion: score}}, "rater"}`` (texts exactly as
+    written; a row with no score at all is left out).
+
+    Example (usage, not run as a doctest: it needs filled sheets)::
+
+        unblinded_rows(["eval/ratings_ann.csv"])[0]["scores"]["tuned"]["accuracy"]
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no rating sheets given")
+    key = _read_key(Path(key_path) if key_path else _default_key(paths[0]))
+    out = []
+    for path in paths:
+        for where, row in _read_rows(path, SHEET_COLUMNS[:4] + SCORE_COLUMNS, strip=False):
+            order = key.get(row["id"].strip())
+            if order is None:
+                raise ValueError(f"{where}: id: {row['id']!r} is not in the key")
+            cells = _parse_row(where, {k: v.strip() for k, v in row.items()}, order)
+            scores: dict[str, dict[str, int]] = {model: {} for model in MODELS}
+            for (model, criterion), score in (
+                (k, v) for k, v in cells.items() if k != "preference"
+            ):
+                scores[model][criterion] = score
+            if any(scores.values()):
+                answers = {order[slot]: row[f"answer_{slot}"] for slot in ("a", "b")}
+                out.append({"prompt": row["prompt"], "answers": answers, "scores": scores,
+                            "rater": row.get("rater", "").strip() or path.stem})  # fmt: skip
+    return out

@@ -30,6 +30,7 @@ from typing import Any
 from huggingface_hub import CommitScheduler
 
 from ft_plugin.errors import UserError
+from ft_plugin.evaluate.preference_pairs import RATINGS_FILE, pairs_from_records
 
 try:  # POSIX advisory lock on the ratings file, on top of the in-process lock
     import fcntl
@@ -37,7 +38,6 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOG = logging.getLogger("ft_plugin.space")
-RATINGS_FILE = "ratings.jsonl"
 CRITERIA = ("relevance", "accuracy", "readability")
 SCORE_FIELDS = tuple(f"{c}_{slot}" for slot in ("a", "b") for c in CRITERIA)
 PREFERENCES = ("a", "b", "tie")
@@ -133,12 +133,14 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     preferred = [r.get("preferred") for r in records if r.get("preferred")]
     counts = {k: preferred.count(k) for k in ("tuned", "base", "tie")}
     shares = {k: (c / len(preferred) if preferred else 0.0) for k, c in counts.items()}
+    pairs = pairs_from_records(records)  # what `ft-plugin data preferences` would build
     return {
         "ratings": len(records),
         "scores": scores,
         "overall": overall,
         "preference": shares,
         "preference_counts": counts,
+        "pairs": pairs.report(),
     }
 
 
@@ -341,7 +343,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {criterion} | " + " | ".join(cells) + " |")
     shares = summary["preference"]
     preferred = ", ".join(f"{k} {shares[k]:.0%}" for k in ("tuned", "base", "tie"))
-    return "\n".join([*lines, "", "Preferred: " + preferred])
+    pairs = summary["pairs"]
+    dropped = ", ".join(f"{n} {why}" for why, n in pairs["dropped"].items())
+    usable = (f"Preference pairs for DPO: {pairs['pairs_out']} usable"
+              + (f" ({dropped} left out)" if dropped else ""))  # fmt: skip
+    return "\n".join([*lines, "", "Preferred: " + preferred, "", usable])
 
 
 def with_push_notice(rating: Any, text: str) -> str:
