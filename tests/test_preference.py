@@ -228,3 +228,73 @@ def test_a_chat_template_that_fails_on_every_pair_says_why(tmp_path: Path) -> No
     loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(tmp_path / "m"))))
     with pytest.raises(DataError, match="no usable rows for type chat_template.default.*bos_token"):
         build_training_data(loaded.recipe, tiny_tokenizer())
+
+
+def test_stages_train_sft_then_dpo_from_the_sft_adapter(tmp_path: Path) -> None:
+    from helpers import write_rows
+
+    from ft_plugin.train import train
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(r) for r in PAIRS), encoding="utf-8")
+    path = write_recipe(
+        tmp_path,
+        f"""adapter: lora
+datasets:
+  - path: {write_rows(tmp_path / "rows.jsonl")}
+    type: alpaca
+sequence_len: 128
+micro_batch_size: 2
+max_steps: 2
+report_to: none
+bf16: false
+lora_r: 4
+lora_alpha: 8
+stages:
+  - name: sft
+    learning_rate: 2.0e-2
+  - name: dpo
+    rl: dpo
+    rl_beta: 0.2
+    learning_rate: 1.0e-3
+    datasets:
+      - path: {pairs}
+        type: chatml.intel
+""",
+    )
+    result = train(load_recipe(str(path)), str(tmp_path / "run"))
+    stages = result.metrics["stages"]
+    assert "rewards" not in stages["sft"] and "rewards" in stages["dpo"]
+    assert result.metrics["rewards"] == stages["dpo"]["rewards"]
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "run" / "ref").exists()
+    # The reference is the SFT adapter, not the base: before the first DPO update the
+    # policy equals its reference, so the first logged rewards are 0 (with the base as the
+    # reference they would carry the SFT stage's log-ratio to the base).
+    state = json.loads((tmp_path / "run" / "stages" / "dpo" / "trainer_state.json").read_text())
+    first = state["log_history"][0]
+    assert abs(first["rewards/chosen"]) < 1e-3 and abs(first["rewards/rejected"]) < 1e-3
+
+
+def test_a_preference_run_trains_without_dropout_as_trl_does(tmp_path: Path) -> None:
+    # TRL turns dropout off so that policy and reference score alike; the engine's own
+    # shared LoRA dropout must follow, or the first rewards are noise instead of 0.
+    from ft_plugin.speed.lora_layers import SharedInputDropout
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in PAIRS), encoding="utf-8")
+    path = write_recipe(
+        tmp_path,
+        f"""adapter: lora
+lora_dropout: 0.2
+rl: dpo
+datasets:
+  - path: {data}
+    type: chatml.intel
+report_to: none
+bf16: false
+""",
+    )
+    prepared = engine.prepare_run(load_recipe(str(path)), str(tmp_path / "run"))
+    dropouts = [m for m in prepared.trainer.model.modules() if isinstance(m, SharedInputDropout)]
+    assert dropouts and all(m.p == 0.0 for m in dropouts)

@@ -142,3 +142,15 @@ def drop_reference_adapter(model: Any) -> None:
     ``ref``: the run directory holds the trained adapter only."""
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")
+
+
+def match_trl_dropout(model: Any, args: Any) -> None:
+    """TRL's preference trainers turn dropout off (``disable_dropout``, default on) so that
+    the policy and its reference score alike; they reach ``nn.Dropout`` only, so the
+    engine's shared LoRA dropout (``speed.lora_layers``) is turned off here too."""
+    from ft_plugin.speed.lora_layers import SharedInputDropout
+
+    if getattr(args, "disable_dropout", False):
+        for module in model.modules():
+            if isinstance(module, SharedInputDropout):
+                module.p = 0.0

@@ -18,6 +18,7 @@ from .launch import is_main_process
 from .preference import (
     STACKED_PAIRS,
     build_preference_config,
+    match_trl_dropout,
     reference_model,
     reward_metrics,
     trainer_classes,
@@ -199,6 +200,8 @@ def make_trainer(recipe, model, tokenizer, data, run_dir, precision, total, pena
         session.close()
         raise
     trainer.tracker_session = session
+    if recipe.rl:
+        match_trl_dropout(trainer.model, args)
     if penalty is not None:
         trainer.loss_penalty = penalty
     return trainer

@@ -17,6 +17,10 @@ STAGE_KEYS = (
     "lr_scheduler", "optimizer", "warmup_steps", "warmup_ratio", "weight_decay", "max_grad_norm",
     "early_stopping_patience", "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch",
     "logging_steps", "ewc", "replay",
+    # a stage may tune on preferences (SFT, then DPO): rl: and its keys
+    "rl", "rl_beta", "dpo_loss_type", "dpo_loss_weights", "dpo_label_smoothing",
+    "dpo_use_weighting", "dpo_ld_alpha", "precompute_ref_log_probs", "orpo_alpha",
+    "kto_desirable_weight", "kto_undesirable_weight", "simpo_gamma", "cpo_alpha",
 )  # fmt: skip
 
 
