@@ -298,3 +298,38 @@ bf16: false
     prepared = engine.prepare_run(load_recipe(str(path)), str(tmp_path / "run"))
     dropouts = [m for m in prepared.trainer.model.modules() if isinstance(m, SharedInputDropout)]
     assert dropouts and all(m.p == 0.0 for m in dropouts)
+
+
+def test_eval_of_a_dpo_run_ranks_pairs_as_trl_does(tmp_path: Path) -> None:
+    # reward_margin / reward_accuracy against the start (the base, for a new adapter) are
+    # what TRL's own evaluation logged at the last step, computed again independently.
+    from ft_plugin.evaluate.dataset import EvalSettings
+    from ft_plugin.evaluate.runner import run_evaluation
+
+    metrics = preference_run(tmp_path, "dpo")
+    report, results, _, data = run_evaluation(str(tmp_path / "run"), EvalSettings(bootstrap=200))
+    tuned, start = report.models["target"], report.models["baseline"]
+    assert report.data["rows"] == 4 and len(data.examples) == 4
+    assert tuned["reward_margin"] == pytest.approx(metrics["rewards"]["eval"]["margin"], abs=1e-4)
+    assert tuned["reward_accuracy"] == pytest.approx(metrics["rewards"]["eval"]["accuracy"])
+    assert start["reward_margin"] == 0 and start["reward_accuracy"] == 0
+    assert 0 <= tuned["pair_accuracy"] <= 1 and tuned["answer_perplexity"] > 1
+    lo, hi = report.intervals["delta"]["reward_margin"]
+    assert lo <= report.delta["reward_margin"] <= hi
+
+
+def test_eval_command_on_a_dpo_run_writes_the_pair_metrics(tmp_path: Path) -> None:
+    from helpers import cli
+
+    preference_run(tmp_path, "dpo")
+    run = tmp_path / "run"
+    done = cli("eval", str(run), "--metrics", "rougeL", "--max-new-tokens", "4",
+               env={"HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert set(report["models"]["target"]) == {"pair_accuracy", "reward_accuracy",
+                                               "reward_margin", "answer_perplexity", "rougeL"}  # fmt: skip
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "reward_margin" in lines and "answer_perplexity" in lines
+    predictions = (run / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 4 and json.loads(predictions[0])["prompt"].startswith("<|im_start|>")

@@ -61,22 +61,26 @@ def _generate_kwargs(
 def generate_answer(
     model: Any,
     tokenizer: Any,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, str]] | str,
     *,
     max_new_tokens: int,
     temperature: float = 0.0,
     top_p: float = 1.0,
     max_time: float | None = None,
 ) -> Answer:
-    """One chat answer, timed from prompt to last token.
+    """One chat answer (to ``messages``, or to a prompt already rendered as text), timed
+    from prompt to last token.
 
     ``temperature`` 0 decodes greedily; above 0 it samples with ``top_p``. ``max_time``
     (seconds) stops generation early (transformers' ``MaxTimeCriteria``).
     """
     device = next(model.parameters()).device
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    ).to(device)
+    if isinstance(messages, str):  # already rendered: a preference pair's prompt
+        inputs = tokenizer(messages, return_tensors="pt", add_special_tokens=False).to(device)
+    else:
+        inputs = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(device)
     kwargs = _generate_kwargs(tokenizer, max_new_tokens, temperature, top_p, max_time)
     started = time.perf_counter()
     with torch.inference_mode():

@@ -27,6 +27,8 @@ _SCORE_KEYS = ("rouge1", "rouge2", "rougeL", "chrf", "bleu", "nll", "tokens")
 
 
 def _text(messages: Any) -> str:
+    if isinstance(messages, str):  # a prompt already rendered (a preference pair's)
+        return messages
     return messages[-1]["content"] if isinstance(messages, list) and messages else ""
 
 

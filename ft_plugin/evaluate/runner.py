@@ -242,6 +242,8 @@ def evaluate_loaded(
     settings = with_recipe_defaults(settings, loaded.recipe)
     if settings.sequence_len is None and loaded.recipe is not None:
         settings.sequence_len = loaded.recipe.sequence_len
+    if loaded.recipe is not None and loaded.recipe.rl and not settings.data:
+        return _evaluate_preference_run(loaded, settings)
     data = evaluation_data(loaded, settings)
     metrics = chosen_metrics(settings, data)
     roles = ["target"] + (["baseline"] if settings.baseline and loaded.baseline else [])
@@ -261,6 +263,57 @@ def evaluate_loaded(
                 base_model, loaded.tokenizer, data, metrics, settings, None, role="baseline"
             )
     return _report(target, settings, data, metrics, results), results, data
+
+
+def _evaluate_preference_run(
+    loaded: LoadedTarget, settings: EvalSettings
+) -> tuple[EvalReport, dict[str, ModelResult], EvalData]:
+    """A preference run on its held-out pairs, against the run it started from."""
+    from .preference import PREFERENCE_METRICS
+
+    asked = settings.metrics or []
+    unknown = [m for m in asked if m not in (*PREFERENCE_METRICS, *TEXT_METRICS)]
+    if unknown:
+        raise UserError(f"--metrics {unknown[0]}: a preference run's pairs give "
+                        f"{', '.join(PREFERENCE_METRICS)} and {', '.join(TEXT_METRICS)}")  # fmt: skip
+    text = [m for m in asked if m in TEXT_METRICS]
+    data, results = _evaluate_pairs(loaded, settings, text)
+    metrics = [*PREFERENCE_METRICS, *text]
+    return _report(loaded.name, settings, data, metrics, results), results, data
+
+
+def _evaluate_pairs(
+    loaded: LoadedTarget, settings: EvalSettings, text_metrics: list[str]
+) -> tuple[EvalData, dict[str, ModelResult]]:
+    """The held-out pairs as ``EvalData`` and both models' results: the preference metrics,
+    and ``text_metrics`` on greedy answers to the pairs' prompts."""
+    from . import preference
+    from .generation import generate_answers
+
+    pairs = preference.held_out_pairs(loaded, settings)
+    examples = preference.answer_examples(pairs, loaded.tokenizer)
+    data = EvalData(examples, "held-out pairs of the run", None, rows_given=len(pairs))
+    limit, recipe = loaded.recipe.sequence_len, loaded.recipe
+    beta = preference.check_beta(recipe.rl_beta if recipe.rl != "orpo" else 1.0)
+    results = {"target": ModelResult(), "baseline": ModelResult()}
+    tuned = preference.score_pairs(loaded.model, loaded.tokenizer, pairs, limit)
+    with preference.starting_model(loaded) as start_model:
+        start = preference.score_pairs(start_model, loaded.tokenizer, pairs, limit)
+        for role, model in (("target", loaded.model), ("baseline", start_model)):
+            if text_metrics:
+                answers = generate_answers(model, loaded.tokenizer, examples,
+                                           max_new_tokens=settings.max_new_tokens,
+                                           desc=f"generating: {role}")  # fmt: skip
+                results[role].answers = answers.texts
+                _text_scores(examples, answers.texts, text_metrics, results[role])
+    for role, scores in (("target", tuned), ("baseline", start)):
+        scored = preference.preference_result(scores, start, beta)
+        results[role].statistics.update(scored["statistics"])
+        results[role].rows.update(scored["rows"])
+        results[role].metrics.update(
+            {k: round(v.value(), 6) for k, v in scored["statistics"].items()}
+        )
+    return data, results
 
 
 def _report(

@@ -15,8 +15,9 @@ from .predictions import showcase, showcase_score
 __all__ = ["LOWER_IS_BETTER", "markdown", "rows_line", "terminal_table"]
 
 # Metrics where a lower value is better (the change column says "better"/"worse" by this).
-LOWER_IS_BETTER = ("perplexity", "latency_ms_p50", "latency_ms_p95", "peak_memory_mb",
-                   "weights_size_mb", "cost_per_1k_requests", "unparseable_rate")  # fmt: skip
+LOWER_IS_BETTER = ("perplexity", "answer_perplexity", "latency_ms_p50", "latency_ms_p95",
+                   "peak_memory_mb", "weights_size_mb", "cost_per_1k_requests",
+                   "unparseable_rate")  # fmt: skip
 NOT_DISTINGUISHABLE = "not distinguishable"
 TEXT_NOTE = (
     "ROUGE is the mean of the per-row F-measures in predictions.jsonl; BLEU and chrF are "
