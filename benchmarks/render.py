@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS  # noqa: E402
 from render_claims import claims_section  # noqa: E402
+from render_preference import dpo_section, dpo_summary  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -372,6 +373,9 @@ def summary() -> list[str]:
             now = _side(cases["user"]["runs"]["ft-plugin"], "bf16_peak_share")
             rows.append(("model FLOP/s as a share of the bf16 matmul peak (user's settings)",
                          f"{was:.1%} before → {now:.1%} after"))  # fmt: skip
+    if dpo := load("dpo_speed"):
+        rows.append(("DPO (issue 32): ≥1.5x plain TRL DPOTrainer's wall time at no more peak "
+                     "memory, held-out reward accuracy equal within noise", dpo_summary(dpo)))  # fmt: skip
     if tfns := load("tfns"):
         rows.append(("TFNS: tuned embedded model >80% accuracy, CPU run <30 min",
                      f"{tfns['tuned']['accuracy']:.3f} accuracy ({tfns['tuned']['macro_f1']:.3f} macro-F1) after "
@@ -425,6 +429,8 @@ def main() -> None:
             out += legalbench(result)
     if result := load("axolotl_example"):
         out += axolotl_example(result)
+    if result := load("dpo_speed"):
+        out += dpo_section(result, header(result))
     if (RESULTS / "gpu.jsonl").is_file():
         out += gpu(
             [

@@ -190,7 +190,7 @@ def test_dpo_moves_the_policy_towards_the_chosen_answers(tmp_path: Path) -> None
 
 
 def test_axolotls_own_dpo_example_validates_as_written(tmp_path: Path) -> None:
-    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    config = Path(__file__).parent / "axolotl_preference" / "dpo.yaml"
     save_tiny_model(tmp_path / "m")
     loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(tmp_path / "m"))))
     recipe = loaded.recipe
@@ -211,7 +211,7 @@ def test_axolotls_own_dpo_example_trains_as_written(tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model)
     tokenizer.bos_token = "<|endoftext|>"
     tokenizer.save_pretrained(model)
-    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    config = Path(__file__).parent / "axolotl_preference" / "dpo.yaml"
     loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(model))))
     result = engine.run(engine.prepare_run(loaded, str(tmp_path / "run")))
     assert result.metrics["train_rows"] == 38 and result.metrics["eval_rows"] == 2
@@ -223,7 +223,7 @@ def test_a_chat_template_that_fails_on_every_pair_says_why(tmp_path: Path) -> No
     from ft_plugin.data import build_training_data
     from ft_plugin.errors import DataError
 
-    config = Path(__file__).parent / "axolotl_refused" / "dpo.yaml"
+    config = Path(__file__).parent / "axolotl_preference" / "dpo.yaml"
     save_tiny_model(tmp_path / "m")  # no BOS token: Llama 3's template cannot render
     loaded = load_recipe(str(swapped(config, tmp_path / "cfg", base_model=str(tmp_path / "m"))))
     with pytest.raises(DataError, match="no usable rows for type chat_template.default.*bos_token"):
@@ -333,3 +333,33 @@ def test_eval_command_on_a_dpo_run_writes_the_pair_metrics(tmp_path: Path) -> No
     assert "reward_margin" in lines and "answer_perplexity" in lines
     predictions = (run / "eval" / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and json.loads(predictions[0])["prompt"].startswith("<|im_start|>")
+
+
+AXOLOTL_PREFERENCE = Path(__file__).parent / "axolotl_preference"
+
+
+@pytest.mark.parametrize(
+    ("name", "rl", "kind"),
+    [("qlora-1b-kto.yaml", "kto", "llama3.ultra"),
+     ("mistral-qlora-orpo.yml", "orpo", "chat_template.argilla")],
+)  # fmt: skip
+def test_axolotls_kto_and_orpo_examples_validate_as_written(
+    tmp_path: Path, name: str, rl: str, kind: str
+) -> None:
+    save_tiny_model(tmp_path / "m")
+    config = swapped(AXOLOTL_PREFERENCE / name, tmp_path / "cfg", base_model=str(tmp_path / "m"))
+    loaded = load_recipe(str(config))
+    assert loaded.recipe.rl == rl and loaded.recipe.datasets[0].type == kind
+    assert loaded.recipe.adapter == "qlora" and loaded.recipe.load_in_4bit
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["qlora-1b-kto.yaml", "mistral-qlora-orpo.yml"])
+def test_axolotls_kto_and_orpo_examples_train_as_written(tmp_path: Path, name: str) -> None:
+    # QLoRA over a 4-bit tiny Llama; the ORPO config's MistralForCausalLM loads the Llama
+    # base as its own class, with the line saying so (as for its SFT examples).
+    model = save_tiny_model(tmp_path / "m")
+    config = swapped(AXOLOTL_PREFERENCE / name, tmp_path / "cfg", base_model=str(model))
+    result = engine.run(engine.prepare_run(load_recipe(str(config)), str(tmp_path / "run")))
+    assert result.metrics["steps"] >= 1 and "rewards" in result.metrics
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file()

@@ -194,6 +194,8 @@ def test_a_visitor_can_train_stop_resume_serve_or_read_nothing(space) -> None:  
         "resume": lambda: space.visitor.predict(owners_run, api_name="/train_resume"),
         "status": lambda: space.visitor.predict(owners_run, api_name="/train_status"),
         "serve": lambda: space.visitor.predict(owners_run, True, api_name="/train_serve"),
+        "train on ratings": lambda: space.visitor.predict("", '{"max_steps": 1}',
+                                                          api_name="/train_on_ratings"),
     }  # fmt: skip
     for name, attack in attacks.items():
         with pytest.raises(AppError, match=r"^sign in as the Space's owner to \w") as caught:

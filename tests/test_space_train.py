@@ -197,3 +197,43 @@ def test_the_downloaded_recipe_reproduces_the_space_run_from_the_command_line(
     assert space.keys() == terminal.keys()
     for key in space:
         torch.testing.assert_close(space[key], terminal[key], atol=1e-6, rtol=1e-5)
+
+
+def ratings_of(label: str) -> list[dict]:
+    """Blind ratings as the Rate tab writes them: six pairs where the rater preferred the
+    tuned answer (shown as A or as B), and one tie."""
+    from ft_plugin.space.ratings import new_record
+
+    def one(i: int, tuned_slot: str, preference: str) -> dict:
+        answers = {f"answer_{tuned_slot}": f"请及时就医，检查{i}。",
+                   f"answer_{'b' if tuned_slot == 'a' else 'a'}": f"不用管{i}。"}  # fmt: skip
+        return new_record(adapter=label, prompt=f"头痛{i}天怎么办？", answers=answers, scores={},
+                          preference=preference, tuned=tuned_slot, source="ui")  # fmt: skip
+
+    return [one(i, "ab"[i % 2], "ab"[i % 2]) for i in range(6)] + [one(9, "a", "tie")]
+
+
+def test_train_on_ratings_tunes_the_served_adapter_with_dpo(service, tmp_path) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    from space_helpers import build_tiny_space_run
+
+    from ft_plugin.space.access import VISITOR, Forbidden
+
+    run = build_tiny_space_run(tmp_path / "served")
+    served = SimpleNamespace(
+        label="medical-lora", run_dir=run, recipe=RunDir(run).load_recipe().recipe
+    )
+    with pytest.raises(Forbidden):
+        service.start_on_ratings(VISITOR, served, ratings_of("medical-lora"))
+    with pytest.raises(UserError, match="0 usable preference pair.*rate at least 2"):
+        service.start_on_ratings(OWNER, served, ratings_of("another-adapter"))
+    assert not any(service.jobs.root.iterdir())  # refusals leave nothing behind
+    job = service.start_on_ratings(OWNER, served, ratings_of("medical-lora"), {"max_steps": 2})
+    status = wait_for(service, job, finished)
+    assert status["state"] == "done", status
+    assert status["metrics"]["train_rows"] == 6 and "rewards" in status["metrics"]
+    recipe = RunDir(status["run_dir"]).load_recipe().recipe
+    assert recipe.rl == "dpo" and recipe.lora_model_dir == str(run)
+    assert recipe.datasets[0].type == "chat_template.default"
+    assert RunDir(status["run_dir"]).has_adapter()

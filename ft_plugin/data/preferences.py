@@ -263,8 +263,12 @@ def build_preference_data(recipe: Recipe, tokenizer: Any | None) -> TrainingData
     note = f"{recipe.rl}: {len(train)} train / {len(held_out)} eval {kind}" + (
         f" (dropped {reasons})" if reasons else ""
     )
+    notes = [note]
+    if recipe.dataset_prepared_path:
+        notes.append("dataset_prepared_path: preference pairs are read and rendered each run "
+                     "(seconds for thousands of pairs); nothing is saved there")  # fmt: skip
     return TrainingData(Dataset.from_list(train), Dataset.from_list(held_out) if held_out else None,
-                        dropped, None, [note])  # fmt: skip
+                        dropped, None, notes)  # fmt: skip
 
 
 def spec_template(spec: DatasetSection, recipe_template: str | None, tokenizer: Any) -> str | None:

@@ -155,7 +155,8 @@ def add_train(state: SpaceState, ui: Ui) -> None:
 
 
 def add_train_jobs(state: SpaceState, ui: Ui) -> None:
-    """/train_status, /train_stop, /train_resume, /train_serve: the owner's, by run id."""
+    """/train_on_ratings, /train_status, /train_stop, /train_resume, /train_serve: the
+    owner's, by run id."""
 
     @shown_errors
     def train_status(run_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
@@ -187,6 +188,24 @@ def add_train_jobs(state: SpaceState, ui: Ui) -> None:
         caller = caller_of(state.access, request, profile)
         return state.serving.serve_run(caller, run_id, replace=bool(replace))
 
+    @shown_errors
+    def train_on_ratings(
+        adapter: str = "",
+        overrides: str = "",
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> str:
+        """DPO from a served adapter (default: the first) on the pairs the Rate tab has
+        collected for it; overrides: a JSON object of the Space's allowed keys. Its run id
+        (the Space's owner only; /train_status, /train_stop, /train_resume follow it)."""
+        from .training.recipe import parse_overrides
+
+        caller = caller_of(state.access, request, profile)
+        state.access.require_owner(caller, "train")
+        return state.training.start_on_ratings(caller, state.adapter(adapter or None),
+                                               state.rating.read(), parse_overrides(overrides))  # fmt: skip
+
+    gr.api(train_on_ratings, api_name="train_on_ratings", queue=False)
     gr.api(train_status, api_name="train_status", queue=False)
     gr.api(train_stop, api_name="train_stop", queue=False)
     gr.api(train_resume, api_name="train_resume", queue=False)

@@ -24,6 +24,7 @@ from ..training import data as data_step
 from ..training import views
 from ..training.recipe import DEFAULT_BASE, TrainRequest, key_settings, space_methods
 from ..ui import Ui, caller_of, shown_errors
+from . import train_ratings
 
 Profile = gr.OAuthProfile | None  # the Hugging Face sign-in, where the Space has one
 
@@ -124,6 +125,8 @@ def _run_step() -> SimpleNamespace:
         serve = gr.Button("Serve this run in Compare, Evaluate and Rate", elem_id="train-serve")
         replace = gr.Checkbox(False, label="Replace the served runs (serve it alone)")
     served_note = gr.Markdown(elem_id="train-served")
+    ratings = gr.Button("Train on ratings: DPO from the served adapter on the Rate tab's pairs",
+                        elem_id="train-on-ratings")  # fmt: skip
     with gr.Accordion("Publish the run to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Repo id (OWNER/NAME); the token comes from the Space's HF_TOKEN secret",
@@ -134,7 +137,8 @@ def _run_step() -> SimpleNamespace:
         published = gr.Markdown(elem_id="train-published")
     return SimpleNamespace(start=start, stop=stop, resume=resume, run_id=run_id, status=status,
                            loss=loss, rate=rate, log=log, history=history, serve=serve,
-                           replace=replace, served_note=served_note, repo=repo, private=private,
+                           replace=replace, served_note=served_note, ratings=ratings,
+                           repo=repo, private=private,
                            overwrite=overwrite, publish=publish, published=published)  # fmt: skip
 
 
@@ -322,6 +326,7 @@ def _connect_run(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:
     _connect_refresh(state, ui, tab)
     _connect_serve(state, tab)
     _connect_publish(state, tab)
+    train_ratings.connect(state, ui, tab)
 
 
 def _connect_refresh(state: SpaceState, ui: Ui, tab: SimpleNamespace) -> None:

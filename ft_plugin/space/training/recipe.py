@@ -174,17 +174,22 @@ def build_recipe(request: TrainRequest, run_dir: Path, limits: Limits) -> Any:
                  "save_total_limit": SAVE_TOTAL_LIMIT}  # fmt: skip
     loaded = load_recipe(name, overrides, overrides_origin=REQUEST_ORIGIN)
     loaded.name = f"space-{request.template}-{request.method}"
-    _check_contained(loaded.recipe, run_dir)
+    check_contained(loaded.recipe, run_dir)
     return loaded
 
 
-def _check_contained(recipe: Any, run_dir: Path) -> None:
-    # What no request can set, checked on the result: a builtin recipe that ever gained
-    # one of these would otherwise run code, read other data or publish from the Space.
+def check_contained(recipe: Any, run_dir: Path, start_from: Path | None = None) -> None:
+    """Refuse a recipe that would run code, read other data or publish from the Space.
+
+    What no request can set, checked on the result: a builtin (or served run's) recipe
+    that ever gained one of these would otherwise slip through. ``start_from`` is the one
+    `lora_model_dir` allowed: the served run a ratings run starts from, chosen by the Space.
+    """
+    start = Path(recipe.lora_model_dir) if recipe.lora_model_dir else None
     found = [key for key, bad in (
         ("trust_remote_code", recipe.trust_remote_code), ("stages", recipe.stages),
         ("adapters", recipe.adapters), ("test_datasets", recipe.test_datasets),
-        ("hub_model_id", recipe.hub_model_id), ("lora_model_dir", recipe.lora_model_dir),
+        ("hub_model_id", recipe.hub_model_id), ("lora_model_dir", start != start_from),
         ("output_dir", Path(recipe.output_dir) != Path(run_dir)),
         ("datasets", len(recipe.datasets) != 1),
     ) if bad]  # fmt: skip

@@ -211,6 +211,48 @@ class TrainingService:
             raise
         return job_id
 
+    def start_on_ratings(
+        self,
+        caller: Caller,
+        served: Any,
+        records: list[dict[str, Any]],
+        overrides: dict[str, Any] | None = None,
+    ) -> str:
+        """ "Train on ratings": DPO from the served adapter ``served`` (an ``AdapterInfo``)
+        on the pairs its ``records`` (the Rate tab's) give; the job id. Status, stop and
+        resume are those of any job. A refused request leaves nothing behind.
+
+        Example (usage, not run as a doctest: it needs a served run and ratings)::
+
+            service.start_on_ratings(OWNER, state.adapter("medical-lora"), state.rating.records())
+        """
+        from ft_plugin.evaluate.preference_pairs import write_pairs
+
+        from .ratings_run import PAIRS_FILE, ratings_pairs, ratings_recipe
+
+        self.access.require_owner(caller, "train")
+        if len(self.jobs.queued()) >= self.limits.max_train_queue:
+            raise UserError(f"the training queue is full ({self.limits.max_train_queue} runs "
+                            "waiting); try again when one has finished")  # fmt: skip
+        pairs = ratings_pairs(records, served.label)
+        job_id = new_job_id()
+        folder = self.jobs.root / job_id
+        (folder / "data").mkdir(parents=True)
+        try:
+            pairs_file, _ = write_pairs(pairs, folder / "data" / PAIRS_FILE)
+            loaded = ratings_recipe(served, pairs_file, folder / RUN, dict(overrides or {}))
+            check_caps(loaded.recipe, len(pairs.pairs), self.limits)
+            recipe_file = folder / f"{loaded.name}.yaml"
+            recipe_file.write_text(loaded.to_yaml(), encoding="utf-8")
+            shown = {"data": f"{len(pairs.pairs)} pairs from the Rate tab", "method": "dpo",
+                     "template": served.label, "base_model": served.recipe.base_model,
+                     "overrides": dict(overrides or {}), "pairs": pairs.report()}  # fmt: skip
+            self.jobs.create(job_id, recipe_file, shown)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return job_id
+
     def status(self, caller: Caller, job_id: str) -> dict[str, Any]:
         self.access.require_owner(caller, "status")
         return self.jobs.status(job_id)

@@ -1,0 +1,76 @@
+"""The preference-tuning section of BENCHMARKS.md, every number read from
+results/dpo_speed.json (written by dpo_speed.py)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+SIDES = {"trl": "plain TRL (documented DPOTrainer + LoRA)", "ft-plugin": "ft-plugin (`rl: dpo`)"}
+RESAMPLES, SEED = 2000, 0
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def ratios(result: dict) -> dict[str, float]:
+    """TRL's wall time over ours (higher: we are faster) and our peak RSS over TRL's."""
+    trl, ours = result["sides"]["trl"], result["sides"]["ft-plugin"]
+    return {"speedup_wall": _median(trl, "wall_seconds_process") / _median(ours, "wall_seconds_process"),
+            "memory_ratio": _median(ours, "peak_rss_mb") / _median(trl, "peak_rss_mb")}  # fmt: skip
+
+
+def accuracy_change(result: dict) -> dict[str, Any]:
+    """Held-out reward accuracy of each side (first repetition) and the paired-bootstrap
+    95% interval of ours minus TRL's, over the same pairs."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ft_plugin.evaluate.intervals import RowStatistic, paired_bootstrap
+
+    rows = {side: runs[0]["held_out"]["per_row"] for side, runs in result["sides"].items()}
+    stats = {side: {m: RowStatistic.mean(rows[side][m]) for m in ("reward_accuracy", "reward_margin")}
+             for side in rows}  # fmt: skip
+    intervals = paired_bootstrap(stats["ft-plugin"], stats["trl"], resamples=RESAMPLES, seed=SEED)
+    return {"values": {s: {m: v.value() for m, v in st.items()} for s, st in stats.items()},
+            "delta": intervals["delta"]}  # fmt: skip
+
+
+def dpo_summary(result: dict) -> str:
+    r, change = ratios(result), accuracy_change(result)
+    trl, ours = result["sides"]["trl"], result["sides"]["ft-plugin"]
+    values, (low, high) = change["values"], change["delta"]["reward_accuracy"]
+    return (f"**{r['speedup_wall']:.2f}x** ({_median(trl, 'wall_seconds_process'):.0f} s → "
+            f"{_median(ours, 'wall_seconds_process'):.0f} s), peak RSS **{r['memory_ratio']:.2f}x** "
+            f"({_median(trl, 'peak_rss_mb'):.0f} → {_median(ours, 'peak_rss_mb'):.0f} MB), held-out "
+            f"reward accuracy {values['trl']['reward_accuracy']:.3f} → "
+            f"{values['ft-plugin']['reward_accuracy']:.3f} (change [{low:+.3f}, {high:+.3f}])")  # fmt: skip
+
+
+def dpo_section(result: dict, header: list[str]) -> list[str]:
+    s = result["settings"]
+    change = accuracy_change(result)
+    lines = ["### DPO: plain TRL vs `rl: dpo`, same pairs and settings", "", *header,
+             "| side | wall (process) | training | steps | peak RSS | held-out reward accuracy | reward margin | pair accuracy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for side, runs in result["sides"].items():
+        held = runs[0]["held_out"]
+        lines.append(f"| {SIDES[side]} | {_median(runs, 'wall_seconds_process'):.0f} s | "
+                     f"{_median(runs, 'train_seconds'):.0f} s | {runs[0]['steps']} | "
+                     f"{_median(runs, 'peak_rss_mb'):.0f} MB | {held['reward_accuracy']:.3f} | "
+                     f"{held['reward_margin']:.3f} | {held['pair_accuracy']:.3f} |")  # fmt: skip
+    low, high = change["delta"]["reward_accuracy"]
+    mlow, mhigh = change["delta"]["reward_margin"]
+    lines += ["", f"{s['pairs']} training pairs, {s['held_out']} held out, from "
+              "`../shared/data/cmedical/internal_medicine.csv` (the doctor's answer chosen, the "
+              "answer to another question rejected); LoRA r={lora_r}, alpha {lora_alpha}, dropout "
+              "{lora_dropout}, every linear layer; beta {beta}; learning rate {learning_rate}; "
+              "micro-batch {micro_batch_size}; {num_epochs} epoch; max length {sequence_len}; "
+              "{reps} run per side, back to back. Wall time is the whole process; rewards are "
+              "scored against the base model with ft-plugin's pair scorer on both adapters. "
+              f"Change in held-out reward accuracy, ours minus TRL's, paired bootstrap 95% "
+              f"interval: [{low:+.3f}, {high:+.3f}]; in reward margin: [{mlow:+.3f}, {mhigh:+.3f}]."
+              .format(**s), ""]  # fmt: skip
+    return lines
