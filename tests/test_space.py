@@ -98,7 +98,8 @@ def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
     api = served.client.view_api(return_format="dict", print_info=False)
     named = api["named_endpoints"]
     assert set(named) == {"/compare", "/rate", "/evaluate", "/train_start", "/train_status",
-                          "/train_stop", "/train_resume", "/train_serve"}  # fmt: skip
+                          "/train_stop", "/train_resume", "/train_serve",
+                          "/train_on_ratings"}  # fmt: skip
     params = {
         name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()
     }
@@ -113,6 +114,7 @@ def test_named_endpoints_are_listed(served) -> None:  # noqa: ANN001
     assert params["/evaluate"] == ["file"]
     # who asks comes from the request (login, sign-in), never from a parameter
     assert params["/train_status"] == ["run_id"] and params["/train_serve"] == ["run_id", "replace"]
+    assert params["/train_on_ratings"] == ["adapter", "overrides"]
     assert len(named["/compare"]["returns"]) == 2
 
 
