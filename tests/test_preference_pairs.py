@@ -159,3 +159,10 @@ def test_the_rate_tab_counts_the_usable_pairs() -> None:
     assert text.splitlines()[-1] == (
         "Preference pairs for DPO: 2 usable (1 tie, 1 duplicate, 2 contradicted left out)"
     )
+
+
+def test_a_spreadsheet_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    sheet = tmp_path / "ratings_ann.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    done = cli("data", "preferences", "--from", str(sheet), "--output", str(tmp_path / "p.jsonl"))
+    assert done.returncode == 2 and "save it from the spreadsheet as CSV (UTF-8)" in done.stderr

@@ -81,6 +81,9 @@ def _add_preferences_parser(actions: argparse._SubParsersAction) -> None:
 def _preferences(args: argparse.Namespace) -> int:
     from ft_plugin.evaluate import preference_pairs as build
 
+    if sheets := [s for s in args.source if s.lower().endswith((".xlsx", ".xls", ".ods"))]:
+        raise UserError(f"--from {sheets[0]}: rating sheets are read as CSV; save it from the "
+                        "spreadsheet as CSV (UTF-8) and pass that file")  # fmt: skip
     try:
         if args.rejected_from:
             pairs = build.pairs_from_model(_sft_rows(args), build.ModelAnswers(
