@@ -17,7 +17,7 @@ from ft_plugin.config.schema import DatasetSection, Recipe
 from ft_plugin.config.schema.datasets import CHAT_TEMPLATE_NAMES
 from ft_plugin.config.trust import remote_problems
 from ft_plugin.config.yaml_source import parse_yaml
-from ft_plugin.data import build, build_training_data, examples, reading
+from ft_plugin.data import build, build_training_data, reading
 from ft_plugin.data.chat import ChatRendering, chat_turns
 from ft_plugin.data.formats import convert_rows
 from ft_plugin.data.preview import render_example
@@ -158,9 +158,9 @@ def test_prepared_rows_are_reused_until_a_data_key_the_data_or_the_tokenizer_cha
 ) -> None:
     data = jsonl(tmp_path / "qa.jsonl", qa_rows(30))
     reads: list[str] = []
-    read = examples.read_rows
+    read = reading.read_rows
     monkeypatch.setattr(
-        examples, "read_rows", lambda path, **kw: reads.append(path) or read(path, **kw)
+        reading, "read_rows", lambda path, **kw: reads.append(path) or read(path, **kw)
     )
     cache = tmp_path / "prepared"
     body = f"datasets:\n  - path: {data}\ndataset_prepared_path: {cache}\nsequence_len: 64\n"
@@ -237,7 +237,6 @@ def test_streaming_reads_rows_as_training_goes_and_gives_the_same_rows(
     def no_whole_read(*args: object, **kwargs: object) -> None:
         raise AssertionError("streaming read the whole dataset")
 
-    monkeypatch.setattr(examples, "read_rows", no_whole_read)
     monkeypatch.setattr(reading, "read_rows", no_whole_read)
     streamed = build_training_data(recipe_at(tmp_path, body + "streaming: true\n"), tokenizer)
     assert isinstance(streamed.train, datasets.IterableDataset) and streamed.streamed

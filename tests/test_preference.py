@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from axolotl_configs import swapped
+from helpers import write_rows
 from tiny import save_tiny_model, tiny_tokenizer
 
 from ft_plugin import engine
@@ -132,8 +133,7 @@ JUDGED = [{"instruction": f"What is {i}+{i}?", "completion": f"{2 * i}." if i % 
 
 def preference_run(tmp_path: Path, rl: str, adapter: str = "lora") -> dict:
     rows, kind = (JUDGED, "chatml.argilla") if rl == "kto" else (PAIRS, "chatml.intel")
-    data = tmp_path / "rows.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    data = write_rows(tmp_path / "rows.jsonl", rows)
     path = write_recipe(
         tmp_path,
         f"""adapter: {adapter}
@@ -231,12 +231,9 @@ def test_a_chat_template_that_fails_on_every_pair_says_why(tmp_path: Path) -> No
 
 
 def test_stages_train_sft_then_dpo_from_the_sft_adapter(tmp_path: Path) -> None:
-    from helpers import write_rows
-
     from ft_plugin.train import train
 
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps(r) for r in PAIRS), encoding="utf-8")
+    pairs = write_rows(tmp_path / "pairs.jsonl", PAIRS)
     path = write_recipe(
         tmp_path,
         f"""adapter: lora
@@ -281,8 +278,7 @@ def test_a_preference_run_trains_without_dropout_as_trl_does(tmp_path: Path) -> 
     # shared LoRA dropout must follow, or the first rewards are noise instead of 0.
     from ft_plugin.speed.lora_layers import SharedInputDropout
 
-    data = tmp_path / "rows.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in PAIRS), encoding="utf-8")
+    data = write_rows(tmp_path / "rows.jsonl", PAIRS)
     path = write_recipe(
         tmp_path,
         f"""adapter: lora

@@ -110,15 +110,11 @@ def _preferences(args: argparse.Namespace) -> int:
 def _sft_rows(args: argparse.Namespace) -> Any:
     """The `--from` file as a recipe's dataset entry: type, --field columns, encoding."""
     from ft_plugin.config.schema import DatasetSection
+    from ft_plugin.data.columns import dataset_field_keys
 
     if len(args.source) != 1:
         raise UserError("--rejected-from: give one file of SFT rows with --from")
-    fields = {}
-    for pair in args.field or []:
-        name, _, column = pair.partition("=")
-        if not column:
-            raise UserError(f"--field {pair}: write NAME=COLUMN, e.g. --field instruction=ask")
-        fields[f"field_{name}"] = column
+    fields = dataset_field_keys(args.type, args.field)
     try:
         return DatasetSection(path=args.source[0], type=args.type, encoding=args.encoding, **fields)
     except ValueError as exc:

@@ -18,7 +18,9 @@ from .examples import (
     chat_rendering,
     drop_by_length,
     drop_overlong,
+    held_out_split,
     prompt_style_note,
+    shuffle_seed,
     token_chunker,
     tokenized_alike,
     with_replay,
@@ -80,23 +82,10 @@ def build_training_data(
     return data
 
 
-def _held_out_split(
-    examples: list[Example], size: float, shuffled: bool
-) -> tuple[list[Example], list[Example]]:
-    """(held out, train): `val_set_size` rows, the first ones of shuffled rows, the last
-    ones of rows kept in order (Axolotl's split of unshuffled data)."""
-    count = int(size) if size >= 1 else max(1, round(len(examples) * size))
-    if count >= len(examples):
-        raise DataError(f"val_set_size: {size} leaves no training rows (only {len(examples)} rows)")
-    if shuffled:
-        return examples[:count], examples[count:]
-    return examples[-count:], examples[:-count]
-
-
 def _prepare(recipe: Recipe, tokenizer: Any | None, group_by: str | None) -> TrainingData:
     from datasets import Dataset
 
-    seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
+    seed = shuffle_seed(recipe)
     chunker = token_chunker(tokenizer, recipe.sequence_len) if tokenizer is not None else None
     chat = chat_rendering(recipe, tokenizer)
     mixing = Mixing.of(recipe)
@@ -108,7 +97,7 @@ def _prepare(recipe: Recipe, tokenizer: Any | None, group_by: str | None) -> Tra
                                         mixing=mixing, chat=chat)  # fmt: skip
         dropped.update(more)
     elif recipe.val_set_size:
-        held_out, examples = _held_out_split(examples, recipe.val_set_size, mixing.shuffle)
+        held_out, examples = held_out_split(examples, recipe.val_set_size, mixing.shuffle)
     if recipe.replay:
         examples = with_replay(examples, recipe.replay, seed, chunker, chat)
     variables = recipe.chat_template_kwargs

@@ -21,7 +21,8 @@ from typing import Any
 
 from ft_plugin.errors import DataError, UserError
 
-from .templates import Template
+from .formats import CONVERTERS
+from .templates import Template, load_template
 
 # The recipe's field_* keys, by the column name each overrides (formats.AXOLOTL_FIELDS).
 RECIPE_FIELD_NAMES = ("instruction", "input", "output", "system", "text", "label")
@@ -236,6 +237,24 @@ def recipe_field_keys(template: Template, mapping: dict[str, str]) -> dict[str, 
             )
         keys[f"field_{name}"] = column
     return keys
+
+
+def dataset_field_keys(dataset_type: str, pairs: Iterable[str] | None) -> dict[str, str]:
+    """``--field NAME=COLUMN`` arguments as a `datasets` entry's ``field_*`` keys, for a
+    domain template or a built-in row type.
+
+    Example:
+        >>> dataset_field_keys("medical-pubmedqa", ["question=Q"])
+        {'field_instruction': 'Q'}
+        >>> dataset_field_keys("alpaca", ["instruction=ask"])
+        {'field_instruction': 'ask'}
+    """
+    if dataset_type in CONVERTERS:
+        return {
+            f"field_{name}": column for name, column in parse_plain_field_arguments(pairs).items()
+        }
+    template = load_template(dataset_type)
+    return recipe_field_keys(template, parse_field_arguments(pairs, template))
 
 
 def _recipe_name(template: Template, field: str) -> str:

@@ -22,7 +22,7 @@ from .formats import (
     convert_rows,
     template_mapping,
 )
-from .reading import read_rows
+from .reading import rows_of
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
@@ -73,6 +73,28 @@ class Mixing:
                    recipe.dataset_exact_deduplication)  # fmt: skip
 
 
+def shuffle_seed(recipe: Recipe) -> int:
+    """The seed of every data shuffle: `dataset_shuffle_seed`, else `seed` (Axolotl's rule)."""
+    return recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
+
+
+def held_out_split(rows: list[Any], size: float, shuffled: bool) -> tuple[list[Any], list[Any]]:
+    """(held out, train): `val_set_size` rows (a count, or a fraction below 1), the first
+    ones of shuffled rows, the last ones of rows kept in order (Axolotl's split of
+    unshuffled data).
+
+    Example:
+        >>> held_out_split(list(range(10)), 0.2, shuffled=True)
+        ([0, 1], [2, 3, 4, 5, 6, 7, 8, 9])
+    """
+    count = int(size) if size >= 1 else max(1, round(len(rows) * size))
+    if count >= len(rows):
+        raise DataError(f"val_set_size: {size} leaves no training rows (only {len(rows)} rows)")
+    if shuffled:
+        return rows[:count], rows[count:]
+    return rows[-count:], rows[:-count]
+
+
 def default_overlap(spec: DatasetSection, chunker: Any) -> int:
     """`chunk_overlap`, else 0 for `completion` and Axolotl's stride for `pretrain`."""
     if spec.chunk_overlap is not None:
@@ -89,15 +111,7 @@ def _examples_for(
     group_by: str | None = None,
     chat: ChatRendering | None = None,
 ) -> tuple[list[Example], Counter[str]]:
-    rows = read_rows(
-        spec.path,
-        split=spec.split,
-        name=spec.name,
-        data_files=spec.data_files,
-        revision=spec.revision,
-        encoding=spec.encoding,
-    )
-    rows = rows[spec.skip :] if spec.skip else rows
+    rows = rows_of(spec)
     _check_mapped_columns(spec, rows, index)
     if spec.type not in CONVERTERS:
         from .columns import check_columns

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ft_plugin.errors import DataError
 
 from .chat import message_mapping, role_table
-from .examples import TrainingData
-from .reading import read_rows
+from .examples import TrainingData, held_out_split, shuffle_seed
+from .reading import rows_of
 
 if TYPE_CHECKING:
     from ft_plugin.config import Recipe
@@ -209,7 +209,7 @@ def build_preference_data(recipe: Recipe, tokenizer: Any | None) -> TrainingData
 
     from .template_choice import resolve_chat_template
 
-    seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
+    seed = shuffle_seed(recipe)
     kto, dedup = recipe.rl == "kto", bool(recipe.dataset_exact_deduplication)
     template = None
     if tokenizer is not None and any(s.type.startswith("chat_template.") for s in recipe.datasets):
@@ -220,10 +220,7 @@ def build_preference_data(recipe: Recipe, tokenizer: Any | None) -> TrainingData
     def read(entries: list[DatasetSection]) -> tuple[list[dict[str, Any]], Counter[str]]:
         out, dropped, seen = [], Counter[str](), set()
         for index, spec in enumerate(entries):
-            rows = read_rows(spec.path, split=spec.split, name=spec.name,
-                             data_files=spec.data_files, revision=spec.revision,
-                             encoding=spec.encoding)  # fmt: skip
-            rows = rows[spec.skip :] if spec.skip else rows
+            rows = rows_of(spec)
             renderer = PreferenceRenderer(spec, tokenizer, spec_template(spec, template, tokenizer))
             made, more = preference_rows(rows, spec, renderer, kto)
             dropped.update(more)
@@ -253,11 +250,7 @@ def build_preference_data(recipe: Recipe, tokenizer: Any | None) -> TrainingData
         dropped.update(more)
     elif recipe.val_set_size:
         random.Random(seed).shuffle(train)
-        size = recipe.val_set_size
-        count = int(size) if size >= 1 else max(1, round(len(train) * size))
-        if count >= len(train):
-            raise DataError(f"val_set_size: {size} leaves no training pairs (only {len(train)})")
-        held_out, train = train[:count], train[count:]
+        held_out, train = held_out_split(train, recipe.val_set_size, shuffled=True)
     kind = "judged answers" if kto else "pairs"
     reasons = ", ".join(f"{v} {k}" for k, v in dropped.items())
     note = f"{recipe.rl}: {len(train)} train / {len(held_out)} eval {kind}" + (

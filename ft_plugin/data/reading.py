@@ -140,6 +140,14 @@ def read_rows(
     )  # fmt: skip
 
 
+def rows_of(spec: DatasetSection) -> list[dict[str, Any]]:
+    """The rows a recipe's `datasets` entry names: its split, config, files, revision and
+    encoding, less its first `skip` rows."""
+    rows = read_rows(spec.path, split=spec.split, name=spec.name, data_files=spec.data_files,
+                     revision=spec.revision, encoding=spec.encoding)  # fmt: skip
+    return rows[spec.skip :] if spec.skip else rows
+
+
 def _bounds(split: str, sizes: dict[str, int], path: str) -> list[tuple[str, int, int]]:
     """``(split name, start, stop)`` of each part of ``split`` (datasets' own arithmetic)."""
     from datasets import ReadInstruction

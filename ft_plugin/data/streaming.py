@@ -26,6 +26,7 @@ from .examples import (
     default_overlap,
     drop_by_length,
     prompt_style_note,
+    shuffle_seed,
     token_chunker,
     tokenized_alike,
     tokenized_like_trl,
@@ -149,7 +150,7 @@ def streamed_training_data(recipe: Recipe, tokenizer: Any | None) -> TrainingDat
         raise DataError(
             "datasets: cannot mix raw-text (completion) and chat/instruction datasets in one run"
         )
-    seed = recipe.dataset_shuffle_seed if recipe.dataset_shuffle_seed is not None else recipe.seed
+    seed = shuffle_seed(recipe)
     chunker = token_chunker(tokenizer, recipe.sequence_len) if tokenizer is not None else None
     chat = chat_rendering(recipe, tokenizer)
     tokenize_all = chat is not None and any(s.type == "chat_template" for s in recipe.datasets)
