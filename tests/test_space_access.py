@@ -20,7 +20,8 @@ from tiny import save_tiny_model
 
 from ft_plugin.errors import UserError
 from ft_plugin.space.access import OWNER, VISITOR, Access, Forbidden, access_for
-from ft_plugin.space.redaction import child_environment, redact
+from ft_plugin.space.redaction import redact
+from ft_plugin.utils.environment import child_environment
 
 # Trains tiny runs (in child processes) and serves the Space: minutes in all.
 pytestmark = [pytest.mark.slow]

@@ -10,6 +10,7 @@ module         commands
 ``catalog``    recipes list/show/validate/schema/push, templates list/show/preview/push
 ``data``       data prepare
 ``evaluate``   eval (also --tasks, --import-ratings), route
+``export``     export (merged, GGUF, Ollama)
 ``hub``        push, merge (and the ``push`` of recipes and templates)
 ``space``      space, space push
 ``federated``  federated (Flower)
@@ -28,10 +29,10 @@ from collections.abc import Sequence
 from ft_plugin import __version__
 from ft_plugin.errors import UserError, report
 
-from . import catalog, data, evaluate, federated, hub, space, train
+from . import catalog, data, evaluate, export, federated, hub, space, train
 
 # In the order `ft-plugin --help` lists them.
-GROUPS = (train, federated, hub, catalog, evaluate, space, data)
+GROUPS = (train, federated, export, hub, catalog, evaluate, space, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ numbers come from the run directory alone (``status.json``, ``progress.jsonl``),
 restarted Space reattaches to a child that is still running.
 
 Each child runs in its own session (its own process group), with the Space's
-environment minus its secrets (:func:`~ft_plugin.space.redaction.child_environment`: the
+environment minus its secrets (:func:`~ft_plugin.utils.environment.child_environment`: the
 Hub token stays in the Space's process, which publishes). Stop sends SIGTERM to the
 group (ft-plugin's trainer saves a checkpoint and exits; after ``stop_grace_s`` the
 group is killed), and nothing the child started outlives it. States: ``queued``,
@@ -35,9 +35,9 @@ from typing import Any
 
 from ft_plugin.errors import UserError
 from ft_plugin.rundir import RunDir
+from ft_plugin.utils.environment import child_environment
 from ft_plugin.utils.io import write_text_atomic
 
-from ..redaction import child_environment
 from .job_progress import eta_seconds, last_error_line, latest, log_tail, series
 
 JOB_FILE = "job.json"
