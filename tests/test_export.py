@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import require, tiny_recipe, write_rows
+from hub_server import hub_fixture
 from tiny import CHATML, tiny_model, tiny_tokenizer
 from transformers import AutoTokenizer
 
@@ -352,3 +354,41 @@ def test_the_embedded_medical_run_exports_for_ollama_from_the_command_line(tmp_p
     assert "next: cd" in done.stdout and "ollama create medical -f Modelfile" in done.stdout
     record = json.loads((run / "export" / "export.json").read_text())["medical-q8_0.gguf"]
     assert abs(record["check"]["perplexity_change"]) < 0.02
+
+
+hub = hub_fixture()
+
+
+@pytest.mark.hub
+def test_push_with_gguf_uploads_the_checked_files_and_lists_them_in_the_card(
+    hub: object, lora_run: Path
+) -> None:
+    from huggingface_hub import HfApi, ModelCard
+
+    from ft_plugin.hub.publish import push_run
+
+    if not (lora_run / "export" / "run-q8_0.gguf").is_file():
+        export_run(lora_run, "ollama", quant="q8_0")
+    push_run(lora_run, "test-user/tiny-gguf", merged=True, with_gguf=True, private=False)
+    files = set(HfApi().list_repo_files("test-user/tiny-gguf"))
+    assert {
+        "run-q8_0.gguf",
+        "Modelfile",
+        "model.safetensors",
+    } <= files and "export.json" not in files
+    card = ModelCard.load("test-user/tiny-gguf").text
+    assert "## Deployment files" in card and "| `run-q8_0.gguf` | q8_0 |" in card
+    assert "ollama create NAME -f Modelfile" in card and "a base model not on the Hub" in card
+    assert "What is" not in card, "the card shows the held-out prompts the check compared"
+
+
+def test_push_with_gguf_before_any_export_says_what_to_run(tmp_path: Path, lora_run: Path) -> None:
+    from ft_plugin.hub.publish import build_bundle
+
+    empty = tmp_path / "run"
+    shutil.copytree(lora_run, empty, ignore=shutil.ignore_patterns("export"))
+    with pytest.raises(
+        UserError,
+        match=r"--with-gguf: .*export holds no GGUF export; run `ft-plugin export .* --format gguf` first",
+    ):
+        build_bundle(empty, "me/x", tmp_path / "staging", merged=True, with_gguf=True)

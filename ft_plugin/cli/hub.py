@@ -48,6 +48,11 @@ def add_parser(commands: Commands) -> None:
     push.add_argument(
         "--merged", action="store_true", help="push merged full weights instead of the adapter"
     )
+    push.add_argument(
+        "--with-gguf",
+        action="store_true",
+        help="also push the GGUF files (and Modelfile) `ft-plugin export` wrote, listed in the card",
+    )
     push.add_argument("--commit-message")
     push.set_defaults(handler=_push)
 
@@ -88,6 +93,7 @@ def _push(args: argparse.Namespace) -> int:
         commit_message=args.commit_message,
         overwrite=args.overwrite,
         include_predictions=args.include_predictions,
+        with_gguf=args.with_gguf,
     )
     if result.made_private:
         print(f"{result.repo_id}: was public, made private (pass --public to keep it public)")

@@ -115,6 +115,12 @@ class RunInfo:
         self.eval_report = public_report(run.report(), self.recipe)
 
 
+def _base_link(hub_id: str | None) -> str:
+    return (
+        f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else "a base model not on the Hub"
+    )
+
+
 def _template_disclaimer(recipe: Any) -> tuple[str | None, str | None]:
     from ft_plugin.data.templates import load_template
 
@@ -125,14 +131,15 @@ def _template_disclaimer(recipe: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-def card_body(run: RunInfo, *, merged: bool, loss_curve: str | None) -> str:
+def card_body(run: RunInfo, *, merged: bool, loss_curve: str | None,
+              exports: dict[str, dict[str, Any]] | None = None) -> str:  # fmt: skip
     """Markdown body: purpose and limits, recipe, data, metrics, evaluation, usage, versions."""
     recipe, metrics = run.recipe, run.metrics
     purpose, disclaimer = _template_disclaimer(recipe)
     lines = [f"# {run.repo_id.split('/')[-1]}", ""]
     lines.append(
         f"A {recipe.domain or 'domain'} model: **{recipe.adapter}** fine-tuning of "
-        f"[{run.base_hub_id}](https://huggingface.co/{run.base_hub_id}) with "
+        f"{_base_link(run.base_hub_id)} with "
         "[ft-plugin](https://pypi.org/project/ft-plugin/) on TRL's `SFTTrainer`."
     )
     lines += [
@@ -153,6 +160,7 @@ def card_body(run: RunInfo, *, merged: bool, loss_curve: str | None) -> str:
     lines += _metrics_section(metrics, loss_curve)
     lines += _eval_section(run.eval_report)
     lines += _usage_section(run, merged)
+    lines += _deployment_section(exports or {})
     lines += ["## Training recipe", "", "```yaml", run.recipe_yaml.rstrip(), "```", ""]
     lines += ["## Framework versions", ""] + [f"- {k}: {v}" for k, v in _versions().items()] + [""]
     return "\n".join(lines)
@@ -234,7 +242,39 @@ def _usage_section(run: RunInfo, merged: bool) -> list[str]:
     return ["## Usage", "", *usage]
 
 
-def build_card(run: RunInfo, *, merged: bool = False, loss_curve: str | None = None) -> ModelCard:
+def _deployment_section(exports: dict[str, dict[str, Any]]) -> list[str]:
+    """The GGUF files pushed with the run (``ft-plugin export``'s record), each with how it
+    compared with the run before upload."""
+    if not exports:
+        return []
+    lines = ["## Deployment files", "",
+             "Exported with `ft-plugin export` and loaded back in llama.cpp before upload: the "
+             "export's greedy answers to held-out prompts and its held-out perplexity against "
+             "this model's.", "",
+             "| file | weights | size | held-out perplexity, export vs model | greedy answers as the model's |",
+             "|---|---|---:|---|---|"]  # fmt: skip
+    notes = []
+    for name, record in exports.items():
+        check = record["check"]
+        lines.append(f"| `{name}` | {record['quant']} | {record['bytes'] / 1e6:,.0f} MB | "
+                     f"{check['perplexity_export']:.3f} vs {check['perplexity_run']:.3f} "
+                     f"({check['perplexity_change']:+.2%}) | {check['agreeing']}/{check['answered']} |")  # fmt: skip
+        if check.get("prompts_tokenized_otherwise"):
+            notes.append(f"`{name}`: llama.cpp tokenizes {check['prompts_tokenized_otherwise']} "
+                         f"of {check['rows']} held-out prompts otherwise than this model's "
+                         f"tokenizer (first: {check['first_token_difference']}).")  # fmt: skip
+    first = next(iter(exports))
+    lines += ["", *notes, "" if notes else None,
+              f"llama.cpp: `llama-cli -m {first} -cnv` (the chat template travels in the file).",
+              ""]  # fmt: skip
+    if any("Modelfile" in r["files"] for r in exports.values()):
+        lines += ["Ollama: download the repo, then `ollama create NAME -f Modelfile` (its "
+                  "template, stop tokens and system prompt are this model's).", ""]  # fmt: skip
+    return [line for line in lines if line is not None]
+
+
+def build_card(run: RunInfo, *, merged: bool = False, loss_curve: str | None = None,
+               exports: dict[str, dict[str, Any]] | None = None) -> ModelCard:  # fmt: skip
     """The complete model card of a run, ready to save as README.md.
 
     Example (usage, not run as a doctest: it needs a model, files or the Hub)::
@@ -249,5 +289,6 @@ def build_card(run: RunInfo, *, merged: bool = False, loss_curve: str | None = N
     )
     data = card_data(run, library_name=library)
     return ModelCard(
-        f"---\n{data.to_yaml()}\n---\n\n{card_body(run, merged=merged, loss_curve=loss_curve)}"
+        f"---\n{data.to_yaml()}\n---\n\n"
+        f"{card_body(run, merged=merged, loss_curve=loss_curve, exports=exports)}"
     )

@@ -105,13 +105,14 @@ def build_bundle(
     *,
     merged: bool = False,
     include_predictions: bool = False,
+    with_gguf: bool = False,
 ) -> Path:
     """Assemble what will be uploaded into ``staging`` (a fresh folder): public versions of
     the run's files only (see the module docstring)."""
     from .card import RunInfo, build_card
 
     run, recipe = RunDir(run_dir), check_run_dir(run_dir)
-    hub_id = _base_hub_id(recipe)
+    hub_id = _base_hub_id(recipe, merged=merged)
     if merged:
         from ft_plugin.merge import merge_run
 
@@ -135,10 +136,31 @@ def build_bundle(
     _copy_eval(run, staging, recipe, include_predictions)
     curve = f"{rundir.EVAL}/training_curves.png"
     curve = curve if (staging / curve).is_file() else None
-    card = build_card(RunInfo(run_dir, repo_id, hub_id), merged=merged, loss_curve=curve)
+    exports = _copy_gguf_exports(run_dir, staging) if with_gguf else None
+    card = build_card(RunInfo(run_dir, repo_id, hub_id), merged=merged, loss_curve=curve,
+                      exports=exports)  # fmt: skip
     card.save(staging / rundir.CARD)
     _refuse_local_traces(staging, _local_traces(run, recipe))
     return staging
+
+
+def _copy_gguf_exports(run_dir: Path, staging: Path) -> dict[str, dict[str, Any]]:
+    """The GGUF files (and Modelfile) `ft-plugin export` wrote into RUN_DIR/export, copied
+    for upload; their records (without the prompts and answers compared) for the card."""
+    from ft_plugin.export.run import exported_files
+
+    folder = run_dir / "export"
+    exports = {name: record for name, record in exported_files(folder).items()
+               if record["format"] in ("gguf", "ollama") and (folder / name).is_file()}  # fmt: skip
+    if not exports:
+        raise UserError(f"--with-gguf: {folder} holds no GGUF export; run `ft-plugin export "
+                        f"{run_dir} --format gguf` first")  # fmt: skip
+    for name, record in exports.items():
+        for file in record["files"]:
+            shutil.copy2(folder / file, staging / file)
+        record["bytes"] = (folder / name).stat().st_size
+        record["check"] = {k: v for k, v in record["check"].items() if k != "differing"}
+    return exports
 
 
 def _write_public_json(source: Path, target: Path, path_keys: tuple[str, ...] = ()) -> None:
@@ -204,12 +226,16 @@ def _refuse_local_traces(staging: Path, traces: set[str]) -> None:
             )
 
 
-def _base_hub_id(recipe: Any) -> str:
+def _base_hub_id(recipe: Any, *, merged: bool = False) -> str | None:
+    """The base model's Hub id; None for a local base under merged weights, which need
+    none (an adapter must name its base by Hub id)."""
     from ft_plugin.models import EMBEDDED_MODELS, EMBEDDED_PREFIX
 
     if recipe.base_model.startswith(EMBEDDED_PREFIX):
         return EMBEDDED_MODELS[recipe.base_model[len(EMBEDDED_PREFIX) :]].hub_id
     if Path(recipe.base_model).expanduser().exists():
+        if merged:
+            return None
         raise UserError(
             f"base_model: {recipe.base_model} is a local folder; a pushed adapter must name its base by "
             "Hub id. Push the base model first, or use --merged to publish full weights"
@@ -234,6 +260,7 @@ def push_run(
     commit_message: str | None = None,
     overwrite: bool = False,
     include_predictions: bool = False,
+    with_gguf: bool = False,
     namespaces: Collection[str] | None = None,
     retry_delay: float = 1.0,
 ) -> PushResult:
@@ -241,6 +268,7 @@ def push_run(
 
     ``private``: None means the recipe's ``hub.private``. ``overwrite``: push into a repo
     that exists. ``include_predictions``: also push ``eval/predictions.jsonl``.
+    ``with_gguf``: also push the GGUF files (and Modelfile) ``ft-plugin export`` wrote.
     ``namespaces``: the owners ``repo_id`` may have (None: any).
 
     Example (usage, not run as a doctest: it needs a model, files or the Hub)::
@@ -258,8 +286,9 @@ def push_run(
     make_private = _check_existing(repo_id, existing, private=private, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ft-plugin-push-") as tmp:
         bundle = build_bundle(
-            run_dir, repo_id, Path(tmp), merged=merged, include_predictions=include_predictions
-        )
+            run_dir, repo_id, Path(tmp), merged=merged, include_predictions=include_predictions,
+            with_gguf=with_gguf,
+        )  # fmt: skip
         if existing is None:  # exist_ok=False: a repo created meanwhile is not pushed into
             with_retries(lambda: api.create_repo(repo_id, private=private),
                          what=f"create {repo_id}", base_delay=retry_delay)  # fmt: skip
