@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import require, tiny_recipe, write_rows
 from hub_server import hub_fixture
-from tiny import CHATML, tiny_model, tiny_tokenizer
+from tiny import CHATML, save_tiny_model_with_embedded_tokenizer, tiny_tokenizer
 from transformers import AutoTokenizer
 
 from ft_plugin.errors import UserError
@@ -174,19 +174,7 @@ ENGLISH = [{"instruction": f"What is {a} plus {b}?", "output": f"{a} plus {b} is
 
 @pytest.fixture(scope="module")
 def smol_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import AutoTokenizer
-
-    from ft_plugin.models import resolve_base_model
-
-    folder = tmp_path_factory.mktemp("smol-base")
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_base_model("embedded:smollm2-135m-instruct").path
-    )
-    model = tiny_model("llama", vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)  # fmt: skip
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model_with_embedded_tokenizer(tmp_path_factory.mktemp("smol-base"))
 
 
 def trained(

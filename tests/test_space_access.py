@@ -206,7 +206,8 @@ def test_a_visitor_can_train_stop_resume_serve_or_read_nothing(space) -> None:  
     assert wait(space.owner, owners_run)["state"] == "done"  # the visitor's stop did nothing
     with pytest.raises(Forbidden, match="to publish a run"):  # the page's Publish, below it
         space.state.serving.publish(VISITOR, owners_run, "test-user/x")
-    for method, args in {"upload": (None, "medical"), "history": ()}.items():
+    for method, args in {"upload": (None, "medical"), "history": (),
+                         "export_gguf": (owners_run, "q4_k_m")}.items():  # fmt: skip
         with pytest.raises(Forbidden):
             getattr(space.state.training, method)(VISITOR, *args)
 

@@ -237,3 +237,31 @@ def test_train_on_ratings_tunes_the_served_adapter_with_dpo(service, tmp_path) -
     assert recipe.rl == "dpo" and recipe.lora_model_dir == str(run)
     assert recipe.datasets[0].type == "chat_template.default"
     assert RunDir(status["run_dir"]).has_adapter()
+
+
+def test_a_finished_run_downloads_as_a_checked_gguf(tmp_path: Path) -> None:
+    from helpers import require
+    from tiny import save_tiny_model_with_embedded_tokenizer
+
+    from ft_plugin.space.access import VISITOR, Forbidden
+
+    require("llama_cpp", "`make llama-cpp` builds llama-cpp-python")
+    base = save_tiny_model_with_embedded_tokenizer(tmp_path / "smol")
+    service = TrainingService(tmp_path / "space", Limits(max_train_steps=400), Access("local"),
+                              base_models=lambda: [str(base)])  # fmt: skip
+    try:
+        job = start(service, write_gb18030_csv(tmp_path / "内科.csv"), base, max_steps=2)
+        assert wait_for(service, job, finished)["state"] == "done"
+        with pytest.raises(Forbidden, match="to export a run"):
+            service.export_gguf(VISITOR, job, "q8_0")
+        path, note = service.export_gguf(OWNER, job, "q8_0")
+        assert path.name == "run-q8_0.gguf" and path.stat().st_size > 1_000_000
+        assert note.startswith("Checked against the run: ") and "perplexity" in note
+        exported = service.jobs.run_dir(job) / "export" / "run-q8_0.gguf"
+        assert path.samefile(exported) or path.read_bytes() == exported.read_bytes()
+        assert not path.is_relative_to(tmp_path / "space"), "Gradio would serve the data folder"
+        written = exported.stat().st_mtime_ns
+        again, _ = service.export_gguf(OWNER, job, "q8_0")  # reused, not exported again
+        assert again != path and exported.stat().st_mtime_ns == written
+    finally:
+        service.close(timeout=30)

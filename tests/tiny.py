@@ -117,3 +117,20 @@ def save_tiny_model(path: Path, seed: int = 0, layers: int = 2, arch: str = "lla
     tiny_model(arch, seed=seed, layers=layers).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
+
+
+def save_tiny_model_with_embedded_tokenizer(path: Path, arch: str = "llama") -> Path:
+    """A tiny random model with the embedded SmolLM2's real tokenizer (49,152 tokens):
+    what llama.cpp's converter accepts, where it refuses the tiny byte-level tokenizer."""
+    from transformers import AutoTokenizer
+
+    from ft_plugin.models import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_base_model("embedded:smollm2-135m-instruct").path
+    )
+    model = tiny_model(arch, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)  # fmt: skip
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -39,6 +39,7 @@ OWNER_ACTIONS = {
     "status": "see the trainings",
     "serve": "serve a new run",
     "publish": "publish a run",
+    "export": "export a run",
 }
 HOW_TO_TURN_ON = (
     "turn on Hugging Face sign-in (hf_oauth: true in the Space's README.md) or start it "

@@ -127,6 +127,13 @@ def _run_step() -> SimpleNamespace:
     served_note = gr.Markdown(elem_id="train-served")
     ratings = gr.Button("Train on ratings: DPO from the served adapter on the Rate tab's pairs",
                         elem_id="train-on-ratings")  # fmt: skip
+    with gr.Accordion("Download the run as GGUF (llama.cpp, Ollama)", open=False):
+        with gr.Row():
+            quant = gr.Dropdown(["q4_k_m", "q8_0", "f16"], value="q4_k_m", label="Weights",
+                                elem_id="train-gguf-quant")  # fmt: skip
+            export = gr.Button("Export GGUF", elem_id="train-gguf-export")
+            gguf = gr.DownloadButton("Download GGUF", visible=False, elem_id="train-gguf")
+        exported = gr.Markdown(elem_id="train-gguf-note")
     with gr.Accordion("Publish the run to the Hub", open=False):
         with gr.Row():
             repo = gr.Textbox(label="Repo id (OWNER/NAME); the token comes from the Space's HF_TOKEN secret",
@@ -138,8 +145,9 @@ def _run_step() -> SimpleNamespace:
     return SimpleNamespace(start=start, stop=stop, resume=resume, run_id=run_id, status=status,
                            loss=loss, rate=rate, log=log, history=history, serve=serve,
                            replace=replace, served_note=served_note, ratings=ratings,
-                           repo=repo, private=private,
-                           overwrite=overwrite, publish=publish, published=published)  # fmt: skip
+                           repo=repo, private=private, quant=quant, export=export, gguf=gguf,
+                           exported=exported, overwrite=overwrite, publish=publish,
+                           published=published)  # fmt: skip
 
 
 def gate_markdown(state: SpaceState, caller: Caller) -> str:
@@ -386,3 +394,14 @@ def _connect_publish(state: SpaceState, tab: SimpleNamespace) -> None:
 
     run.publish.click(ui_publish, [run.run_id, run.repo, run.private, run.overwrite],
                       [run.published], api_visibility="private", queue=False)  # fmt: skip
+
+    @shown_errors
+    def ui_export(request: gr.Request, profile: Profile, run_id, quant):  # noqa: ANN001, ANN202
+        if not run_id:
+            raise gr.Error("no run to export: train one first", print_exception=False)
+        path, note = state.training.export_gguf(caller_of(state.access, request, profile),
+                                                run_id, quant)  # fmt: skip
+        return gr.DownloadButton(value=str(path), visible=True), note
+
+    run.export.click(ui_export, [run.run_id, run.quant], [run.gguf, run.exported],
+                     api_visibility="private")  # fmt: skip

@@ -18,6 +18,7 @@ Example (usage, not run as a doctest: it needs a model, files or the Hub)::
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import tempfile
@@ -47,6 +48,17 @@ def _safe_name(name: str) -> str:
         '内科_data__1_.csv'
     """
     return re.sub(r"[^\w.-]", "_", Path(name).name).lstrip(".") or "data"
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    """An export's check as the page shows it (from its ``export.json`` record)."""
+    line = (f"Checked against the run: {check['agreeing']}/{check['answered']} greedy answers the "
+            f"same, held-out perplexity {check['perplexity_export']:.3f} vs "
+            f"{check['perplexity_run']:.3f} ({check['perplexity_change']:+.2%}).")  # fmt: skip
+    if check.get("prompts_tokenized_otherwise"):
+        line += (f" llama.cpp tokenizes {check['prompts_tokenized_otherwise']} of {check['rows']} "
+                 "held-out prompts otherwise than the run.")  # fmt: skip
+    return line
 
 
 class TrainingService:
@@ -305,6 +317,40 @@ class TrainingService:
             )
         return push_run(run_dir, repo_id.strip(), private=private, overwrite=overwrite,
                         namespaces=namespaces)  # fmt: skip
+
+    def export_gguf(self, caller: Caller, job_id: str, quant: str = "q4_k_m") -> tuple[Path, str]:
+        """A finished run as one GGUF file (``ft-plugin export --format gguf``), checked
+        against the run; a link to the file for download and the check's summary. An
+        export made before is reused.
+
+        Example (usage, not run as a doctest: it needs a finished run and llama.cpp)::
+
+            service.export_gguf(OWNER, run_id, "q8_0")  # (PosixPath('…/run-q8_0.gguf'), '4/4 …')
+        """
+        from ft_plugin.export import QUANTS, export_run
+        from ft_plugin.export.run import exported_files
+
+        run_dir = self.finished_run(caller, job_id, "export")
+        if quant not in QUANTS:
+            raise UserError(f"quantization {quant!r:.20}: choose one of {', '.join(QUANTS)}")
+        folder, name = run_dir / "export", f"{run_dir.resolve().name}-{quant}.gguf"
+        record = exported_files(folder).get(name)
+        if record is None or not (folder / name).is_file():
+            # A tokenizer difference is kept and shown: the owner asked for the file.
+            with self.loading:
+                export_run(run_dir, "gguf", quant=quant, allow_tokenizer_difference=True)
+            record = exported_files(folder)[name]
+        return self._servable(folder / name), _check_line(record["check"])
+
+    def _servable(self, path: Path) -> Path:
+        """``path`` linked (or copied) into the service's temporary folder: Gradio serves
+        files from there, never from the Space's data folder."""
+        target = Path(tempfile.mkdtemp(prefix="download-", dir=self._drafts)) / path.name
+        try:
+            os.link(path, target)
+        except OSError:  # another file system
+            shutil.copyfile(path, target)
+        return target
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the running child (SIGTERM, SIGKILL after ``timeout``) and drop the drafts."""
