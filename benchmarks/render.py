@@ -13,7 +13,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS  # noqa: E402
 from render_claims import claims_section  # noqa: E402
-from render_preference import dpo_section, dpo_summary  # noqa: E402
+from render_deploy import deploy_section, deploy_summary  # noqa: E402
+from render_preference import (  # noqa: E402
+    dpo_quality_section,
+    dpo_quality_summary,
+    dpo_section,
+    dpo_summary,
+)
 
 
 def load(name: str) -> dict | None:
@@ -376,6 +382,12 @@ def summary() -> list[str]:
     if dpo := load("dpo_speed"):
         rows.append(("DPO (issue 32): ≥1.5x plain TRL DPOTrainer's wall time at no more peak "
                      "memory, held-out reward accuracy equal within noise", dpo_summary(dpo)))  # fmt: skip
+    if quality := load("dpo_quality"):
+        rows.append(("DPO on real data (issue 32): from an SFT adapter, pairs from its own "
+                     "answers on cmedical", dpo_quality_summary(quality)))  # fmt: skip
+    if deploy := load("deploy"):
+        rows.append(("deployment (issue 33): the tuned embedded model served as the adapter, "
+                     "merged, GGUF f16 / q8_0 / q4_k_m; fastest side", deploy_summary(deploy)))  # fmt: skip
     if tfns := load("tfns"):
         rows.append(("TFNS: tuned embedded model >80% accuracy, CPU run <30 min",
                      f"{tfns['tuned']['accuracy']:.3f} accuracy ({tfns['tuned']['macro_f1']:.3f} macro-F1) after "
@@ -431,6 +443,10 @@ def main() -> None:
         out += axolotl_example(result)
     if result := load("dpo_speed"):
         out += dpo_section(result, header(result))
+    if result := load("dpo_quality"):
+        out += dpo_quality_section(result, header(result))
+    if result := load("deploy"):
+        out += deploy_section(result, header(result))
     if (RESULTS / "gpu.jsonl").is_file():
         out += gpu(
             [

@@ -268,6 +268,22 @@ def test_the_ollama_export_writes_a_modelfile_for_its_gguf(lora_run: Path) -> No
     )
 
 
+def test_the_adapter_travels_alone_as_llama_cpps_lora_for_ollamas_adapter(lora_run: Path) -> None:
+    result = export_run(lora_run, "ollama", quant="f32", adapter_gguf=True)
+    assert result.files == ["run-base-f32.gguf", "run-adapter-f16.gguf", "Modelfile", "export.json"]
+    # checked through llama.cpp with the adapter applied at load, as Ollama does
+    assert result.check.agreeing == result.check.answered == 4
+    assert abs(result.check.perplexity_change) < 0.005  # the adapter's deltas are f16
+    text = (result.folder / "Modelfile").read_text()
+    assert text.startswith("FROM ./run-base-f32.gguf\nADAPTER ./run-adapter-f16.gguf\nTEMPLATE")
+    assert str(lora_run.parent) not in (result.folder / "run-adapter-f16.gguf").read_bytes().decode(
+        "latin-1"
+    )
+    assert (result.folder / "run-adapter-f16.gguf").stat().st_size < (
+        result.folder / "run-base-f32.gguf"
+    ).stat().st_size / 5
+
+
 def test_a_gguf_with_another_template_or_stop_token_is_refused_by_name(lora_run: Path) -> None:
     from ft_plugin.export.gguf_check import check_gguf
     from ft_plugin.export.run import _run_reference
@@ -318,6 +334,11 @@ def test_export_refuses_in_one_line(tmp_path: Path, smol_base: Path) -> None:
     done = cli("export", str(run), "--format", "merged")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "cannot be merged" in done.stderr
+    done = cli("export", str(run), "--format", "gguf", "--adapter-gguf")
+    assert (
+        done.returncode == 2
+        and "llama.cpp has no adapter of the bottleneck method's kind" in done.stderr
+    )
     done = cli("export", str(tmp_path), "--format", "gguf")
     assert done.returncode == 2 and "not a finished run" in done.stderr
 

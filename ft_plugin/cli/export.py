@@ -35,6 +35,9 @@ def add_parser(commands: Commands) -> None:
     export.add_argument("--allow-tokenizer-difference", action="store_true",
                         help="keep a GGUF whose tokenizer (llama.cpp's) splits some held-out "
                         "prompts otherwise than the run's; the difference is printed and recorded")  # fmt: skip
+    export.add_argument("--adapter-gguf", action="store_true",
+                        help="GGUF of the base plus the adapter as llama.cpp's LoRA GGUF (Ollama's "
+                        "ADAPTER) instead of merged weights; LoRA and QLoRA runs")  # fmt: skip
     export.set_defaults(handler=_export)
 
 
@@ -44,7 +47,8 @@ def _export(args: argparse.Namespace) -> int:
     result = export_run(Path(args.run_dir), args.fmt, quant=args.quant,
                         output=Path(args.output) if args.output else None,
                         llama_cpp_dir=args.llama_cpp, check_rows=args.check_rows,
-                        allow_tokenizer_difference=args.allow_tokenizer_difference)  # fmt: skip
+                        allow_tokenizer_difference=args.allow_tokenizer_difference,
+                        adapter_gguf=args.adapter_gguf)  # fmt: skip
     for name in result.files:
         print(f"wrote {result.folder / name}")
     print(f"checked: {result.check.summary()}")

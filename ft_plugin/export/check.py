@@ -199,10 +199,10 @@ def _hf_nll(model: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
 
     with torch.inference_mode():
         logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
-    return _nll_from_logits(logits.numpy(), ids, scored)
+    return nll_from_logits(logits.numpy(), ids, scored)
 
 
-def _nll_from_logits(logits: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
+def nll_from_logits(logits: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
     """Summed NLL of the scored tokens; ``logits[p]`` predicts ``ids[p + 1]``."""
     import numpy as np
 

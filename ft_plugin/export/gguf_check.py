@@ -8,22 +8,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .check import ExportMismatch, Observed, Reference, _nll_from_logits
+from .check import ExportMismatch, Observed, Reference, nll_from_logits
 from .stops import end_of_turn_tokens
 
 _TEMPLATE_KEY = "tokenizer.chat_template"
 
 
-def check_gguf(path: Path, tokenizer: Any, run: Reference, max_new_tokens: int) -> Observed:
+def check_gguf(path: Path, tokenizer: Any, run: Reference, max_new_tokens: int, *,
+               adapter: Path | None = None) -> Observed:  # fmt: skip
     """The GGUF's greedy answers to the run's prompts (formatted by llama.cpp from the
     file's own chat template) and its NLL of the run's scored rows; raises
     :class:`ExportMismatch` when the template or a stop token differs. How llama.cpp
-    tokenizes the rendered prompts is compared too, and returned for :func:`compare`."""
+    tokenizes the rendered prompts is compared too, and returned for :func:`compare`.
+    ``adapter``: a llama.cpp LoRA GGUF applied over ``path`` (Ollama's ``ADAPTER``)."""
     from llama_cpp import Llama
 
     context = max(len(ids) for ids in run.ids) + max_new_tokens + 64
     llm = Llama(model_path=str(path), n_ctx=context, logits_all=True, n_threads=os.cpu_count(),
-                chat_format="chat_template.default", seed=0, verbose=False)  # fmt: skip
+                chat_format="chat_template.default", seed=0, verbose=False,
+                lora_path=str(adapter) if adapter else None)  # fmt: skip
     try:
         _same_template(llm, tokenizer, path)
         _same_stops(llm, tokenizer, path)
@@ -33,7 +36,7 @@ def check_gguf(path: Path, tokenizer: Any, run: Reference, max_new_tokens: int) 
         for ids, scored in zip(run.ids, run.scored, strict=True):
             llm.reset()
             llm.eval(ids)
-            nll.append(_nll_from_logits(llm.scores[: len(ids)], ids, scored))
+            nll.append(nll_from_logits(llm.scores[: len(ids)], ids, scored))
     finally:
         llm.close()
     return Observed(answers, nll, differences)

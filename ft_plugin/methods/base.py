@@ -41,6 +41,8 @@ class FineTuningMethod:
     mergeable: ClassVar[bool] = True
     #: Why merging is impossible, shown by `ft-plugin merge` when ``mergeable`` is False.
     not_mergeable_reason: ClassVar[str] = ""
+    #: True when llama.cpp applies the adapter as it is (its LoRA GGUF, Ollama's ADAPTER).
+    llama_cpp_adapter: ClassVar[bool] = False
     #: Builtin recipes that train with this method are named ``DOMAIN-SUFFIX``
     #: (``medical-lora``); empty: the suffix is the method's name. A method without recipes
     #: of its own starts from the LoRA ones, ``adapter:`` set to it (the Space's Train tab).

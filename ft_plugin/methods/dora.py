@@ -15,6 +15,7 @@ class DoraMethod(LoraMethod):
 
     name = "dora"
     use_dora = True
+    llama_cpp_adapter = False  # llama.cpp's LoRA has no magnitude vector
 
     def recipe_problems(self, recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
         problems = super().recipe_problems(recipe)

@@ -86,6 +86,7 @@ class LoraMethod(FineTuningMethod):
 
     name = "lora"
     use_dora = False
+    llama_cpp_adapter = True
 
     def quantization_config(self, recipe: Recipe, compute_dtype: torch.dtype) -> Any | None:
         return bitsandbytes_config(recipe, compute_dtype)
