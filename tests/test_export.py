@@ -195,6 +195,7 @@ def lora_run(smol_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_a_gguf_export_answers_as_the_run_in_llama_cpp_itself(lora_run: Path) -> None:
     from gguf import GGUFReader
 
@@ -216,6 +217,7 @@ def test_a_gguf_export_answers_as_the_run_in_llama_cpp_itself(lora_run: Path) ->
     assert not list(result.folder.glob(".staging-*")), "the staging folder is left behind"
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_transformers_reads_the_same_weights_from_the_gguf_as_from_the_merged_folder(
     lora_run: Path,
 ) -> None:
@@ -237,6 +239,7 @@ def test_transformers_reads_the_same_weights_from_the_gguf_as_from_the_merged_fo
     assert torch.allclose(plain, read, atol=1e-4)
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_the_merged_folder_loads_in_plain_transformers_and_stops_where_the_run_stops(
     lora_run: Path,
 ) -> None:
@@ -251,6 +254,7 @@ def test_the_merged_folder_loads_in_plain_transformers_and_stops_where_the_run_s
     assert AutoModelForCausalLM.from_pretrained(folder).config.architectures == ["LlamaForCausalLM"]
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_the_ollama_export_writes_a_modelfile_for_its_gguf(lora_run: Path) -> None:
     from ft_plugin.data.templates import load_template
 
@@ -268,6 +272,7 @@ def test_the_ollama_export_writes_a_modelfile_for_its_gguf(lora_run: Path) -> No
     )
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_the_adapter_travels_alone_as_llama_cpps_lora_for_ollamas_adapter(lora_run: Path) -> None:
     result = export_run(lora_run, "ollama", quant="f32", adapter_gguf=True)
     assert result.files == ["run-base-f32.gguf", "run-adapter-f16.gguf", "Modelfile", "export.json"]
@@ -284,6 +289,7 @@ def test_the_adapter_travels_alone_as_llama_cpps_lora_for_ollamas_adapter(lora_r
     ).stat().st_size / 5
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_a_gguf_with_another_template_or_stop_token_is_refused_by_name(lora_run: Path) -> None:
     from ft_plugin.export.gguf_check import check_gguf
     from ft_plugin.export.run import _run_reference
@@ -308,6 +314,7 @@ def test_a_gguf_with_another_template_or_stop_token_is_refused_by_name(lora_run:
         check_gguf(gguf, tokenizer, run, 4)
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_llama_cpps_own_split_of_chinese_text_is_named_and_kept_only_when_allowed(
     smol_base: Path, tmp_path: Path
 ) -> None:
@@ -327,6 +334,7 @@ def test_llama_cpps_own_split_of_chinese_text_is_named_and_kept_only_when_allowe
     assert kept.check.prompts_tokenized_otherwise == 4 and (kept.folder / "run-f32.gguf").is_file()
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_export_refuses_in_one_line(tmp_path: Path, smol_base: Path) -> None:
     from helpers import cli
 
@@ -391,6 +399,7 @@ def test_push_with_gguf_uploads_the_checked_files_and_lists_them_in_the_card(
     assert "What is" not in card, "the card shows the held-out prompts the check compared"
 
 
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_push_with_gguf_before_any_export_says_what_to_run(tmp_path: Path, lora_run: Path) -> None:
     from ft_plugin.hub.publish import build_bundle
 
