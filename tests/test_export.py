@@ -84,6 +84,9 @@ def test_an_architecture_gguf_export_does_not_cover_is_refused_by_name(tmp_path:
         UserError, match=r"^GPT2LMHeadModel: GGUF export covers LlamaForCausalLM.*--format merged"
     ):
         llama_cpp.architecture(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Gemma3ForCausalLM"]}))
+    with pytest.raises(UserError, match="^Gemma3ForCausalLM: GGUF export covers"):
+        llama_cpp.architecture(tmp_path)
 
 
 def test_a_missing_converter_says_where_to_get_one(
@@ -410,3 +413,44 @@ def test_push_with_gguf_before_any_export_says_what_to_run(tmp_path: Path, lora_
         match=r"--with-gguf: .*export holds no GGUF export; run `ft-plugin export .* --format gguf` first",
     ):
         build_bundle(empty, "me/x", tmp_path / "staging", merged=True, with_gguf=True)
+
+
+@pytest.mark.slow  # converts tiny models: seconds each
+@pytest.mark.parametrize("arch", ["mistral", "qwen3"])
+def test_llama_cpp_reads_each_covered_architecture_as_transformers_does(
+    arch: str, tmp_path: Path
+) -> None:
+    """The converter and llama.cpp on each architecture GGUF export covers: the same
+    next-token logits as transformers, from the same token ids."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    llama = require("llama_cpp", "`make llama-cpp` builds llama-cpp-python")
+    folder = save_tiny_model_with_embedded_tokenizer(tmp_path / arch, arch=arch)
+    assert llama_cpp.architecture(folder) in llama_cpp.ARCHITECTURES
+    gguf = llama_cpp.convert(folder, tmp_path / f"{arch}.gguf", "f32", llama_cpp.converter_dir())
+    ids = AutoTokenizer.from_pretrained(folder)("What lowers blood pressure? Less salt.")[
+        "input_ids"
+    ]
+    with torch.inference_mode():
+        expected = (
+            AutoModelForCausalLM.from_pretrained(folder)
+            .eval()(torch.tensor([ids]))
+            .logits[0]
+            .numpy()
+        )
+    model = llama.Llama(model_path=str(gguf), n_ctx=64, logits_all=True, verbose=False)
+    model.eval(ids)
+    got = np.asarray(model.scores[: len(ids)])
+    model.close()
+    assert np.abs(got - expected).max() < 1e-3 * max(1.0, float(np.abs(expected).max()))
+
+
+@pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
+def test_a_full_fine_tune_exports_its_own_weights(tmp_path: Path, smol_base: Path) -> None:
+    run = trained(tmp_path, smol_base, ENGLISH, adapter="full")
+    result = export_run(run, "merged")
+    assert result.check.agreeing == 4 and abs(result.check.perplexity_change) < 1e-5
+    assert (result.folder / "merged" / "model.safetensors").read_bytes() == (
+        run / "model.safetensors"
+    ).read_bytes()

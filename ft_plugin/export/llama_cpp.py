@@ -20,10 +20,11 @@ from ft_plugin.utils.environment import child_environment
 
 CONVERTER = "convert_hf_to_gguf.py"
 LLAMA_CPP_ENV = "LLAMA_CPP_DIR"
-# The architectures the GGUF export is tested on; llama.cpp knows more, but an export that
-# is not checked here is not offered. `--format merged` covers every model.
-ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-                 "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM")  # fmt: skip
+# The architectures the GGUF export is checked on here (tests/test_export.py: llama.cpp's
+# logits equal transformers'). Qwen2 and Gemma 3 are left out: on tiny models the converter
+# refused Qwen2's tokenizer path and llama.cpp's Gemma 3 logits differed by 0.07, so an
+# export of them would not be known to answer as the run does. `--format merged` takes any.
+ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM")
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # what convert_hf_to_gguf.py writes itself
 QUANTIZER_TYPES = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}  # llama.cpp's quantizer, from f16
 
