@@ -34,11 +34,13 @@ $(STAMP): pyproject.toml
 # among them), so the build names its instruction sets; about 7 minutes on 2 cores, once:
 # the wheel is kept in $(LLAMA_CACHE).
 LLAMA_CPP_VERSION ?= 0.3.36
-LLAMA_CACHE ?= $(HOME)/.cache/ft_plugin/llama-cpp-python-$(LLAMA_CPP_VERSION)
 LLAMA_SDIST = $(LLAMA_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 LLAMA_TREE = $(VENV)/share/ft-plugin/llama.cpp
 LLAMA_STAMP = $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-installed
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# LLAVA_BUILD=OFF: the multimodal library, which text export never loads (a shorter build).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+# one cached wheel per version and build flags
+LLAMA_CACHE ?= $(HOME)/.cache/ft_plugin/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
 
 llama-cpp: $(LLAMA_STAMP)
 
