@@ -56,7 +56,7 @@ def split_rows(sft: int, pairs: int, held_out: int, seed: int = 0) -> dict[str, 
     return out
 
 
-def run(*args: str) -> float:
+def run_command(*args: str) -> float:
     """One command as a user types it; its wall seconds."""
     started = time.perf_counter()
     print("$ ft-plugin " + " ".join(args), flush=True)
@@ -71,17 +71,23 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=40)
     parser.add_argument("--sft-steps", type=int, default=60)
     parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip a step whose output is there (an interrupted run goes on)")  # fmt: skip
     args = parser.parse_args()
     files = split_rows(args.sft_rows, args.pair_rows, args.held_out)
     sft_run, dpo_run = WORK / "sft", WORK / "dpo"
-    seconds = {"sft": run("train", "medical-lora", "--output-dir", str(sft_run),
+
+    def run(marker: Path, *command: str) -> float | str:
+        return "reused" if args.reuse and marker.is_file() else run_command(*command)
+
+    seconds = {"sft": run(sft_run / "metrics.json", "train", "medical-lora", "--output-dir", str(sft_run),
                           "--set", f"datasets.0.path={files['sft']}", "--set", "val_set_size=0",
                           "--set", f"max_steps={args.sft_steps}",
                           # the medical recipe's 384 tokens drop 3 in 4 of these rows
                           "--set", "sequence_len=640")}  # fmt: skip
     for name in ("pairs", "held_out"):
         seconds[f"pairs_{name}"] = run(
-            "data", "preferences", "--from", str(files[name]), "--type", "medical",
+            WORK / f"{name}-pairs.report.json", "data", "preferences", "--from", str(files[name]), "--type", "medical",
             "--rejected-from", str(sft_run), "--max-new-tokens", str(args.max_new_tokens),
             "--generation-batch-size", "8", "--output", str(WORK / f"{name}-pairs.jsonl"))  # fmt: skip
     recipe = WORK / "dpo.yaml"
@@ -107,8 +113,10 @@ logging_steps: 1
 save_strategy: "no"
 report_to: none
 """)
-    seconds["dpo"] = run("train", str(recipe), "--output-dir", str(dpo_run))
-    seconds["eval"] = run("eval", str(dpo_run), "--metrics",
+    seconds["dpo"] = run(
+        dpo_run / "metrics.json", "train", str(recipe), "--output-dir", str(dpo_run)
+    )
+    seconds["eval"] = run(dpo_run / "eval" / "report.json", "eval", str(dpo_run), "--metrics",
                           "pair_accuracy,rougeL,chrf", "--max-new-tokens", str(args.max_new_tokens))  # fmt: skip
     report = json.loads((dpo_run / "eval" / "report.json").read_text())
     reports = {name: json.loads((WORK / f"{name}-pairs.report.json").read_text())

@@ -359,3 +359,17 @@ def test_axolotls_kto_and_orpo_examples_train_as_written(tmp_path: Path, name: s
     result = engine.run(engine.prepare_run(load_recipe(str(config)), str(tmp_path / "run")))
     assert result.metrics["steps"] >= 1 and "rewards" in result.metrics
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+
+
+def test_the_summary_line_of_a_dpo_run_with_held_out_pairs_shows_its_rewards() -> None:
+    # Measured: `ft-plugin train` crashed here after training (a preference loss has no
+    # perplexity), though the run directory was complete.
+    from ft_plugin.engine.run import RunResult
+    from ft_plugin.train.command import summary_line
+
+    metrics = {"train_loss": 0.2391, "eval_loss": 0.1366, "eval_perplexity": None,
+               "tokens_per_second": 210.4, "steps": 40, "wall_seconds": 549.8,
+               "peak_memory_mb": 9410.1, "rewards": {"eval": {"accuracy": 1.0, "margin": 2.2552}}}  # fmt: skip
+    line = summary_line(RunResult(Path("runs/dpo"), metrics))
+    assert "eval_loss 0.1366, held-out reward accuracy 1.000 (margin 2.255)" in line
+    assert "ppl" not in line

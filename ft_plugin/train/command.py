@@ -62,8 +62,12 @@ def summary_line(result: RunResult) -> str:
             f"-> {result.run_dir}"
         )
     parts = [f"train_loss {m['train_loss']:.4f}"]
-    if m.get("eval_loss") is not None:
-        parts.append(f"eval_loss {m['eval_loss']:.4f} (ppl {m['eval_perplexity']:.2f})")
+    if m.get("eval_loss") is not None:  # a preference loss has no perplexity
+        ppl = m.get("eval_perplexity")
+        parts.append(f"eval_loss {m['eval_loss']:.4f}" + (f" (ppl {ppl:.2f})" if ppl else ""))
+    if held_out := m.get("rewards", {}).get("eval"):
+        parts.append(f"held-out reward accuracy {held_out['accuracy']:.3f} "
+                     f"(margin {held_out['margin']:.3f})")  # fmt: skip
     parts.append(f"{m['tokens_per_second']:.0f} tokens/s")
     parts.append(f"{m['steps']} steps in {m['wall_seconds']:.0f}s")
     if "rows_per_step" in m:
