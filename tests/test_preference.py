@@ -373,3 +373,38 @@ def test_the_summary_line_of_a_dpo_run_with_held_out_pairs_shows_its_rewards() -
     line = summary_line(RunResult(Path("runs/dpo"), metrics))
     assert "eval_loss 0.1366, held-out reward accuracy 1.000 (margin 2.255)" in line
     assert "ppl" not in line
+
+
+def test_a_domain_template_is_a_preference_type_whose_pairs_carry_its_prompt(
+    tmp_path: Path,
+) -> None:
+    from ft_plugin.data import build_training_data
+    from ft_plugin.data.templates import load_template
+
+    rows = [{"ask": f"发烧{i}天怎么办？", "chosen": "多喝水，持续不退请就医。", "rejected": f"不知道{i}。"}
+            for i in range(6)] + [{"ask": "No answers here."}]  # fmt: skip
+    data = write_rows(tmp_path / "pairs.jsonl", rows)
+    loaded = load_recipe(str(write_recipe(tmp_path, f"""adapter: lora
+rl: dpo
+datasets:
+  - path: {data}
+    type: medical
+    field_instruction: ask
+chat_template: chatml
+""")))  # fmt: skip
+    data = build_training_data(loaded.recipe, tiny_tokenizer())
+    first = data.train[0]
+    system = load_template("medical").system_prompt.strip()
+    assert first["prompt"].startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n")
+    assert first["prompt"].endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert first["chosen"] == "多喝水，持续不退请就医。<|im_end|>" and first["rejected"].startswith(
+        "不知道"
+    )
+    assert len(data.train) == 6 and data.dropped == {"missing_or_empty_field": 1}
+
+
+def test_kto_does_not_read_a_domain_template(tmp_path: Path) -> None:
+    path = write_recipe(
+        tmp_path, "adapter: lora\nrl: kto\ndatasets:\n  - path: p.jsonl\n    type: medical\n"
+    )
+    assert "medical is not a KTO dataset type" in one_line_error(path)

@@ -4,12 +4,16 @@ Each type reads a row's columns into one shape (system, prompt turns, chosen and
 answers; for KTO one answer and its label) and writes TRL's text columns: `prompt`,
 `chosen`, `rejected` (pairs) or `prompt`, `completion`, `label` (KTO). `chatml.*` and
 `llama3.*` write that chat format's text exactly as Axolotl does; `chat_template.*`
-renders with the model's chat template (or the recipe's `chat_template`).
+renders with the model's chat template (or the recipe's `chat_template`). A domain
+template's name is its preference form: the template writes the system prompt and the
+user turn from the row's fields, and its answer pattern holds `chosen` and `rejected`
+(`field_chosen` / `field_rejected`), so a medical pair trains on the medical prompt.
 """
 
 from __future__ import annotations
 
 import random
+import string
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -150,6 +154,35 @@ def _chat_template_row(row: dict[str, Any], spec: DatasetSection) -> tuple[Turns
     return turns, answer(chosen), answer(rejected)
 
 
+def _domain_template(spec: DatasetSection) -> Any | None:
+    """The domain template a `type:` names (its preference form); None for Axolotl's
+    FORMAT.VARIANT types."""
+    if spec.type.split(".", 1)[0] in (*FORMATS, "chat_template"):
+        return None
+    from .templates import load_template
+
+    return load_template(spec.type)
+
+
+def _template_row(row: dict[str, Any], spec: DatasetSection, template: Any) -> tuple | None:
+    """(system, prompt turns, chosen, rejected) in ``template``'s words: its prompt from
+    the row's fields, each answer through its answer pattern; None when a field is missing."""
+    from .formats import template_mapping
+
+    canonical = template.canonical(row, template_mapping(template, spec))
+    slots = [name for _, name, _, _ in string.Formatter().parse(template.assistant) if name]
+    answers = [row.get(spec.field_chosen or "chosen"), row.get(spec.field_rejected or "rejected")]
+    rendered = [
+        template.render({**canonical, **dict.fromkeys(slots, answer)}) for answer in answers
+    ]
+    if any(isinstance(r, str) for r in rendered) or not all(isinstance(a, str) for a in answers):
+        return None
+    prompt = rendered[0]["prompt"]
+    system = next((m["content"] for m in prompt if m["role"] == "system"), None)
+    turns = [m for m in prompt if m["role"] != "system"]
+    return system, turns, *(r["completion"][0]["content"] for r in rendered)
+
+
 def preference_rows(
     rows: list[dict[str, Any]],
     spec: DatasetSection,
@@ -168,11 +201,15 @@ def preference_rows(
     """
     from jinja2 import TemplateError
 
-    variant = spec.type.split(".", 1)[1]
+    template = None if kto else _domain_template(spec)
+    variant = spec.type.split(".", 1)[-1]
     out, dropped = [], Counter[str]()
     for row in rows:
         system = row.get(spec.field_system or "system") or None
-        if kto:
+        if template is not None:
+            parts = _template_row(row, spec, template)
+            system, turns, *answers = parts or (None, [], None, None)
+        elif kto:
             turns, completion = KTO_FIELDS[variant](row)
             answers = [completion]
         elif spec.type.startswith("chat_template."):
@@ -212,7 +249,9 @@ def build_preference_data(recipe: Recipe, tokenizer: Any | None) -> TrainingData
     seed = shuffle_seed(recipe)
     kto, dedup = recipe.rl == "kto", bool(recipe.dataset_exact_deduplication)
     template = None
-    if tokenizer is not None and any(s.type.startswith("chat_template.") for s in recipe.datasets):
+    if tokenizer is not None and any(
+        s.type.split(".", 1)[0] not in FORMATS for s in recipe.datasets
+    ):
         template = resolve_chat_template(
             recipe.chat_template, recipe.chat_template_jinja, tokenizer
         )

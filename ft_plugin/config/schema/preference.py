@@ -34,13 +34,19 @@ KTO_TYPES = tuple(f"{fmt}.{variant}" for fmt in ("chatml", "llama3") for variant
 
 
 def preference_types(rl: str) -> tuple[str, ...]:
-    """The dataset types a run with ``rl`` reads.
+    """The dataset types a run with ``rl`` reads: Axolotl's, and for pairs the domain
+    templates too (their preference form: the template's prompt, `chosen` and `rejected`
+    answers in its answer pattern).
 
     Example:
         >>> "chatml.intel" in preference_types("dpo"), "chatml.intel" in preference_types("kto")
         (True, True)
+        >>> "medical" in preference_types("dpo"), "medical" in preference_types("kto")
+        (True, False)
     """
-    return KTO_TYPES if rl == "kto" else PAIR_TYPES
+    from ft_plugin import registry
+
+    return KTO_TYPES if rl == "kto" else (*PAIR_TYPES, *registry.templates())
 
 
 class PreferenceSection(Section):
@@ -139,4 +145,5 @@ def _type_advice(rl: str, given: str) -> str:
         return (f"{given} is not a KTO dataset type; rl: kto reads prompt / completion / "
                 f"label rows: use one of {', '.join(KTO_TYPES)}")  # fmt: skip
     return (f"{given} is not a preference dataset type; rl: {rl} reads pairs: use one of "
-            f"{', '.join(PAIR_TYPES)}")  # fmt: skip
+            f"{', '.join(PAIR_TYPES)}, or a domain template (its prompt, with `chosen` and "
+            "`rejected` columns)")  # fmt: skip
