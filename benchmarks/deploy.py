@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--answers", type=int, default=8)
     parser.add_argument("--price-per-hour", type=float, default=0.10)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a trained run in the work folder"
+    )
     parser.add_argument("--measure", choices=SIDES, help=argparse.SUPPRESS)  # one side, in a child
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,8 +183,11 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.run, args.answers)))
         return
     run = WORK / "medical"
-    seconds = {"train": command("train", "medical-lora", "--output-dir", str(run), "--set",
-                                f"max_steps={args.steps}", "--set", "eval_steps=10")}  # fmt: skip
+    if args.reuse and (run / "metrics.json").is_file():
+        seconds: dict[str, Any] = {"train": "reused"}
+    else:
+        seconds = {"train": command("train", "medical-lora", "--output-dir", str(run), "--set",
+                                    f"max_steps={args.steps}", "--set", "eval_steps=10")}  # fmt: skip
     for fmt, quant in (("merged", "f16"), ("gguf", "f16"), ("gguf", "q8_0"), ("gguf", "q4_k_m")):
         seconds[f"export_{fmt}_{quant}"] = command("export", str(run), "--format", fmt, "--quant", quant,
                                                    "--allow-tokenizer-difference")  # fmt: skip

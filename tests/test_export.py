@@ -143,6 +143,14 @@ def test_an_answer_is_compared_up_to_the_runs_first_near_tie() -> None:
         compare("f32", run, Observed(["A dose of 5 mg."], [(1.0, 1)]))
 
 
+def test_an_identical_answer_agrees_even_when_its_settled_part_ends_inside_a_character() -> None:
+    # Measured on the embedded model: a 32-token answer cut inside a Chinese character ends
+    # in U+FFFD, as does the settled part cut earlier; the identical export answer agrees.
+    run = Reference([[{"role": "user", "content": "q"}]], ["q"], [[1, 2]], [[0, 1]],
+                    ["请留下一个\ufffd"], [(1.0, 1)], ["请"])  # fmt: skip
+    assert compare("f32", run, Observed(["请留下一个\ufffd"], [(1.0, 1)])).agreeing == 1
+
+
 def test_compare_names_the_weights_when_perplexity_moves_past_the_tolerance() -> None:
     run = reference()
     assert compare("q4_k_m", run, Observed(["a", "x", "c"], [(2.1, 2)] * 3)).same_answers == 2

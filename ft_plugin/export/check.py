@@ -56,7 +56,7 @@ class Reference:
     def agrees(self, index: int, answer: str) -> bool:
         """Whether ``answer`` is the run's answer ``index``, or starts with its settled
         part when the run's own choice came down to a near-tie."""
-        if self.settled[index] == self.answers[index]:
+        if answer == self.answers[index] or self.settled[index] == self.answers[index]:
             return answer == self.answers[index]
         return answer.startswith(self.settled[index])
 
@@ -140,7 +140,9 @@ def _greedy_settled(model: Any, tokenizer: Any, prompt: list[dict[str, str]],
     margins = [float(step[0].topk(2).values.diff().abs()) for step in out.scores]
     cut = next((i for i, margin in enumerate(margins) if margin < NEAR_TIE), len(new))
     text = tokenizer.decode(new, skip_special_tokens=True).strip()
-    return text, tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
+    # a cut inside a character's bytes decodes to U+FFFD: the settled text stops before it
+    settled = tokenizer.decode(new[:cut], skip_special_tokens=True).strip().rstrip("\ufffd")
+    return text, settled
 
 
 def compare(kind: str, run: Reference, seen: Observed, *,
