@@ -47,16 +47,18 @@ def command(*args: str) -> float:
 def held_out(run: Path, answers: int) -> tuple[Any, list[str], list[tuple[list[int], list[int]]]]:
     """The run's tokenizer, its held-out prompts as rendered text, and each held-out row's
     token ids and answer mask."""
+    from ft_plugin import models
     from ft_plugin.data import build_training_data
     from ft_plugin.data.preview import render_example
-    from ft_plugin.evaluate.targets import load_target
+    from ft_plugin.rundir import RunDir
 
-    target = load_target(str(run), with_baseline=False)
-    rows = list(build_training_data(target.recipe, target.tokenizer).eval)
-    tok = target.tokenizer
+    # the tokenizer and rows only: a side's peak memory is its own model's
+    recipe = RunDir(run).load_recipe().recipe
+    tok = models.load_tokenizer(recipe, models.resolve_base_model(recipe.base_model), quiet=True)
+    rows = list(build_training_data(recipe, tok).eval)
     prompts = [tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
                for r in rows[:answers]]  # fmt: skip
-    rendered = [render_example(tok, r, target.recipe.sequence_len) for r in rows]
+    rendered = [render_example(tok, r, recipe.sequence_len) for r in rows]
     return tok, prompts, [(r.input_ids, r.loss_mask) for r in rendered]
 
 
@@ -189,6 +191,10 @@ def main() -> None:
         seconds = {"train": command("train", "medical-lora", "--output-dir", str(run), "--set",
                                     f"max_steps={args.steps}", "--set", "eval_steps=10")}  # fmt: skip
     for fmt, quant in (("merged", "f16"), ("gguf", "f16"), ("gguf", "q8_0"), ("gguf", "q4_k_m")):
+        done = run / "export" / ("merged" if fmt == "merged" else f"{run.name}-{quant}.gguf")
+        if args.reuse and done.exists():
+            seconds[f"export_{fmt}_{quant}"] = "reused"
+            continue
         seconds[f"export_{fmt}_{quant}"] = command("export", str(run), "--format", fmt, "--quant", quant,
                                                    "--allow-tokenizer-difference")  # fmt: skip
     sides = {}

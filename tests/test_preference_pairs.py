@@ -161,8 +161,32 @@ def test_the_rate_tab_counts_the_usable_pairs() -> None:
     )
 
 
-def test_a_spreadsheet_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    sheet = tmp_path / "ratings_ann.xlsx"
+def test_a_sheet_saved_as_xlsx_gives_the_same_pairs_as_its_csv(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    items = [{"prompt": "2+2?", "base_answer": "5", "tuned_answer": "4"}]
+    sheet = write_human_sheet(items, tmp_path / "ratings.csv", seed=3)
+    four_is_a = next(csv.DictReader(sheet.open(encoding="utf-8")))["answer_a"] == "4"
+    fill(sheet, {"2+2?": ([5, 5, 5], [2, 1, 3]) if four_is_a else ([2, 1, 3], [5, 5, 5])})
+    book = Workbook()  # as a rater saves it from a spreadsheet: scores typed as numbers
+    for row in csv.reader(sheet.open(encoding="utf-8")):
+        book.active.append([int(c) if c.isdigit() else c for c in row])
+    book.save(tmp_path / "ratings_ann.xlsx")
+    (tmp_path / "ratings.key.csv").rename(tmp_path / "ratings_ann.key.csv")
+    from_xlsx = pairs_from_sheets([tmp_path / "ratings_ann.xlsx"])
+    assert [(p["chosen"]["content"], p["rejected"]["content"]) for p in from_xlsx.pairs] == [
+        ("4", "5")
+    ]
+    done = cli("data", "preferences", "--from", str(tmp_path / "ratings_ann.xlsx"),
+               "--output", str(tmp_path / "p.jsonl"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_ods_or_xls_sheet_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    sheet = tmp_path / "ratings_ann.ods"
     sheet.write_bytes(b"PK\x03\x04")
     done = cli("data", "preferences", "--from", str(sheet), "--output", str(tmp_path / "p.jsonl"))
-    assert done.returncode == 2 and "save it from the spreadsheet as CSV (UTF-8)" in done.stderr
+    assert (
+        done.returncode == 2
+        and "save it from the spreadsheet as .xlsx or CSV (UTF-8)" in done.stderr
+    )

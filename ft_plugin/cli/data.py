@@ -81,21 +81,21 @@ def _add_preferences_parser(actions: argparse._SubParsersAction) -> None:
 def _preferences(args: argparse.Namespace) -> int:
     from ft_plugin.evaluate import preference_pairs as build
 
-    if sheets := [s for s in args.source if s.lower().endswith((".xlsx", ".xls", ".ods"))]:
-        raise UserError(f"--from {sheets[0]}: rating sheets are read as CSV; save it from the "
-                        "spreadsheet as CSV (UTF-8) and pass that file")  # fmt: skip
+    if sheets := [s for s in args.source if s.lower().endswith((".xls", ".ods"))]:
+        raise UserError(f"--from {sheets[0]}: rating sheets are read as CSV or .xlsx; save it "
+                        "from the spreadsheet as .xlsx or CSV (UTF-8) and pass that file")  # fmt: skip
     try:
         if args.rejected_from:
             pairs = build.pairs_from_model(_sft_rows(args), build.ModelAnswers(
                 args.rejected_from, args.max_samples, args.max_new_tokens,
                 args.generation_batch_size, args.seed))  # fmt: skip
-        elif all(s.endswith((".csv", ".CSV")) for s in args.source):
+        elif all(s.lower().endswith((".csv", ".xlsx")) for s in args.source):
             pairs = build.pairs_from_sheets(args.source, args.key)
         elif len(args.source) == 1:
             pairs = build.pairs_from_ratings(args.source[0], args.adapter)
         else:
             raise UserError("--from: give one Space data folder or ratings.jsonl, or rating "
-                            "sheets (.csv)")  # fmt: skip
+                            "sheets (.csv, .xlsx)")  # fmt: skip
     except ValueError as exc:  # a sheet's bad cell, as file.csv:ROW: column: why
         raise UserError(str(exc)) from None
     output, report = build.write_pairs(pairs, args.output)

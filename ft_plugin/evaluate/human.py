@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,20 +179,44 @@ def _read_rows(
     ROW is the spreadsheet row number (header = 1), which stays right when a cell
     holds several lines of text.
     """
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        header = [unescape_cell(h).strip() for h in next(reader, [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{path.name}: missing columns: {', '.join(missing)}")
-        rows = []
-        for number, cells in enumerate(reader, start=2):
-            if any(c.strip() for c in cells):
-                values = [unescape_cell(c) for c in cells]
-                values = [v.strip() for v in values] if strip else values
-                row = {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}
-                rows.append((f"{path.name}:{number}", row))
+    reader = _sheet_cells(path)
+    header = [unescape_cell(h).strip() for h in next(reader, [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{path.name}: missing columns: {', '.join(missing)}")
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        if any(c.strip() for c in cells):
+            values = [unescape_cell(c) for c in cells]
+            values = [v.strip() for v in values] if strip else values
+            row = {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}
+            rows.append((f"{path.name}:{number}", row))
     return rows
+
+
+def _sheet_cells(path: Path) -> Iterator[list[str]]:
+    """Each row's cells as text: a CSV as written, or the first sheet of an ``.xlsx`` a
+    rater saved from a spreadsheet (openpyxl; a typed 4 reads as "4")."""
+    if path.suffix.lower() != ".xlsx":
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            yield from csv.reader(f)
+        return
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        for values in book.worksheets[0].iter_rows(values_only=True):
+            yield [_cell_text(v) for v in values]
+    finally:
+        book.close()
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def read_human_sheet(path: str | Path) -> list[dict[str, str]]:
