@@ -42,10 +42,12 @@ def deploy_section(result: dict, header: list[str]) -> list[str]:
               "loads (base weights + adapter for the first row). 1,000 answers: machine-hours "
               f"at the median answer time, and their cost at ${s['price_per_hour']:.2f} per hour "
               "(an assumed price for a 2-vCPU machine; scale it to yours). Peak RSS is the "
-              "whole process (Python, torch, the tokenizer).", ""]  # fmt: skip
+              "whole process: Python, torch, datasets and the tokenizer in every row, and in the "
+              "GGUF rows also llama.cpp's logits at every position, which the perplexity reads.",
+              ""]  # fmt: skip
     if notes:
-        lines += ["Every export passed `ft-plugin export`'s own check against the run "
-                  "(answers and perplexity) except that llama.cpp tokenizes some held-out prompts "
-                  f"otherwise than training did ({'; '.join(notes)} prompts; README, Deployment): "
-                  "the perplexities above score the run's own token ids.", ""]  # fmt: skip
+        lines += ["Every export passed `ft-plugin export`'s check against the run, run with "
+                  "`--allow-tokenizer-difference`: llama.cpp tokenizes some held-out prompts "
+                  f"otherwise than training did ({'; '.join(notes)} prompts; README, Deployment). "
+                  "The perplexities above score the run's own token ids.", ""]  # fmt: skip
     return lines
