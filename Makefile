@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 # its source release, and llama.cpp's own converters (convert_hf_to_gguf.py, its conversion/
 # and gguf-py) taken from the same release into $(LLAMA_TREE), where `ft-plugin export`
 # looks. The default native build's AMX / AVX-512 kernels crash on some CPUs (this machine's
-# among them), so the build names its instruction sets; 4.5 minutes of CPU time here (2 cores), once:
+# among them), so the build names its instruction sets; 2 min 45 s on this machine's 2 cores, once:
 # the wheel is kept in $(LLAMA_CACHE).
 LLAMA_CPP_VERSION ?= 0.3.36
 LLAMA_SDIST = $(LLAMA_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
