@@ -462,3 +462,15 @@ def test_a_full_fine_tune_exports_its_own_weights(tmp_path: Path, smol_base: Pat
     assert (result.folder / "merged" / "model.safetensors").read_bytes() == (
         run / "model.safetensors"
     ).read_bytes()
+
+
+@pytest.mark.slow  # trains a tiny QLoRA run and exports it: tens of seconds
+def test_a_qlora_run_exports_as_its_adapter_over_the_full_precision_base(
+    tmp_path: Path, smol_base: Path
+) -> None:
+    # merging dequantizes (ft-plugin merge); the check compares with what the merge means,
+    # not with the 4-bit run, which differs by the quantization error
+    require("bitsandbytes", "the qlora extra")
+    run = trained(tmp_path, smol_base, ENGLISH, adapter="qlora")
+    result = export_run(run, "merged")
+    assert result.check.agreeing == 4 and abs(result.check.perplexity_change) < 1e-3

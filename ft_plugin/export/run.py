@@ -95,7 +95,9 @@ def _check_adapter_gguf(run_dir: Path, fmt: str) -> None:
 def _run_reference(run_dir: Path, rows: int, max_new_tokens: int) -> check.Reference:
     from ft_plugin.evaluate.targets import load_target
 
-    target = load_target(str(run_dir), with_baseline=False)
+    # A QLoRA run is compared as its adapter over the full-precision base: what merging
+    # (and so every export) gives; the 4-bit run differs from it by the quantization error.
+    target = load_target(str(run_dir), with_baseline=False, quantized=False)
     examples = [e for e in _check_examples(target, max(rows, SCORED_ROWS)) if "prompt" in e]
     if not examples:
         raise UserError(f"{run_dir}: its rows have no prompts to compare answers on")
