@@ -30,6 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, save  # noqa: E402
 
+from ft_plugin.export.run import gguf_name  # noqa: E402
+
 WORK = Path(os.environ.get("BENCH_DEPLOY_WORK", REPO / "runs" / "bench-deploy"))
 FT = str(Path(sys.executable).parent / "ft-plugin")
 SIDES = ("hf-adapter", "merged", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m")
@@ -70,7 +72,7 @@ def measure(side: str, run: Path, answers: int) -> dict[str, Any]:
     tok, prompts, scored = held_out(run, answers)
     stops = tok.convert_tokens_to_ids([tok.eos_token, "<|im_end|>"])
     if side.startswith("gguf-"):
-        path = run / "export" / f"{run.name}-{side[5:]}.gguf"
+        path = run / "export" / gguf_name(run, side[5:])
         timing, nll = _llama_cpp(path, tok, prompts, scored, stops)
         size = path.stat().st_size
     else:
@@ -108,7 +110,7 @@ def _transformers(
 ) -> tuple[dict, list]:
     import torch
 
-    from ft_plugin.export.check import nll_from_logits
+    from ft_plugin.export.check import hf_nll
 
     first, whole = [], []
     bar = [[s] for s in stops]  # bad_words_ids: the end of turn is never picked
@@ -124,12 +126,7 @@ def _transformers(
                                      bad_words_ids=bar, pad_token_id=tok.pad_token_id)  # fmt: skip
             times.append(time.perf_counter() - started)
             assert out.shape[1] - ids["input_ids"].shape[1] == count
-    nll = []
-    for ids, mask in scored:
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids])).logits[0].double().numpy()
-        nll.append(nll_from_logits(logits, ids, mask))
-    return _timing(first, whole), nll
+    return _timing(first, whole), [hf_nll(model, ids, mask) for ids, mask in scored]
 
 
 def _llama_cpp(
@@ -137,7 +134,7 @@ def _llama_cpp(
 ) -> tuple[dict, list]:
     from llama_cpp import Llama
 
-    from ft_plugin.export.check import nll_from_logits
+    from ft_plugin.export.gguf_check import llama_nll
 
     context = max(len(ids) for ids, _ in scored) + NEW_TOKENS + 64
     llm = Llama(
@@ -155,11 +152,7 @@ def _llama_cpp(
             times.append(time.perf_counter() - started)
             # llama-cpp-python's usage counts one token more than max_tokens writes at 128
             assert out["usage"]["completion_tokens"] in (count, count + 1), out["usage"]
-    nll = []
-    for ids, mask in scored:
-        llm.reset()
-        llm.eval(ids)
-        nll.append(nll_from_logits(llm.scores[: len(ids)], ids, mask))
+    nll = [llama_nll(llm, ids, mask) for ids, mask in scored]
     llm.close()
     return _timing(first, whole), nll
 
@@ -191,7 +184,7 @@ def main() -> None:
         seconds = {"train": command("train", "medical-lora", "--output-dir", str(run), "--set",
                                     f"max_steps={args.steps}", "--set", "eval_steps=10")}  # fmt: skip
     for fmt, quant in (("merged", "f16"), ("gguf", "f16"), ("gguf", "q8_0"), ("gguf", "q4_k_m")):
-        done = run / "export" / ("merged" if fmt == "merged" else f"{run.name}-{quant}.gguf")
+        done = run / "export" / ("merged" if fmt == "merged" else gguf_name(run, quant))
         if args.reuse and done.exists():
             seconds[f"export_{fmt}_{quant}"] = "reused"
             continue

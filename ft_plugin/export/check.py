@@ -192,11 +192,12 @@ def check_merged(folder: Any, run: Reference, max_new_tokens: int) -> CheckResul
             out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
         new = out[0, inputs["input_ids"].shape[1] :]
         answers.append(tokenizer.decode(new, skip_special_tokens=True).strip())
-    nll = [_hf_nll(model, ids, scored) for ids, scored in zip(run.ids, run.scored, strict=True)]
+    nll = [hf_nll(model, ids, scored) for ids, scored in zip(run.ids, run.scored, strict=True)]
     return compare("merged", run, Observed(answers, nll))
 
 
-def _hf_nll(model: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
+def hf_nll(model: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
+    """A transformers model's summed NLL of the scored tokens of ``ids``."""
     import torch
 
     with torch.inference_mode():

@@ -32,14 +32,18 @@ def check_gguf(path: Path, tokenizer: Any, run: Reference, max_new_tokens: int, 
         _same_stops(llm, tokenizer, path)
         differences = _token_differences(llm, tokenizer, run.texts)
         answers = [_greedy(llm, p, max_new_tokens) for p in run.prompts[: len(run.answers)]]
-        nll = []
-        for ids, scored in zip(run.ids, run.scored, strict=True):
-            llm.reset()
-            llm.eval(ids)
-            nll.append(nll_from_logits(llm.scores[: len(ids)], ids, scored))
+        nll = [llama_nll(llm, ids, scored) for ids, scored in zip(run.ids, run.scored, strict=True)]
     finally:
         llm.close()
     return Observed(answers, nll, differences)
+
+
+def llama_nll(llm: Any, ids: list[int], scored: list[int]) -> tuple[float, int]:
+    """llama.cpp's summed NLL of the scored tokens of ``ids`` (``llm`` built with
+    ``logits_all=True``), from a fresh context."""
+    llm.reset()
+    llm.eval(ids)
+    return nll_from_logits(llm.scores[: len(ids)], ids, scored)
 
 
 def _greedy(llm: Any, prompt: list[dict[str, str]], max_new_tokens: int) -> str:

@@ -134,7 +134,7 @@ def _export_gguf(run_dir: Path, staging: Path, run: check.Reference, fmt: str, t
     if settings.adapter_gguf:
         name, adapter, tokenizer = _adapter_ggufs(run_dir, staging, quant, tree)
     else:
-        merged, name, adapter = staging / ".merged", f"{stem}-{quant}.gguf", None
+        merged, name, adapter = staging / ".merged", gguf_name(run_dir, quant), None
         tokenizer = write_merged(run_dir, merged)
         _gguf_of(merged, staging / name, quant, tree)
         shutil.rmtree(merged)
@@ -150,6 +150,16 @@ def _export_gguf(run_dir: Path, staging: Path, run: check.Reference, fmt: str, t
         files.append("Modelfile")
         command = f"ollama create {stem} -f Modelfile"
     return ExportResult(staging, files, result, command)
+
+
+def gguf_name(run_dir: Path, quant: str) -> str:
+    """The file name of ``run_dir``'s merged GGUF of ``quant`` in its export folder.
+
+    Example:
+        >>> gguf_name(Path("runs/medical-lora"), "q4_k_m")
+        'medical-lora-q4_k_m.gguf'
+    """
+    return f"{run_dir.resolve().name}-{quant}.gguf"
 
 
 def _gguf_of(folder: Path, target: Path, quant: str, tree: Path) -> Path:

@@ -328,12 +328,12 @@ class TrainingService:
             service.export_gguf(OWNER, run_id, "q8_0")  # (PosixPath('…/run-q8_0.gguf'), '4/4 …')
         """
         from ft_plugin.export import QUANTS, export_run
-        from ft_plugin.export.run import exported_files
+        from ft_plugin.export.run import exported_files, gguf_name
 
         run_dir = self.finished_run(caller, job_id, "export")
         if quant not in QUANTS:
             raise UserError(f"quantization {quant!r:.20}: choose one of {', '.join(QUANTS)}")
-        folder, name = run_dir / "export", f"{run_dir.resolve().name}-{quant}.gguf"
+        folder, name = run_dir / "export", gguf_name(run_dir, quant)
         record = exported_files(folder).get(name)
         if record is None or not (folder / name).is_file():
             # A tokenizer difference is kept and shown: the owner asked for the file.
