@@ -206,11 +206,17 @@ def lora_run(smol_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def f32_export(lora_run: Path):  # noqa: ANN201
+    """The LoRA run exported once as an f32 GGUF (the export's result)."""
+    return export_run(lora_run, "gguf", quant="f32")
+
+
 @pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
-def test_a_gguf_export_answers_as_the_run_in_llama_cpp_itself(lora_run: Path) -> None:
+def test_a_gguf_export_answers_as_the_run_in_llama_cpp_itself(lora_run: Path, f32_export) -> None:  # noqa: ANN001
     from gguf import GGUFReader
 
-    result = export_run(lora_run, "gguf", quant="f32")
+    result = f32_export
     gguf = result.folder / "run-f32.gguf"
     assert result.files == ["run-f32.gguf", "export.json"] and gguf.is_file()
     assert result.check.agreeing == result.check.answered == 4
@@ -231,14 +237,14 @@ def test_a_gguf_export_answers_as_the_run_in_llama_cpp_itself(lora_run: Path) ->
 @pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
 def test_transformers_reads_the_same_weights_from_the_gguf_as_from_the_merged_folder(
     lora_run: Path,
+    f32_export,  # noqa: ANN001
 ) -> None:
     """A second reader, independent of llama.cpp: transformers' GGUF loader."""
     from transformers import AutoModelForCausalLM
 
     merged = export_run(lora_run, "merged")
     folder = merged.folder / "merged"
-    if not (merged.folder / "run-f32.gguf").is_file():
-        export_run(lora_run, "gguf", quant="f32")
+    assert (f32_export.folder / "run-f32.gguf").is_file()
     ids = torch.tensor([AutoTokenizer.from_pretrained(folder)("What is 2 plus 3?")["input_ids"]])
     with torch.inference_mode():
         plain = AutoModelForCausalLM.from_pretrained(folder).eval()(ids).logits
@@ -301,13 +307,14 @@ def test_the_adapter_travels_alone_as_llama_cpps_lora_for_ollamas_adapter(lora_r
 
 
 @pytest.mark.slow  # trains a tiny run and exports it: tens of seconds
-def test_a_gguf_with_another_template_or_stop_token_is_refused_by_name(lora_run: Path) -> None:
+def test_a_gguf_with_another_template_or_stop_token_is_refused_by_name(
+    lora_run: Path,
+    f32_export,  # noqa: ANN001
+) -> None:
     from ft_plugin.export.gguf_check import check_gguf
     from ft_plugin.export.run import _run_reference
 
-    gguf = lora_run / "export" / "run-f32.gguf"
-    if not gguf.is_file():
-        export_run(lora_run, "gguf", quant="f32")
+    gguf = f32_export.folder / "run-f32.gguf"
     run = _run_reference(lora_run, 1, 4)
     tokenizer = AutoTokenizer.from_pretrained(lora_run)
     tokenizer.chat_template = CHATML
